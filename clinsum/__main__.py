@@ -1,0 +1,3 @@
+from clinsum.cli import main
+
+main()

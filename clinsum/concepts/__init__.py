@@ -1,0 +1,1 @@
+"""Medical concept extraction (terminology, matching, assertion)."""

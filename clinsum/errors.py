@@ -1,0 +1,67 @@
+"""clinsum's exceptions.
+
+    ClinsumError
+    ├── InputError          bad notes, summaries, ratings or config; names file, line, field
+    ├── ConfigError         an invalid run configuration or provider option
+    ├── StoreError          the SQLite store cannot be opened or is from a newer clinsum
+    └── ProviderError       a provider call failed; ``kind`` tells the runner what to do
+        ├── RateLimited     retry after ``retry_after`` seconds (or backoff)
+        ├── TransientError  retry with backoff (5xx, timeouts, connection reset)
+        └── FatalError      do not retry (auth, bad request, unknown model, context too long)
+            └── SetupError  the provider cannot be built: missing package, credentials or host
+
+Provider SDK exceptions are converted to these at the provider boundary; nothing
+above the providers sees an SDK exception type.
+"""
+
+from __future__ import annotations
+
+
+class ClinsumError(Exception):
+    """Base of every error clinsum raises on purpose."""
+
+
+class InputError(ClinsumError):
+    """A record in an input file is invalid."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
+                 field: str | None = None) -> None:
+        self.path, self.line, self.field = path, line, field
+        where = ":".join(str(p) for p in (path, line) if p is not None)
+        prefix = f"{where}: " if where else ""
+        suffix = f" (field '{field}')" if field else ""
+        super().__init__(f"{prefix}{message}{suffix}")
+
+
+class ConfigError(ClinsumError):
+    """The run configuration is invalid."""
+
+
+class StoreError(ClinsumError):
+    """The store cannot be used."""
+
+
+class ProviderError(ClinsumError):
+    """A provider call failed."""
+
+    retryable = False
+
+
+class RateLimited(ProviderError):
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TransientError(ProviderError):
+    retryable = True
+
+
+class FatalError(ProviderError):
+    retryable = False
+
+
+class SetupError(FatalError):
+    """The provider cannot be built; the message says exactly how to fix it."""

@@ -1,0 +1,5 @@
+"""Evaluators turn a note and its summary into ``Score``s."""
+
+from clinsum.evaluators.base import Evaluator, score
+
+__all__ = ["Evaluator", "score"]

@@ -1,0 +1,130 @@
+"""The provider protocol: one async method that turns a request into a generation.
+
+A provider is built from a spec (``name:model``) and options by a factory in the
+registry. It classifies its own failures by raising ``RateLimited``,
+``TransientError`` or ``FatalError`` (``clinsum.errors``); it never retries:
+the dispatcher alone does, in one bounded loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from clinsum.errors import ConfigError
+from clinsum.records import Note
+
+
+class ProviderOptions(BaseModel):
+    """Options every provider understands; a provider may subclass to add its own.
+
+    Unknown options are refused (``extra="forbid"``) so that a typo in a config
+    file fails loudly instead of being silently ignored.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float = 0.0
+    """0 by default: deterministic where the provider allows it."""
+    max_output_tokens: int = 1024
+    seed: int | None = None
+    system_prompt: str | None = None
+    timeout_s: float = 120.0
+    concurrency: int = 4
+    """Maximum calls in flight to this provider at once."""
+
+
+class Request(BaseModel):
+    """What the dispatcher asks of a provider."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prompt: str
+    system: str | None = None
+    """System instructions; overrides ``ProviderOptions.system_prompt`` when set."""
+    json_schema: dict[str, Any] | None = None
+    """When set, the answer must be JSON matching this schema (native structured output)."""
+    temperature: float | None = None
+    """Overrides the provider's temperature for this call (judge sampling)."""
+    sample: int = 0
+    """Sample index: distinct samples of the same prompt are distinct cache entries."""
+    note: Note | None = None
+    """The note being summarized, for local providers that work on the note itself
+    (extractive baselines, replay). LLM providers read only ``prompt``."""
+
+
+class Generation(BaseModel):
+    """What a provider returns for one request."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    latency_s: float | None = None
+    request_id: str | None = None
+    model: str | None = None
+    """The model that actually answered, as the provider reports it."""
+    cached: bool = Field(default=False, exclude=True)
+    """True when the dispatcher served this from the response cache."""
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """Anything that can answer a ``Request``.
+
+    ``spec`` is the full spec string (``ollama:llama3.1:8b``); ``options`` the
+    validated options; ``local`` is True when no byte of a request leaves the
+    machine (the offline mode accepts only local providers).
+    """
+
+    spec: str
+    options: ProviderOptions
+    local: bool
+
+    async def generate(self, request: Request) -> Generation: ...
+
+
+class BaseProvider:
+    """Shared plumbing for providers: spec, options, and the cache switch."""
+
+    options_model: ClassVar[type[ProviderOptions]] = ProviderOptions
+    local: bool = False
+    cacheable: ClassVar[bool] = True
+    """False for providers whose answers cost nothing to recompute (replay)."""
+
+    def __init__(self, spec: str, options: ProviderOptions | dict[str, Any] | None = None) -> None:
+        self.spec = spec
+        self.name, self.model = parse_spec(spec)
+        if isinstance(options, ProviderOptions):
+            options = options.model_dump(exclude_unset=True)
+        try:
+            self.options = self.options_model(**(options or {}))
+        except ValueError as exc:
+            raise ConfigError(f"invalid options for provider '{spec}': {exc}") from exc
+
+    def system_for(self, request: Request) -> str | None:
+        return request.system if request.system is not None else self.options.system_prompt
+
+    def temperature_for(self, request: Request) -> float:
+        return request.temperature if request.temperature is not None else self.options.temperature
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.spec}>"
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """Split ``name:model``; everything after the first colon is the model.
+
+    >>> parse_spec("ollama:llama3.1:8b")
+    ('ollama', 'llama3.1:8b')
+    """
+    name, sep, model = spec.partition(":")
+    if not sep or not name or not model:
+        raise ConfigError(
+            f"invalid provider spec '{spec}': expected NAME:MODEL, "
+            "for example 'extractive:lead' or 'ollama:llama3.1:8b'"
+        )
+    return name.strip().lower(), model.strip()

@@ -1,0 +1,61 @@
+"""Which provider name builds which provider, without importing any SDK early.
+
+Built-in providers are named by ``module:function`` strings and imported only
+when a spec asks for them, so ``clinsum --help`` stays fast whatever is
+installed. Third-party packages add providers through the ``clinsum.providers``
+entry-point group: the entry point's name is the provider name and its object a
+factory ``(spec: str, options: dict) -> Provider``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+
+from clinsum.errors import ConfigError
+from clinsum.providers.base import Provider, parse_spec
+
+Factory = Callable[[str, dict[str, Any]], Provider]
+
+BUILTIN: dict[str, str] = {
+    "extractive": "clinsum.providers.extractive:create",
+    "replay": "clinsum.providers.replay:create",
+    "anthropic": "clinsum.providers.anthropic:create",
+    "vertex": "clinsum.providers.vertex:create",
+    "langchain": "clinsum.providers.langchain:create",
+    "ollama": "clinsum.providers.ollama:create",
+}
+"""Built-in providers: name -> ``module:factory``, imported lazily."""
+
+ENTRY_POINT_GROUP = "clinsum.providers"
+
+
+def available() -> dict[str, str]:
+    """Every provider name known, built-in and from entry points, with its target."""
+    names = dict(BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        names.setdefault(ep.name, ep.value)
+    return names
+
+
+def _load(target: str) -> Factory:
+    module_name, _, attr = target.partition(":")
+    module = importlib.import_module(module_name)
+    factory: Factory = getattr(module, attr)
+    return factory
+
+
+def create(spec: str, options: dict[str, Any] | None = None) -> Provider:
+    """Build the provider a spec names, with its options."""
+    name, _ = parse_spec(spec)
+    if name in BUILTIN:
+        factory = _load(BUILTIN[name])
+    else:
+        matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+        if not matches:
+            known = ", ".join(sorted(available()))
+            raise ConfigError(f"unknown provider '{name}' in spec '{spec}'; known providers: {known}")
+        factory = matches[0].load()
+    return factory(spec, dict(options or {}))

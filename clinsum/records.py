@@ -1,0 +1,117 @@
+"""The records that flow through clinsum, one stage to the next.
+
+Every file clinsum reads or writes uses the JSON form of these models, and the
+store keeps them as they are. All are frozen: a stage returns new records and
+never edits the ones it was given. Each carries ``schema_version`` so that a
+record written by an older clinsum can be recognised and migrated.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SCHEMA_VERSION = 1
+
+Assertion = Literal["present", "negated", "possible", "historical", "family", "hypothetical"]
+SemanticGroup = Literal["disorder", "finding", "drug", "procedure", "test", "anatomy", "device"]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    """Version of the record layout that wrote this record."""
+
+
+class Note(Record):
+    """A source text to be summarized."""
+
+    id: str = Field(min_length=1)
+    """Stable identifier, unique within a notes file."""
+    text: str
+    """The source text (a visit note, a dialogue, a discharge letter...)."""
+    reference: str | None = None
+    """A human-written reference summary, when there is one."""
+    key_concepts: list[str] | None = None
+    """Clinician-chosen phrases that a good summary must keep."""
+    meta: dict[str, Any] = Field(default_factory=dict)
+    """Free metadata: specialty, note type, section, source data set."""
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("text is empty")
+        return text
+
+
+class Usage(Record):
+    """What a provider call consumed."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    """Filled only where the model's price is known; never guessed."""
+
+
+class Summary(Record):
+    """One system's summary of one note, or the error that prevented it."""
+
+    note_id: str = Field(min_length=1)
+    system: str = Field(min_length=1)
+    """A provider spec (``anthropic:claude-sonnet-4-5``), ``production`` or ``reference``."""
+    text: str = ""
+    usage: Usage = Field(default_factory=Usage)
+    latency_s: float | None = None
+    error: str | None = None
+    """Why the summary could not be produced; ``text`` is empty when set."""
+    request_id: str | None = None
+    """The provider's own id for the call, for tracing it in their console."""
+    prompt_version: str | None = None
+    """Version of the prompt template that produced the summary."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Score(Record):
+    """One number about one summary, from one evaluator."""
+
+    note_id: str
+    system: str
+    metric: str
+    value: float | None
+    """None when the metric does not apply (for example ROUGE without a reference)."""
+    evaluator: str
+    version: str
+    """Evaluator version; changes when its logic, prompt or rubric change."""
+    detail: dict[str, Any] = Field(default_factory=dict)
+    """The evidence behind the number (concepts matched, judge rationale...)."""
+
+
+class Rating(Record):
+    """A human judgement of one summary on one dimension."""
+
+    note_id: str = Field(min_length=1)
+    system: str = Field(min_length=1)
+    rater: str = Field(min_length=1)
+    dimension: str = Field(min_length=1)
+    value: float
+    comment: str | None = None
+
+
+class Mention(Record):
+    """A medical concept found in a text."""
+
+    start: int
+    end: int
+    text: str
+    concept_id: str
+    """Source-prefixed id, for example ``mesh:D003924``."""
+    name: str
+    """Preferred name of the concept."""
+    group: SemanticGroup
+    assertion: Assertion = "present"
