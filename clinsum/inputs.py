@@ -1,0 +1,477 @@
+"""Reading notes and summaries from files, and writing outputs atomically.
+
+Formats read:
+
+- JSONL (``.jsonl``, ``.ndjson``, ``.json`` holding one object a line);
+- CSV with a header row (``.csv``); empty cells mean "absent", and the cells
+  ``meta`` and ``usage`` hold a JSON object, ``key_concepts`` a JSON list or a
+  ``;``-separated list;
+- for notes only, a folder of ``.txt`` files (or one ``.txt`` file), the id
+  being the file stem.
+
+Every problem is an :class:`~clinsum.errors.InputError` that names the file, the
+line as an editor shows it (the CSV header is line 1) and, where there is one,
+the field. Without ``skip_invalid`` the first bad record raises and nothing is
+returned; with it, bad records are collected in ``Loaded.skipped`` and the good
+ones are kept. Problems with the file as a whole (missing, unknown columns in a
+CSV header, broken CSV quoting) always raise.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import json
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from clinsum.errors import InputError
+from clinsum.records import Note, Record, Summary
+
+__all__ = [
+    "NOTE_FIELDS",
+    "SUMMARY_FIELDS",
+    "Loaded",
+    "atomic_output",
+    "load_notes",
+    "load_summaries",
+    "read_rows",
+    "write_csv",
+    "write_jsonl",
+]
+
+R = TypeVar("R", bound=Record)
+
+NOTE_FIELDS = ("id", "text", "reference", "key_concepts", "meta", "schema_version")
+SUMMARY_FIELDS = ("note_id", "system", "text", "usage", "latency_s", "error", "request_id",
+                  "prompt_version", "schema_version")
+
+_JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
+_CSV_OBJECT_COLUMNS = ("meta", "usage")
+_CSV_LIST_COLUMNS = ("key_concepts",)
+# Bytes that are not UTF-8 decode (with "surrogateescape") to these code points.
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[R]):
+    """Records read from a file, and the bad records that were skipped."""
+
+    records: list[R]
+    skipped: list[InputError] = field(default_factory=list)
+
+
+# -- decoding ------------------------------------------------------------------------------
+
+
+class _Source:
+    """A file's text, split into editor lines, remembering where bytes were not UTF-8.
+
+    Bad bytes are kept as surrogates so that one bad line does not stop the
+    others from being read; each record that touches a bad line is refused with
+    the byte, its offset in the file, and its line and column.
+    """
+
+    def __init__(self, path: Path, data: bytes) -> None:
+        self.path = path
+        self.bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+        self.text = data[self.bom:].decode("utf-8", errors="surrogateescape")
+        self.lines = self.text.split("\n")
+        self.has_bad_bytes = _UNDECODABLE.search(self.text) is not None
+
+    @classmethod
+    def read(cls, path: Path) -> _Source:
+        try:
+            return cls(path, path.read_bytes())
+        except FileNotFoundError:
+            raise InputError("file not found", path=str(path)) from None
+        except IsADirectoryError:
+            raise InputError("is a folder, expected a file", path=str(path)) from None
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror}", path=str(path)) from None
+
+    def bad_byte(self, first_line: int, last_line: int) -> str | None:
+        """Describe the first non-UTF-8 byte on lines first..last (1-based), if any."""
+        if not self.has_bad_bytes:
+            return None
+        for number in range(first_line, min(last_line, len(self.lines)) + 1):
+            line = self.lines[number - 1]
+            match = _UNDECODABLE.search(line)
+            if match is None:
+                continue
+            before = sum(len(_bytes(text)) + 1 for text in self.lines[: number - 1])
+            offset = self.bom + before + len(_bytes(line[: match.start()]))
+            byte = ord(match.group()) - 0xDC00
+            return (f"byte 0x{byte:02x} at byte offset {offset} (line {number}, column "
+                    f"{match.start() + 1}) is not valid UTF-8; save the file as UTF-8")
+        return None
+
+
+class _Problem(Exception):
+    """A bad record, before the file and line are known (they are added by the caller)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.field = message, field
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", errors="surrogateescape")
+
+
+def _field_with_bad_byte(row: Mapping[str, Any]) -> str | None:
+    for key, value in row.items():
+        if _UNDECODABLE.search(json.dumps(value, ensure_ascii=False)):
+            return key
+    return None
+
+
+# -- rows ----------------------------------------------------------------------------------
+
+# (file, line, row or the error that replaced it); the file differs per row in a .txt folder.
+_Row = tuple[str, int, "dict[str, Any] | InputError"]
+
+
+def read_rows(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line, row)`` for each record of a JSONL or CSV file.
+
+    Raises :class:`InputError` (file, line, field) at the first bad record.
+    """
+    for _, line, row in _rows(Path(path)):
+        if isinstance(row, InputError):
+            raise row
+        yield line, row
+
+
+def _rows(path: Path) -> Iterator[_Row]:
+    """Rows with bad records yielded as errors (so a caller may skip them)."""
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        raise InputError("is a folder, expected a .jsonl or .csv file", path=str(path))
+    if suffix in _JSONL_SUFFIXES:
+        return _jsonl_rows(_Source.read(path))
+    if suffix == ".csv":
+        return _csv_rows(_Source.read(path))
+    raise InputError(f"unsupported file type '{suffix or path.name}'; use .jsonl or .csv",
+                     path=str(path))
+
+
+def _jsonl_rows(source: _Source) -> Iterator[_Row]:
+    path = str(source.path)
+    for number, line in enumerate(source.lines, start=1):
+        if not line.strip():
+            continue
+        bad_byte = source.bad_byte(number, number)
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if bad_byte:
+                yield path, number, InputError(bad_byte, path=path, line=number)
+                continue
+            if number == 1 and line.lstrip().startswith("["):
+                raise InputError("holds a JSON array; clinsum reads JSONL, one JSON object a line",
+                                 path=path, line=number) from None
+            yield path, number, InputError(f"invalid JSON: {exc.msg} (column {exc.colno})",
+                                     path=path, line=number)
+            continue
+        if not isinstance(row, dict):
+            yield path, number, InputError(f"expected a JSON object, got {_json_type(row)}",
+                                     path=path, line=number)
+        elif bad_byte:
+            yield path, number, InputError(bad_byte, path=path, line=number, field=_field_with_bad_byte(row))
+        else:
+            yield path, number, row
+
+
+def _csv_rows(source: _Source) -> Iterator[_Row]:
+    path = str(source.path)
+    lines = (text + "\n" for text in source.lines)
+    reader = csv.reader(lines, strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise InputError(f"invalid CSV header: {exc}", path=path, line=1) from None
+    if header is None or not any(cell.strip() for cell in header):
+        return
+    if source.bad_byte(1, reader.line_num):
+        raise InputError(str(source.bad_byte(1, reader.line_num)), path=path, line=1)
+    columns = [cell.strip() for cell in header]
+    for position, name in enumerate(columns, start=1):
+        if not name:
+            raise InputError(f"column {position} of the header has no name", path=path, line=1)
+    duplicated = sorted({name for name in columns if columns.count(name) > 1})
+    if duplicated:
+        raise InputError(f"duplicate column(s) in header: {', '.join(duplicated)}", path=path, line=1)
+    last = reader.line_num
+    while True:
+        first = last + 1
+        try:
+            cells = next(reader, None)
+        except csv.Error as exc:
+            # Broken quoting leaves no reliable record boundary: refuse the file.
+            raise InputError(f"invalid CSV: {exc}", path=path, line=first) from None
+        if cells is None:
+            return
+        last = reader.line_num
+        if not cells or not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) != len(columns):
+            yield path, first, InputError(f"row has {len(cells)} cells, the header has {len(columns)}",
+                                          path=path, line=first)
+            continue
+        row: dict[str, Any] = {name: (cell if cell.strip() else None)
+                               for name, cell in zip(columns, cells, strict=True)}
+        bad_byte = source.bad_byte(first, last)
+        if bad_byte:
+            yield path, first, InputError(bad_byte, path=path, line=first, field=_field_with_bad_byte(row))
+            continue
+        try:
+            yield path, first, _decode_csv_cells(row)
+        except _Problem as exc:
+            yield path, first, InputError(exc.message, path=path, line=first, field=exc.field)
+
+
+def _decode_csv_cells(row: dict[str, Any]) -> dict[str, Any]:
+    """CSV cells that hold structure: a JSON object, or a list (JSON or ``;``-separated)."""
+    for name in _CSV_OBJECT_COLUMNS:
+        cell = row.get(name)
+        if cell is None:
+            continue
+        try:
+            value = json.loads(cell)
+        except json.JSONDecodeError as exc:
+            raise _Problem(f"expected a JSON object in the cell: {exc.msg}", field=name) from None
+        if not isinstance(value, dict):
+            raise _Problem(f"expected a JSON object in the cell, got {_json_type(value)}", field=name)
+        row[name] = value
+    for name in _CSV_LIST_COLUMNS:
+        cell = row.get(name)
+        if cell is None:
+            continue
+        if cell.lstrip().startswith("["):
+            try:
+                row[name] = json.loads(cell)
+            except json.JSONDecodeError as exc:
+                raise _Problem(f"invalid JSON list in the cell: {exc.msg}", field=name) from None
+        else:
+            row[name] = [item.strip() for item in cell.split(";") if item.strip()]
+    return row
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+# -- records -------------------------------------------------------------------------------
+
+
+def load_notes(path: Path | str, *, skip_invalid: bool = False) -> Loaded[Note]:
+    """Read notes from JSONL, CSV, a ``.txt`` file or a folder of ``.txt`` files."""
+    path = Path(path)
+    rows = _text_file_rows(path) if path.is_dir() or path.suffix.lower() == ".txt" else _rows(path)
+    return _collect(path, rows, _note_from_row, lambda note: note.id, skip_invalid, what="notes")
+
+
+def load_summaries(path: Path | str, *, skip_invalid: bool = False) -> Loaded[Summary]:
+    """Read summaries made elsewhere from JSONL or CSV: ``{"note_id", "system", "text", ...}``."""
+    path = Path(path)
+    return _collect(path, _rows(path), _summary_from_row, lambda s: (s.note_id, s.system),
+                    skip_invalid, what="summaries")
+
+
+def _collect(path: Path, rows: Iterator[_Row], build: Callable[[dict[str, Any]], R],
+             key: Callable[[R], str | tuple[str, str]], skip_invalid: bool, *, what: str) -> Loaded[R]:
+    records: list[R] = []
+    skipped: list[InputError] = []
+    first_line: dict[str | tuple[str, str], int] = {}
+    seen_any = False
+    for file, line, row in rows:
+        seen_any = True
+        try:
+            if isinstance(row, InputError):
+                raise row
+            try:
+                record = build(row)
+            except _Problem as exc:
+                raise InputError(exc.message, path=file, line=line, field=exc.field) from None
+            record_key = key(record)
+            if record_key in first_line:
+                raise InputError(_duplicate(record_key, first_line[record_key]), path=file, line=line,
+                                 field="id" if isinstance(record_key, str) else "note_id")
+        except InputError as exc:
+            if not skip_invalid:
+                raise
+            skipped.append(exc)
+            continue
+        first_line[record_key] = line
+        records.append(record)
+    if not seen_any:
+        raise InputError(f"holds no {what}", path=str(path))
+    return Loaded(records=records, skipped=skipped)
+
+
+def _duplicate(key: str | tuple[str, str], first_line: int) -> str:
+    if isinstance(key, str):
+        return f"duplicate id {key!r}, first at line {first_line}"
+    return f"duplicate summary for note_id {key[0]!r} and system {key[1]!r}, first at line {first_line}"
+
+
+def _text_file_rows(path: Path) -> Iterator[_Row]:
+    """A folder of ``.txt`` notes (sorted, hidden files skipped), or one ``.txt`` file."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir()
+                       if p.suffix.lower() == ".txt" and not p.name.startswith(".") and p.is_file())
+        if not files:
+            raise InputError("folder holds no .txt notes", path=str(path))
+    else:
+        files = [path]
+    for file in files:
+        source = _Source.read(file)
+        for number in range(1, len(source.lines) + 1):
+            bad_byte = source.bad_byte(number, number)
+            if bad_byte:
+                yield str(file), number, InputError(bad_byte, path=str(file), line=number, field="text")
+                break
+        else:
+            yield str(file), 1, {"id": file.stem, "text": source.text}
+
+
+def _note_from_row(row: dict[str, Any]) -> Note:
+    _check_fields(row, NOTE_FIELDS)
+    row["id"] = _identifier(row, "id")
+    _require_text(row, allow_empty=False)
+    return _validate(Note, _without_nulls(row, keep=("id", "text")))
+
+
+def _summary_from_row(row: dict[str, Any]) -> Summary:
+    _check_fields(row, SUMMARY_FIELDS)
+    row["note_id"] = _identifier(row, "note_id")
+    row["system"] = _identifier(row, "system", allow_int=False)
+    _require_text(row, allow_empty=row.get("error") is not None)
+    row["text"] = row.get("text") or ""
+    return _validate(Summary, _without_nulls(row, keep=("note_id", "system", "text")))
+
+
+def _check_fields(row: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    unknown = [name for name in row if name not in allowed]
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        raise _Problem(f"unknown field{'s' if len(unknown) > 1 else ''} {names}; allowed fields: "
+                         f"{', '.join(allowed)}", field=unknown[0])
+
+
+def _identifier(row: Mapping[str, Any], name: str, *, allow_int: bool = True) -> str:
+    value = row.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise _Problem(f"missing {name}", field=name)
+    if isinstance(value, int) and not isinstance(value, bool) and allow_int:
+        return str(value)
+    if not isinstance(value, str):
+        kind = "a string or an integer" if allow_int else "a string"
+        raise _Problem(f"{name} must be {kind}, got {_json_type(value)}", field=name)
+    return value
+
+
+def _require_text(row: Mapping[str, Any], *, allow_empty: bool) -> None:
+    text = row.get("text")
+    if text is not None and not isinstance(text, str):
+        raise _Problem(f"text must be a string, got {_json_type(text)}", field="text")
+    if allow_empty:
+        return
+    if text is None and "text" not in row:
+        raise _Problem("missing text", field="text")
+    if text is None or not text.strip():
+        hint = " (a summary may be empty only when it has an 'error')" if "note_id" in row else ""
+        raise _Problem(f"text is empty{hint}", field="text")
+
+
+def _without_nulls(row: Mapping[str, Any], keep: Sequence[str]) -> dict[str, Any]:
+    """Absent and null mean the same for optional fields (CSV has no other way to say it)."""
+    return {name: value for name, value in row.items() if value is not None or name in keep}
+
+
+def _validate(model: type[R], row: dict[str, Any]) -> R:
+    try:
+        return model.model_validate(row)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or None
+        more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+        got = "" if first["type"] == "missing" else f", got {_json_type(first.get('input'))}"
+        raise _Problem(f"{first['msg']}{got}{more}", field=where) from None
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path | str) -> Iterator[IO[str]]:
+    """Open a text file that appears at ``path`` only when the block finishes without error.
+
+    The content goes to a temporary file in the same folder, is flushed to disk
+    and then renamed over ``path``, so a reader never sees a half-written file
+    and a failure leaves any earlier version in place.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with open(descriptor, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        raise
+
+
+def write_jsonl(path: Path | str, records: Iterable[BaseModel | Mapping[str, Any]]) -> int:
+    """Write records (pydantic models or dicts) one JSON object a line, atomically; return the count."""
+    count = 0
+    with atomic_output(path) as handle:
+        for record in records:
+            data = record.model_dump(mode="json") if isinstance(record, BaseModel) else dict(record)
+            handle.write(json.dumps(data, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def write_csv(path: Path | str, header: Sequence[str],
+              rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> int:
+    """Write a CSV atomically; rows are sequences or mappings keyed by the header; return the count.
+
+    None becomes an empty cell, lists and dicts become JSON (so that
+    :func:`read_rows` reads ``meta`` and ``key_concepts`` back).
+    """
+    count = 0
+    with atomic_output(path) as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        for row in rows:
+            cells = [row.get(name) for name in header] if isinstance(row, Mapping) else list(row)
+            if len(cells) != len(header):
+                raise ValueError(f"row {count + 1} has {len(cells)} cells, the header has {len(header)}")
+            writer.writerow([_csv_cell(cell) for cell in cells])
+            count += 1
+    return count
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return value
