@@ -35,6 +35,7 @@ ENTRY_POINT_GROUP = "clinsum.providers"
 def available() -> dict[str, str]:
     """Every provider name known, built-in and from entry points, with its target."""
     names = dict(BUILTIN)
+    names.update({name: f"{f.__module__}:{f.__qualname__}" for name, f in _REGISTERED.items()})
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         names.setdefault(ep.name, ep.value)
     return names
@@ -50,6 +51,8 @@ def _load(target: str) -> Factory:
 def create(spec: str, options: dict[str, Any] | None = None) -> Provider:
     """Build the provider a spec names, with its options."""
     name, _ = parse_spec(spec)
+    if name in _REGISTERED:
+        return _REGISTERED[name](spec, dict(options or {}))
     if name in BUILTIN:
         factory = _load(BUILTIN[name])
     else:
@@ -59,3 +62,11 @@ def create(spec: str, options: dict[str, Any] | None = None) -> Provider:
             raise ConfigError(f"unknown provider '{name}' in spec '{spec}'; known providers: {known}")
         factory = matches[0].load()
     return factory(spec, dict(options or {}))
+
+
+_REGISTERED: dict[str, Factory] = {}
+
+
+def register(name: str, factory: Factory) -> None:
+    """Make a provider available in this process under ``name`` (Python API, tests)."""
+    _REGISTERED[name.lower()] = factory

@@ -1,0 +1,120 @@
+"""Every provider call goes through one ``Dispatcher``: cache, concurrency, retries.
+
+Providers classify their failures; the dispatcher alone decides to retry, in one
+bounded loop (``max_attempts`` tries in all). ``RateLimited`` waits what the
+provider asked for (``retry-after``) when it said, else backs off exponentially;
+``TransientError`` backs off; ``FatalError`` and anything unexpected fail at
+once. A successful answer is stored in the response cache before it is
+returned, so a killed run never pays for the same call twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from clinsum.errors import FatalError, ProviderError, RateLimited
+from clinsum.providers.base import Generation, Provider, Request
+from clinsum.store import Store
+
+log = logging.getLogger(__name__)
+
+# Options that change how a call is made, not what it answers.
+_NOT_IN_CACHE_KEY = {"concurrency", "timeout_s"}
+
+
+def cache_key(provider: Provider, request: Request) -> str:
+    """Key of a response: provider spec, answer-relevant options and the whole request."""
+    options = provider.options.model_dump(mode="json", exclude=_NOT_IN_CACHE_KEY)
+    payload: dict[str, Any] = {
+        "spec": provider.spec,
+        "options": options,
+        "request": request.model_dump(mode="json", exclude={"note"}),
+    }
+    if request.note is not None:  # local providers answer from the note itself
+        payload["note"] = {"id": request.note.id,
+                           "text": hashlib.sha256(request.note.text.encode()).hexdigest()}
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class Dispatcher:
+    """Makes provider calls: cached, limited per provider, retried within bounds."""
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        max_attempts: int = 4,
+        base_delay_s: float = 1.0,
+        max_delay_s: float = 60.0,
+        concurrency: int | None = None,
+        use_cache: bool = True,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.store = store
+        self.max_attempts = max_attempts
+        self.base_delay_s = base_delay_s
+        self.max_delay_s = max_delay_s
+        self.concurrency = concurrency
+        self.use_cache = use_cache and store is not None
+        self._sleep = sleep
+        self._limits: dict[str, asyncio.Semaphore] = {}
+        self.calls = 0
+        """Provider calls actually made (cache hits excluded), for reports and tests."""
+        self.cache_hits = 0
+
+    def _limit(self, provider: Provider) -> asyncio.Semaphore:
+        limit = self._limits.get(provider.spec)
+        if limit is None:
+            size = self.concurrency or provider.options.concurrency
+            limit = self._limits[provider.spec] = asyncio.Semaphore(max(1, size))
+        return limit
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before retry ``attempt`` (1-based): exponential, capped, with jitter."""
+        delay = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
+        return delay * (0.5 + random.random() / 2)
+
+    async def generate(self, provider: Provider, request: Request) -> Generation:
+        cacheable = self.use_cache and getattr(provider, "cacheable", True)
+        key = cache_key(provider, request) if cacheable else ""
+        if cacheable and self.store is not None:
+            hit = self.store.cached_response(key)
+            if hit is not None:
+                self.cache_hits += 1
+                return Generation.model_validate_json(hit).model_copy(update={"cached": True})
+
+        async with self._limit(provider):
+            generation = await self._with_retries(provider, request)
+        if cacheable and self.store is not None:
+            self.store.cache_response(key, provider.spec, generation.model_dump_json())
+        return generation
+
+    async def _with_retries(self, provider: Provider, request: Request) -> Generation:
+        attempt = 1
+        while True:
+            self.calls += 1
+            try:
+                return await provider.generate(request)
+            except ProviderError as exc:
+                if not exc.retryable or attempt >= self.max_attempts:
+                    raise
+                delay = self.backoff(attempt)
+                if isinstance(exc, RateLimited) and exc.retry_after is not None:
+                    delay = min(max(exc.retry_after, 0.0), self.max_delay_s)
+                log.info("%s: %s; retry %d/%d in %.1fs", provider.spec, exc, attempt,
+                         self.max_attempts - 1, delay)
+                await self._sleep(delay)
+                attempt += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a provider bug or an unconverted SDK error: never retried
+                raise FatalError(f"{provider.spec}: unexpected {type(exc).__name__}: {exc}") from exc
