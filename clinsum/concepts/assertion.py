@@ -1,0 +1,230 @@
+"""Assertion status of concept mentions: an implementation of the ConText algorithm.
+
+ConText (Harkema, Dowling, Thornblade, Chapman 2009) decides whether a condition
+is negated, uncertain, historical, hypothetical or experienced by someone other
+than the patient from trigger phrases around it:
+
+- the text is cut into clauses (sentences, lines, bullets, semicolons);
+- trigger phrases (``context_rules.tsv``) open a *scope* forward, backward or in
+  both directions, to the end of the clause or a maximum number of words;
+- a scope ends early at a termination term ("but", "however", "which",
+  "presents"...) or at a trigger of another category that is separated from it
+  by content ("denies chest pain, history of asthma"); adjacent triggers compose
+  ("no family history of" stays negated);
+- pseudo-triggers ("no increase", "not only", "gram negative") contain a trigger
+  word but open no scope;
+- a section header sets a default ("FAMILY HISTORY" -> family, "PAST MEDICAL
+  HISTORY" -> historical; see ``clinsum.concepts.sections``).
+
+A mention in the scope of several categories gets one status, by the priority
+``negated > family > hypothetical > possible > historical > present``: a
+condition that is denied is absent whoever it concerns, a relative's condition
+is never the patient's, and so on.
+
+The matcher is one compiled regular expression over the raw text: no spaCy, no
+tokenizer, which keeps assertion a small fraction of extraction time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from clinsum.concepts.sections import SectionIndex
+
+CATEGORIES = ("NEGATED", "FAMILY", "HYPOTHETICAL", "POSSIBLE", "HISTORICAL")
+_STATUS = {"NEGATED": "negated", "FAMILY": "family", "HYPOTHETICAL": "hypothetical",
+           "POSSIBLE": "possible", "HISTORICAL": "historical"}
+PRIORITY = ("negated", "family", "hypothetical", "possible", "historical", "present")
+"""Resolution order when a mention is in the scope of several categories."""
+
+_ALGORITHM_VERSION = "1"
+_MAX_ADJACENT_WORDS = 2
+"""Triggers of different categories compose when at most this many words and no punctuation separate them."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    pattern: str
+    """Regular expression (literal phrases are escaped when loaded)."""
+    category: str
+    """A category in CATEGORIES, ``PSEUDO``, or for terminations the categories terminated."""
+    direction: str
+    max_scope: int | None
+    source: str
+
+
+@dataclass(frozen=True)
+class Trigger:
+    start: int
+    end: int
+    category: str
+    direction: str
+    scope_start: int
+    scope_end: int
+
+
+def load_rules(text: str | None = None) -> list[Rule]:
+    """Parse the rule table (the packaged ``context_rules.tsv`` by default)."""
+    if text is None:
+        text = resources.files("clinsum.concepts").joinpath("context_rules.tsv").read_text("utf-8")
+    rules = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#") or line.startswith("phrase\t"):
+            continue
+        phrase, category, direction, max_scope, source = (line.split("\t") + [""] * 5)[:5]
+        if phrase.startswith("re:"):
+            body = phrase[3:]
+            pattern = body if "(?<" in body else rf"(?<![\w/]){body}(?![\w/])"
+        else:
+            body = r"\s+".join(re.escape(word).replace("'", "['’]") for word in phrase.split())
+            left = r"(?<![\w/])" if phrase[0].isalnum() else ""
+            right = r"(?![\w/])" if phrase[-1].isalnum() else ""
+            pattern = f"{left}{body}{right}"
+        rules.append(Rule(pattern, category, direction, int(max_scope) if max_scope else None, source))
+    return rules
+
+
+def _rules_text() -> str:
+    return resources.files("clinsum.concepts").joinpath("context_rules.tsv").read_text("utf-8")
+
+
+RULES_VERSION = f"{_ALGORITHM_VERSION}-{hashlib.sha256(_rules_text().encode()).hexdigest()[:8]}"
+"""Changes whenever the rule table or the algorithm changes; part of the coverage evaluator's version."""
+
+_RULES = load_rules()
+# Longest pattern first, so that at one position the longest phrase (a pseudo-trigger such as
+# "no increase", or "no evidence of") wins over the trigger it contains.
+_ORDER = sorted(range(len(_RULES)), key=lambda i: -len(_RULES[i].pattern))
+_TRIGGERS = re.compile("|".join(f"(?P<r{i}>{_RULES[i].pattern})" for i in _ORDER), re.IGNORECASE)
+
+# Clause boundaries: line breaks, bullets, semicolons, and sentence punctuation followed by space
+# (a "?" only when it ends a word, so "? pneumonia" stays a trigger inside its clause).
+_ABBREVIATIONS = r"(?<!\bdr)(?<!\bmr)(?<!\bmrs)(?<!\bms)(?<!\bvs)(?<!\be\.g)(?<!\bi\.e)(?<!\bst)(?<!\bapprox)"
+_CLAUSE_BREAK = re.compile(
+    rf"\n\s*|[•;]\s*|{_ABBREVIATIONS}(?<=[a-z0-9)\]%])[.!]+\s+|(?<=\w)\?+\s+",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[\w'’/]+")
+_GAP_PUNCTUATION = re.compile(r"[,.:()]")
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    clause_starts: list[int]
+    clause_ends: list[int]
+    triggers: list[list[Trigger]]
+    sections: SectionIndex
+
+
+def assertions_for(text: str, spans: Sequence[tuple[int, int]]) -> list[str]:
+    """The assertion status of each ``(start, end)`` span of ``text``, in order."""
+    if not spans:
+        return []
+    analysis = _analyse(text)
+    return [_status(analysis, start, end) for start, end in spans]
+
+
+def assertion_of(text: str, start: int, end: int) -> str:
+    """The assertion status of the span ``text[start:end]``."""
+    if not 0 <= start < end <= len(text):
+        raise ValueError(f"span ({start}, {end}) outside a text of length {len(text)}")
+    return assertions_for(text, [(start, end)])[0]
+
+
+def triggers_in(text: str) -> list[Trigger]:
+    """Every trigger found in ``text`` with its scope (for explanations and debugging)."""
+    return [t for clause in _analyse(text).triggers for t in clause]
+
+
+@lru_cache(maxsize=64)
+def _analyse(text: str) -> _Analysis:
+    starts, ends = [], []
+    position = 0
+    for match in _CLAUSE_BREAK.finditer(text):
+        if match.start() > position:
+            starts.append(position)
+            ends.append(match.start())
+        position = match.end()
+    if position < len(text):
+        starts.append(position)
+        ends.append(len(text))
+    sections = SectionIndex(text)
+    triggers = [_clause_triggers(text, s, e) for s, e in zip(starts, ends, strict=True)]
+    return _Analysis(starts, ends, triggers, sections)
+
+
+def _clause_triggers(text: str, start: int, end: int) -> list[Trigger]:
+    found: list[tuple[int, int, Rule]] = []
+    for match in _TRIGGERS.finditer(text, start, end):
+        assert match.lastgroup is not None
+        found.append((match.start(), match.end(), _RULES[int(match.lastgroup[1:])]))
+    if not found:
+        return []
+    words = [(m.start(), m.end()) for m in _WORD.finditer(text, start, end)]
+    word_starts = [w[0] for w in words]
+    terminations = [(s, e, set(rule.category.split(","))) for s, e, rule in found
+                    if rule.direction == "terminate"]
+    openers = [(s, e, rule) for s, e, rule in found if rule.direction not in ("terminate", "pseudo")]
+    triggers = []
+    for s, e, rule in openers:
+        scope_start, scope_end = s, e
+        if rule.direction in ("forward", "bidirectional"):
+            scope_end = end
+            if rule.max_scope is not None:
+                i = bisect_right(word_starts, e - 1) + rule.max_scope - 1
+                if i < len(words):
+                    scope_end = min(scope_end, words[i][1])
+            for ts, _te, categories in terminations:
+                if ts >= e and ("ALL" in categories or rule.category in categories):
+                    scope_end = min(scope_end, ts)
+                    break
+            for os_, _oe, other in openers:
+                if os_ >= e and other.category != rule.category and _separated(text, e, os_):
+                    scope_end = min(scope_end, os_)
+                    break
+        if rule.direction in ("backward", "bidirectional"):
+            scope_start = start
+            if rule.max_scope is not None:
+                i = bisect_right(word_starts, s - 1) - rule.max_scope
+                if i >= 0:
+                    scope_start = max(scope_start, words[i][0])
+            for _ts, te, categories in reversed(terminations):
+                if te <= s and ("ALL" in categories or rule.category in categories):
+                    scope_start = max(scope_start, te)
+                    break
+            for _os, oe, other in reversed(openers):
+                if oe <= s and other.category != rule.category and _separated(text, oe, s):
+                    scope_start = max(scope_start, oe)
+                    break
+        triggers.append(Trigger(s, e, rule.category, rule.direction, scope_start, scope_end))
+    return triggers
+
+
+def _separated(text: str, start: int, end: int) -> bool:
+    """Whether real content lies between two triggers, so that the later one starts a new scope."""
+    gap = text[start:end]
+    return bool(_GAP_PUNCTUATION.search(gap)) or len(_WORD.findall(gap)) > _MAX_ADJACENT_WORDS
+
+
+def _status(analysis: _Analysis, start: int, end: int) -> str:
+    found: set[str] = set()
+    i = bisect_right(analysis.clause_starts, start) - 1
+    if i >= 0 and start < analysis.clause_ends[i]:
+        for trigger in analysis.triggers[i]:
+            if trigger.start < end and start < trigger.end:
+                continue  # the trigger is part of the mention itself
+            if start < trigger.scope_end and trigger.scope_start < end and (
+                (trigger.direction != "backward" and start >= trigger.end)
+                or (trigger.direction != "forward" and end <= trigger.start)
+            ):
+                found.add(_STATUS[trigger.category])
+    default = analysis.sections.default_at(start)
+    if default:
+        found.add(default)
+    return next((status for status in PRIORITY if status in found), "present")
