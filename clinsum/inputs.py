@@ -151,47 +151,57 @@ def read_rows(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
         yield line, row
 
 
-def _rows(path: Path) -> Iterator[_Row]:
-    """Rows with bad records yielded as errors (so a caller may skip them)."""
+def _rows(path: Path, allowed: Sequence[str] | None = None) -> Iterator[_Row]:
+    """Rows with bad records yielded as errors (so a caller may skip them).
+
+    ``allowed`` lists the known fields: a CSV header with another column is
+    refused as a whole, since every row would carry it.
+    """
     suffix = path.suffix.lower()
     if path.is_dir():
         raise InputError("is a folder, expected a .jsonl or .csv file", path=str(path))
     if suffix in _JSONL_SUFFIXES:
         return _jsonl_rows(_Source.read(path))
     if suffix == ".csv":
-        return _csv_rows(_Source.read(path))
+        return _csv_rows(_Source.read(path), allowed)
     raise InputError(f"unsupported file type '{suffix or path.name}'; use .jsonl or .csv",
                      path=str(path))
 
 
 def _jsonl_rows(source: _Source) -> Iterator[_Row]:
     path = str(source.path)
+    first_record = True
     for number, line in enumerate(source.lines, start=1):
         if not line.strip():
             continue
+        at_start, first_record = first_record, False
         bad_byte = source.bad_byte(number, number)
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             if bad_byte:
                 yield path, number, InputError(bad_byte, path=path, line=number)
-                continue
-            if number == 1 and line.lstrip().startswith("["):
-                raise InputError("holds a JSON array; clinsum reads JSONL, one JSON object a line",
-                                 path=path, line=number) from None
-            yield path, number, InputError(f"invalid JSON: {exc.msg} (column {exc.colno})",
-                                     path=path, line=number)
+            elif at_start and line.lstrip().startswith("["):
+                raise InputError(_JSON_ARRAY, path=path, line=number) from None
+            else:
+                yield path, number, InputError(f"invalid JSON: {exc.msg} (column {exc.colno})",
+                                               path=path, line=number)
             continue
+        if at_start and isinstance(row, list):
+            raise InputError(_JSON_ARRAY, path=path, line=number)
         if not isinstance(row, dict):
             yield path, number, InputError(f"expected a JSON object, got {_json_type(row)}",
-                                     path=path, line=number)
+                                           path=path, line=number)
         elif bad_byte:
             yield path, number, InputError(bad_byte, path=path, line=number, field=_field_with_bad_byte(row))
         else:
             yield path, number, row
 
 
-def _csv_rows(source: _Source) -> Iterator[_Row]:
+_JSON_ARRAY = "holds a JSON array; clinsum reads JSONL, one JSON object a line"
+
+
+def _csv_rows(source: _Source, allowed: Sequence[str] | None) -> Iterator[_Row]:
     path = str(source.path)
     lines = (text + "\n" for text in source.lines)
     reader = csv.reader(lines, strict=True)
@@ -201,8 +211,9 @@ def _csv_rows(source: _Source) -> Iterator[_Row]:
         raise InputError(f"invalid CSV header: {exc}", path=path, line=1) from None
     if header is None or not any(cell.strip() for cell in header):
         return
-    if source.bad_byte(1, reader.line_num):
-        raise InputError(str(source.bad_byte(1, reader.line_num)), path=path, line=1)
+    header_bad_byte = source.bad_byte(1, reader.line_num)
+    if header_bad_byte:
+        raise InputError(header_bad_byte, path=path, line=1)
     columns = [cell.strip() for cell in header]
     for position, name in enumerate(columns, start=1):
         if not name:
@@ -210,6 +221,11 @@ def _csv_rows(source: _Source) -> Iterator[_Row]:
     duplicated = sorted({name for name in columns if columns.count(name) > 1})
     if duplicated:
         raise InputError(f"duplicate column(s) in header: {', '.join(duplicated)}", path=path, line=1)
+    if allowed is not None:
+        try:
+            _check_fields(dict.fromkeys(columns), allowed)
+        except _Problem as exc:
+            raise InputError(exc.message, path=path, line=1, field=exc.field) from None
     last = reader.line_num
     while True:
         first = last + 1
@@ -234,9 +250,11 @@ def _csv_rows(source: _Source) -> Iterator[_Row]:
             yield path, first, InputError(bad_byte, path=path, line=first, field=_field_with_bad_byte(row))
             continue
         try:
-            yield path, first, _decode_csv_cells(row)
+            decoded = _decode_csv_cells(row)
         except _Problem as exc:
             yield path, first, InputError(exc.message, path=path, line=first, field=exc.field)
+            continue
+        yield path, first, decoded
 
 
 def _decode_csv_cells(row: dict[str, Any]) -> dict[str, Any]:
@@ -278,14 +296,15 @@ def _json_type(value: object) -> str:
 def load_notes(path: Path | str, *, skip_invalid: bool = False) -> Loaded[Note]:
     """Read notes from JSONL, CSV, a ``.txt`` file or a folder of ``.txt`` files."""
     path = Path(path)
-    rows = _text_file_rows(path) if path.is_dir() or path.suffix.lower() == ".txt" else _rows(path)
+    folder = path.is_dir() or path.suffix.lower() == ".txt"
+    rows = _text_file_rows(path) if folder else _rows(path, NOTE_FIELDS)
     return _collect(path, rows, _note_from_row, lambda note: note.id, skip_invalid, what="notes")
 
 
 def load_summaries(path: Path | str, *, skip_invalid: bool = False) -> Loaded[Summary]:
     """Read summaries made elsewhere from JSONL or CSV: ``{"note_id", "system", "text", ...}``."""
     path = Path(path)
-    return _collect(path, _rows(path), _summary_from_row, lambda s: (s.note_id, s.system),
+    return _collect(path, _rows(path, SUMMARY_FIELDS), _summary_from_row, lambda s: (s.note_id, s.system),
                     skip_invalid, what="summaries")
 
 
@@ -388,11 +407,10 @@ def _require_text(row: Mapping[str, Any], *, allow_empty: bool) -> None:
         raise _Problem(f"text must be a string, got {_json_type(text)}", field="text")
     if allow_empty:
         return
-    if text is None and "text" not in row:
-        raise _Problem("missing text", field="text")
     if text is None or not text.strip():
+        problem = "missing text" if "text" not in row else "text is empty"
         hint = " (a summary may be empty only when it has an 'error')" if "note_id" in row else ""
-        raise _Problem(f"text is empty{hint}", field="text")
+        raise _Problem(f"{problem}{hint}", field="text")
 
 
 def _without_nulls(row: Mapping[str, Any], keep: Sequence[str]) -> dict[str, Any]:
