@@ -393,3 +393,20 @@ def test_atomic_output_is_invisible_until_done(tmp_path: Path) -> None:
     plain = tmp_path / "plain.txt"
     plain.write_text("x", encoding="utf-8")
     assert out.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777  # same permissions as open() gives
+
+
+# -- bundled fixtures --------------------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def test_aci_fixtures_load_as_two_shapes_of_the_same_encounters() -> None:
+    notes = load_notes(FIXTURES / "aci_notes.jsonl").records
+    dialogues = load_notes(FIXTURES / "aci_dialogues.jsonl").records
+    assert len(notes) == len(dialogues) == 12
+    assert [n.id for n in notes] == [d.id for d in dialogues]
+    assert {n.meta["subset"] for n in notes} == {"aci", "virtassist", "virtscribe"}
+    assert all(n.reference is None and n.meta["task"] == "note" for n in notes)
+    # dialogue -> note: the visit note of the first shape is the reference of the second
+    assert [d.reference for d in dialogues] == [n.text for n in notes]
+    assert all(d.text.startswith("[doctor]") and d.meta["task"] == "dialogue" for d in dialogues)
