@@ -138,9 +138,7 @@ def classify_http(
         return FatalError(f"credentials {verb}; check {what} ({detail})")
     if status == 404:
         name = f"'{model}' " if model else ""
-        return FatalError(
-            f"model {name}not found, or not available to this account/region ({detail})"
-        )
+        return FatalError(f"model {name}not found, or not available to this account/region ({detail})")
     if status == 413:
         return FatalError(f"request too large ({detail})")
     return FatalError(f"request refused ({detail})")
