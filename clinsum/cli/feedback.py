@@ -1,0 +1,148 @@
+"""``clinsum feedback import`` (human ratings into the store) and ``clinsum agreement``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from clinsum.cli import app
+from clinsum.cli.common import (
+    DEFAULT_DB,
+    DbOption,
+    ListFormat,
+    console,
+    open_store,
+    reported_errors,
+    stdout,
+    write_stdout,
+)
+
+feedback_app = typer.Typer(help="Human ratings of summaries (physician feedback).", no_args_is_help=True)
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("import")
+def import_ratings(
+    file: Annotated[Path, typer.Argument(help="Ratings: JSONL or CSV with note_id, system, rater, "
+                                              "dimension, value[, comment].")],
+    db: DbOption = DEFAULT_DB,
+    skip_invalid: Annotated[bool, typer.Option(
+        "--skip-invalid", help="Skip bad rows (and list them) instead of stopping.")] = False,
+    source: Annotated[str | None, typer.Option(
+        help="Where the ratings come from, kept with each (default: the file name).")] = None,
+    dimension_columns: Annotated[list[str] | None, typer.Option(
+        "--dimension-column", "-d",
+        help="Wide format: this column holds the ratings of one dimension; repeat per column.")] = None,
+) -> None:
+    """Load human ratings into the store, replacing any with the same note, system, rater, dimension."""
+    from clinsum.feedback import load_ratings
+
+    with reported_errors():
+        loaded = load_ratings(file, skip_invalid=skip_invalid, dimension_columns=dimension_columns)
+        for problem in loaded.skipped:
+            console.print(f"[yellow]skipped:[/yellow] {problem}", highlight=False)
+        with open_store(db) as store:
+            imported = store.add_ratings(loaded.records, source or file.name)
+    summaries = len({(r.note_id, r.system) for r in loaded.records})
+    console.print(f"imported {imported} ratings of {summaries} summaries into {db}"
+                  + (f"; skipped {len(loaded.skipped)} bad rows" if loaded.skipped else ""),
+                  highlight=False)
+
+
+@app.command()
+def agreement(
+    run: Annotated[str | None, typer.Option(
+        "--run", metavar="RUN_ID", help="Scores of this run (default: the latest score of every "
+                                        "metric across runs).")] = None,
+    db: DbOption = DEFAULT_DB,
+    metric: Annotated[list[str] | None, typer.Option(
+        "--metric", "-m", help="Only this metric; repeat for several (default: all).")] = None,
+    dimension: Annotated[list[str] | None, typer.Option(
+        "--dimension", help="Only this rated dimension; repeat for several (default: all).")] = None,
+    flag: Annotated[list[str] | None, typer.Option(
+        "--flag", metavar="METRIC>=X", help="An automatic flag to check against the human flag, "
+                                            "e.g. unsupported_concepts>=1; repeat for several.")] = None,
+    human_flag: Annotated[str | None, typer.Option(
+        "--human-flag", metavar="DIMENSION>=X", help="The human judgement the flags are checked "
+                                                     "against, e.g. unsafe>=1.")] = None,
+    resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples per interval.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed (same seed, same intervals).")] = 0,
+    output_format: Annotated[ListFormat, typer.Option("--format", help="table or json.")] = ListFormat.table,
+) -> None:
+    """Agreement of scores with human ratings (joined on note and system), and between the raters.
+
+    Agreement between raters is the ceiling any automatic score can reach.
+    """
+    from clinsum.errors import InputError
+    from clinsum.feedback import FlagRule, agreement_report
+
+    with reported_errors():
+        try:
+            flags = [FlagRule.parse(text) for text in flag or []]
+            truth = FlagRule.parse(human_flag) if human_flag else None
+        except ValueError as exc:
+            raise InputError(str(exc), field="--flag/--human-flag") from None
+        with open_store(db) as store:
+            if run is not None and run not in {r["id"] for r in store.runs()}:
+                raise InputError(f"no run {run!r} in {db}")
+            ratings, scores = store.ratings(), store.scores(run)
+        report = agreement_report(ratings, scores, metrics=metric or None, dimensions=dimension or None,
+                                  flags=flags, human_flag=truth, n_resamples=resamples, seed=seed)
+    report = {"run": run, **report}
+    if output_format == ListFormat.json:
+        write_stdout(json.dumps(report, indent=2))
+    else:
+        _print_tables(report)
+
+
+_PAIRED = (("spearman", "Spearman"), ("kendall_tau_b", "Kendall"), ("kappa_quadratic", "kappa (q)"),
+           ("icc_2_1", "ICC(2,1)"), ("icc_3_1", "ICC(3,1)"), ("mean_difference", "mean diff"))
+_FLAGS = (("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"), ("f1", "F1"))
+
+
+def _cell(estimate: dict[str, Any]) -> str:
+    value, (low, high) = estimate["value"], estimate["ci"]
+    if value is None:
+        return "—"
+    return f"{value:.2f} [{low:.2f}, {high:.2f}]" if low is not None else f"{value:.2f}"
+
+
+def _loa(stats: dict[str, Any]) -> str:
+    low, high = stats["loa_lower"]["value"], stats["loa_upper"]["value"]
+    return "—" if low is None or high is None else f"{low:.2f} to {high:.2f}"
+
+
+def _print_tables(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    source = f"run {report['run']}" if report["run"] else "latest scores"
+    table = Table(title=f"Agreement with human ratings ({source}; 95% bootstrap CIs)")
+    for header in ("dimension", "metric", "n", *(name for _, name in _PAIRED), "limits of agreement"):
+        table.add_column(header, justify="right" if header != "dimension" and header != "metric" else "left")
+    for row in report["metric_vs_human"]:
+        stats = row["statistics"]
+        table.add_row(row["dimension"], row["metric"], str(row["n"]),
+                      *(_cell(stats[key]) for key, _ in _PAIRED), _loa(stats))
+    stdout.print(table)
+    if report["inter_rater"]:
+        raters = Table(title="Agreement between raters (the ceiling for any automatic score)")
+        for header in ("dimension", "raters", "n", *(name for _, name in _PAIRED)):
+            raters.add_column(header)
+        for row in report["inter_rater"]:
+            stats = row["statistics"]
+            raters.add_row(row["dimension"], " / ".join(row["raters"]), str(row["n"]),
+                           *(_cell(stats[key]) if key in stats else "" for key, _ in _PAIRED))
+        stdout.print(raters)
+    if report["flags"]:
+        flags = Table(title=f"Automatic flags against the human flag {report['flags'][0]['human_flag']}")
+        for header in ("flag", "n", "TP", "FP", "FN", "TN", *(name for _, name in _FLAGS)):
+            flags.add_column(header)
+        for row in report["flags"]:
+            stats = row["statistics"]
+            flags.add_row(row["flag"], str(row["n"]), *(str(row[k]) for k in ("tp", "fp", "fn", "tn")),
+                          *(_cell(stats[key]) for key, _ in _FLAGS))
+        stdout.print(flags)
+    console.print("Statistics that do not apply show —; `--format json` gives the reasons.")
