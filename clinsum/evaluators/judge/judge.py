@@ -1,0 +1,300 @@
+"""The LLM judge: rate a summary against its note with an anchored rubric.
+
+Scores, for each summary (``A`` is any rubric attribute):
+
+==============================  ===================  ==========================================
+metric                          evaluator            value
+==============================  ===================  ==========================================
+``judge_A``                     ``judge``            mean over samples (and over judges)
+``judge_overall``               ``judge``            mean of the applicable attributes
+``judge_errors_critical``       ``judge``            verified critical errors (mean over samples
+                                                     and judges); unverified ones in its detail
+``judge_A@SPEC`` (and the       ``judge:SPEC``       the same for one judge of a jury; written
+overall / errors metrics)                            only when there are several judges
+==============================  ===================  ==========================================
+
+The individual judges of a jury get their own metric names, not only their own
+evaluator name, so that a table grouped by metric never averages a jury with its
+members. A judge that fails (invalid answers after the bounded retries, or a
+provider error) gives ``value=None`` with the raw answers and the error in the
+detail of its ``judge_overall``; a score is never guessed. Each judge's detail
+holds its verdicts (rationales, errors with the quote check), per-sample scores,
+their mean and spread when sampling, and the calls' usage, cost and latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from clinsum.errors import ConfigError
+from clinsum.evaluators.judge.prompt import JUDGE_TEMPLATE, PromptTemplate, judge_prompt
+from clinsum.evaluators.judge.rubric import Rubric
+from clinsum.evaluators.judge.structured import Answer, CallCost, ask
+from clinsum.evaluators.judge.verdict import Verdict, check_quotes, parse_verdict, verdict_json_schema
+from clinsum.providers.base import Provider
+from clinsum.records import Note, Score, Summary
+
+NAME = "judge"
+
+
+def spread(values: Sequence[float]) -> dict[str, float | int | None]:
+    """Mean, sample standard deviation (n-1; 0 for one value), min and max."""
+    if not values:
+        return {"n": 0, "mean": None, "std": None, "min": None, "max": None}
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"n": len(values), "mean": statistics.fmean(values), "std": std,
+            "min": min(values), "max": max(values)}
+
+
+def overall(verdict: Verdict, rubric: Rubric) -> float | None:
+    """Mean of the applicable attributes, each oriented so that higher is better."""
+    values = [rubric.attribute(name).oriented(rating.score)
+              for name, rating in verdict.attributes.items() if rating.score is not None]
+    return statistics.fmean(values) if values else None
+
+
+@dataclass
+class JudgeOutcome:
+    """What one judge said about one summary, over all its samples."""
+
+    spec: str
+    samples: list[Answer[Verdict]]
+
+    @property
+    def verdicts(self) -> list[Verdict]:
+        return [a.value for a in self.samples if a.value is not None]
+
+    @property
+    def failed(self) -> bool:
+        return not self.verdicts
+
+    def cost(self) -> CallCost:
+        total = CallCost()
+        for answer in self.samples:
+            total.merge(answer.cost)
+        return total
+
+    def attribute_values(self, name: str) -> list[float]:
+        return [float(s) for v in self.verdicts if (s := v.attributes[name].score) is not None]
+
+    def overall_values(self, rubric: Rubric) -> list[float]:
+        return [o for v in self.verdicts if (o := overall(v, rubric)) is not None]
+
+    def critical_values(self, *, verified: bool) -> list[float]:
+        return [float(v.critical(verified=verified)) for v in self.verdicts]
+
+    def failures(self) -> list[dict[str, Any]]:
+        return [{"sample": k, "error": a.error, "attempts": a.attempts}
+                for k, a in enumerate(self.samples) if a.value is None]
+
+
+class JudgeEvaluator:
+    """Rates summaries with one judge or a jury; see the module docstring for the scores."""
+
+    name = NAME
+
+    def __init__(self, providers: Sequence[Provider], dispatcher: Any, rubric: Rubric | None = None, *,
+                 samples: int = 1, temperature: float | None = None, max_invalid_retries: int = 2,
+                 template: PromptTemplate | None = None, target_reader: str | None = None) -> None:
+        if not providers:
+            raise ConfigError("the judge needs at least one judge provider (--judge SPEC)")
+        specs = [p.spec for p in providers]
+        if len(set(specs)) != len(specs):
+            raise ConfigError(f"the same judge is listed twice: {', '.join(specs)}")
+        if samples < 1:
+            raise ConfigError(f"judge samples must be at least 1, not {samples}")
+        if max_invalid_retries < 0:
+            raise ConfigError("max_invalid_retries must be 0 or more")
+        self.providers = list(providers)
+        self.dispatcher = dispatcher
+        self.rubric = rubric or Rubric.load()
+        self.samples = samples
+        self.temperature = temperature
+        self.max_invalid_retries = max_invalid_retries
+        self.template = template or PromptTemplate.load(JUDGE_TEMPLATE)
+        self.target_reader = target_reader
+        self.schema = verdict_json_schema(self.rubric)
+        self.version = self._version(specs)
+
+    def _version(self, specs: Sequence[str]) -> str:
+        version = f"{self.rubric.version}+{self.template.version}+{'|'.join(specs)}"
+        if self.samples > 1:
+            version += f"+k{self.samples}"
+        if self.temperature is not None:
+            version += f"+t{self.temperature:g}"
+        return version
+
+    @property
+    def jury(self) -> bool:
+        return len(self.providers) > 1
+
+    async def evaluate(self, note: Note, summary: Summary) -> list[Score]:
+        if not summary.ok:
+            return []
+        target = self.target_reader or _reader_from(note) or None
+        system, user = judge_prompt(self.template, self.rubric, note_id=note.id, note_text=note.text,
+                                    summary_text=summary.text, target_reader=target)
+        outcomes = await asyncio.gather(*(self._judge(p, system, user, note, summary)
+                                          for p in self.providers))
+        scores: list[Score] = []
+        if self.jury:
+            for outcome in outcomes:
+                scores += self._scores(note, summary, [outcome], evaluator=f"{NAME}:{outcome.spec}",
+                                       version=self._version([outcome.spec]), suffix=f"@{outcome.spec}")
+        scores += self._scores(note, summary, outcomes, evaluator=NAME, version=self.version, suffix="")
+        return scores
+
+    async def _judge(self, provider: Provider, system: str, user: str, note: Note,
+                     summary: Summary) -> JudgeOutcome:
+        def parse(raw: str) -> Verdict:
+            return check_quotes(parse_verdict(raw, self.rubric), note.text, summary.text)
+
+        answers = await asyncio.gather(*(
+            ask(self.dispatcher, provider, system=system, user=user, schema=self.schema, parse=parse,
+                sample=k, temperature=self.temperature, max_invalid_retries=self.max_invalid_retries)
+            for k in range(self.samples)))
+        return JudgeOutcome(provider.spec, list(answers))
+
+    # -- scores -------------------------------------------------------------------
+
+    def _scores(self, note: Note, summary: Summary, outcomes: Sequence[JudgeOutcome], *,
+                evaluator: str, version: str, suffix: str) -> list[Score]:
+        """Scores of ``outcomes`` combined: the mean over judges of each judge's mean over samples."""
+        def make(metric: str, value: float | None, detail: dict[str, Any]) -> Score:
+            return Score(note_id=note.id, system=summary.system, metric=f"{metric}{suffix}", value=value,
+                         evaluator=evaluator, version=version, detail=detail)
+
+        alive = [o for o in outcomes if not o.failed]
+        failed = {o.spec: o.failures() for o in outcomes if o.failed}
+        scores = []
+        for attribute in self.rubric.attributes:
+            per_judge = {o.spec: self._attribute_detail(o, attribute.name) for o in outcomes}
+            means = [d["mean"] for d in per_judge.values() if d.get("mean") is not None]
+            detail: dict[str, Any] = {"judges": per_judge}
+            if alive and not means:
+                detail["not_applicable"] = True
+            if len(outcomes) > 1:
+                detail["across_judges"] = spread(means)
+            if not alive:
+                detail["failed"] = True
+            scores.append(make(f"judge_{attribute.name}", statistics.fmean(means) if means else None,
+                               detail))
+
+        overall_means = [statistics.fmean(v) for o in alive if (v := o.overall_values(self.rubric))]
+        scores.append(make("judge_overall", statistics.fmean(overall_means) if overall_means else None,
+                           self._overall_detail(outcomes, failed)))
+
+        verified = [statistics.fmean(o.critical_values(verified=True)) for o in alive]
+        unverified = [statistics.fmean(o.critical_values(verified=False)) for o in alive]
+        scores.append(make("judge_errors_critical", statistics.fmean(verified) if verified else None, {
+            "rule": "counts critical errors whose quotes were found in the texts; unverified ones "
+                    "are reported here and never counted",
+            "verified_by_judge": {o.spec: o.critical_values(verified=True) for o in alive},
+            "unverified": statistics.fmean(unverified) if unverified else None,
+            "unverified_by_judge": {o.spec: o.critical_values(verified=False) for o in alive},
+            **({"failed": True} if not alive else {}),
+        }))
+        return scores
+
+    def _attribute_detail(self, outcome: JudgeOutcome, name: str) -> dict[str, Any]:
+        if outcome.failed:
+            return {"failed": True}
+        values = outcome.attribute_values(name)
+        ratings = [v.attributes[name] for v in outcome.verdicts]
+        detail: dict[str, Any] = {
+            "samples": [r.score for r in ratings],
+            "rationale": [r.rationale for r in ratings] if len(ratings) > 1 else ratings[0].rationale,
+            "mean": statistics.fmean(values) if values else None,
+        }
+        if self.samples > 1:
+            detail["spread"] = spread(values)
+        return detail
+
+    def _overall_detail(self, outcomes: Sequence[JudgeOutcome],
+                        failed: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        judges: dict[str, Any] = {}
+        for outcome in outcomes:
+            entry: dict[str, Any] = {
+                "model": next((a.model for a in outcome.samples if a.model), None),
+                "usage": outcome.cost().as_dict(),
+                "samples": [a.value.model_dump() if a.value is not None else None for a in outcome.samples],
+                "retries": sum(max(0, len(a.attempts) - 1) for a in outcome.samples),
+            }
+            if not outcome.failed:
+                entry["overall"] = spread(outcome.overall_values(self.rubric))
+            if outcome.spec in failed or any(a.value is None for a in outcome.samples):
+                entry["failures"] = outcome.failures()
+            judges[outcome.spec] = entry
+        total = CallCost()
+        for outcome in outcomes:
+            total.merge(outcome.cost())
+        detail: dict[str, Any] = {
+            "rubric": self.rubric.version, "prompt": self.template.version,
+            "samples": self.samples, "temperature": self.temperature,
+            "judges": judges, "usage": total.as_dict(),
+        }
+        if failed:
+            detail["failed_judges"] = sorted(failed)
+        if len(failed) == len(outcomes):
+            detail["failed"] = True
+            detail["error"] = "; ".join(f"{spec}: {f[-1]['error']}" for spec, f in failed.items() if f)
+        return detail
+
+
+def _reader_from(note: Note) -> str | None:
+    specialty = note.meta.get("specialty") if note.meta else None
+    return f"a {specialty} clinician who will take over the care of this patient" if specialty else None
+
+
+class JudgeOptions(BaseModel):
+    """Options of the ``judge`` evaluator (the ``[judge]`` table of a run config, or CLI flags)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    judges: list[str] = Field(min_length=1)
+    """Judge provider specs; two or more make a jury."""
+    provider_options: dict[str, Any] = Field(default_factory=dict)
+    """Provider options applied to every judge (for example ``max_output_tokens``)."""
+    judge_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per-judge provider options, by spec; they override ``provider_options``."""
+    samples: int = Field(default=1, ge=1, le=50)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    """Sampling temperature; None keeps each provider's own (0 by default)."""
+    rubric: Path | None = None
+    """A rubric file in the format of ``rubric_pdsqi9_v1.toml``; the packaged one when unset."""
+    attributes: list[str] | None = None
+    """Rate only these attributes of the rubric (e.g. drop ``cited`` for uncited summaries)."""
+    max_invalid_retries: int = Field(default=2, ge=0, le=5)
+    target_reader: str | None = None
+
+
+def create(options: dict[str, Any], dispatcher: Any) -> JudgeEvaluator:
+    """Build the judge from options (see ``JudgeOptions``) and the run's dispatcher."""
+    from clinsum.providers.registry import create as create_provider
+
+    options = dict(options)
+    if isinstance(options.get("judges"), str):
+        options["judges"] = [options["judges"]]
+    try:
+        parsed = JudgeOptions(**options)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid judge options: {problems}") from exc
+    unknown = sorted(set(parsed.judge_options) - set(parsed.judges))
+    if unknown:
+        raise ConfigError(f"judge_options for judges not listed in judges: {', '.join(unknown)}")
+    rubric = Rubric.load(parsed.rubric)
+    if parsed.attributes:
+        rubric = rubric.only(parsed.attributes)
+    providers = [create_provider(spec, {**parsed.provider_options, **parsed.judge_options.get(spec, {})})
+                 for spec in parsed.judges]
+    return JudgeEvaluator(providers, dispatcher, rubric, samples=parsed.samples,
+                          temperature=parsed.temperature, max_invalid_retries=parsed.max_invalid_retries,
+                          target_reader=parsed.target_reader)
