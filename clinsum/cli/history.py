@@ -1,0 +1,67 @@
+"""``clinsum runs`` and ``clinsum show``: what the store holds."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from clinsum.cli import app
+from clinsum.cli.common import (
+    DEFAULT_DB,
+    DbOption,
+    Format,
+    ListFormat,
+    open_store,
+    reported_errors,
+    stdout,
+    write_stdout,
+)
+
+
+@app.command()
+def runs(db: DbOption = DEFAULT_DB,
+         format: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.table) -> None:
+    """List stored runs, newest first."""
+    from rich.table import Table
+
+    with reported_errors(), open_store(db) as store:
+        items = [{k: v for k, v in r.items() if k != "config"} for r in store.runs()]
+    if format is ListFormat.json:
+        write_stdout(json.dumps(items, indent=2))
+        return
+    table = Table(title=f"runs in {db}")
+    for column in ("id", "created_at", "kind", "status", "systems", "notes", "failed"):
+        table.add_column(column)
+    for item in items:
+        table.add_row(item["id"], item["created_at"], item["kind"], item["status"],
+                      ", ".join(item["systems"]), str(item["notes"]), str(item["failed"]))
+    stdout.print(table)
+
+
+@app.command()
+def show(run_id: Annotated[str, typer.Argument(help="A run id from `clinsum runs`.")],
+         db: DbOption = DEFAULT_DB,
+         format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+         sort_by: Annotated[str | None, typer.Option(help="Metric that ranks the systems.")] = None) -> None:
+    """Print the leaderboard of a stored run."""
+    import csv
+    import io
+
+    from clinsum import reports
+    from clinsum.evaluators.aggregate import aggregate
+
+    with reported_errors(), open_store(db) as store:
+        store.run(run_id)  # a clear error for an unknown id
+        rows, _ = reports.ordered(aggregate(store.scores(run_id)), sort_by)
+    if format is Format.table:
+        stdout.print(reports.table(rows, sort_by, title=f"run {run_id}"))
+    elif format is Format.json:
+        write_stdout(json.dumps(reports.as_dicts(rows), indent=2))
+    else:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(reports.LEADERBOARD_COLUMNS)
+        writer.writerows([[d[c] for c in reports.LEADERBOARD_COLUMNS] for d in reports.as_dicts(rows)])
+        write_stdout(buffer.getvalue())

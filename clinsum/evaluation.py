@@ -1,0 +1,135 @@
+"""Evaluations from a configuration: what ``clinsum run`` and ``clinsum score`` do.
+
+The CLI and the Python API (``clinsum.evaluate``) both come here; this module
+builds the providers and evaluators a configuration names, records the run,
+and drives the runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from clinsum import __version__
+from clinsum.config import RunConfig
+from clinsum.dispatch import Dispatcher
+from clinsum.errors import ConfigError, InputError
+from clinsum.evaluators import registry as evaluator_registry
+from clinsum.evaluators.base import Evaluator
+from clinsum.prompts import load_template
+from clinsum.providers import registry as provider_registry
+from clinsum.providers.base import Provider
+from clinsum.records import Note, Summary
+from clinsum.runner import Progress, Runner, System, new_run_id
+from clinsum.store import Store
+
+
+def build_systems(config: RunConfig) -> list[System]:
+    if not config.providers:
+        raise ConfigError("no providers: give --provider SPEC (for example extractive:lead) or a config")
+    systems = []
+    for provider_config in config.providers:
+        options = dict(provider_config.options)
+        if config.prices and "prices" not in options and provider_config.spec in config.prices:
+            options["prices"] = config.prices[provider_config.spec]
+        provider = provider_registry.create(provider_config.spec, options)
+        label = provider_config.name or getattr(provider, "system", None) or provider_config.spec
+        systems.append(System(label, provider))
+    labels = [s.label for s in systems]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"two providers have the same label ({', '.join(labels)}); give each a `name`")
+    return systems
+
+
+def build_evaluators(config: RunConfig, dispatcher: Dispatcher) -> list[Evaluator]:
+    evaluators = []
+    for metric in dict.fromkeys(config.metrics):  # de-duplicated, order kept
+        options: dict[str, Any] = dict(config.metric_options.get(metric, {}))
+        if metric == "judge":
+            if config.judge is None or not config.judge.judges:
+                raise ConfigError("the judge metric needs at least one --judge SPEC")
+            options = {**config.judge.model_dump(), **options}
+        evaluators.append(evaluator_registry.create(metric, options, dispatcher))
+    return evaluators
+
+
+def load_run_notes(config: RunConfig) -> tuple[list[Note], list[InputError]]:
+    from clinsum.inputs import load_notes
+
+    if not config.notes:
+        raise ConfigError("no notes: give --notes PATH (JSONL, CSV or a folder of .txt files)")
+    loaded = load_notes(Path(config.notes), skip_invalid=config.skip_invalid)
+    notes = list(loaded.records)
+    if config.limit is not None:
+        notes = notes[: config.limit]
+    if not notes:
+        raise ConfigError(f"{config.notes}: no notes to evaluate")
+    return notes, list(loaded.skipped)
+
+
+async def run(config: RunConfig, store: Store, *, notes: Sequence[Note] | None = None,
+              run_id: str | None = None, progress: Progress | None = None) -> str:
+    """Start (or, with ``run_id``, resume) a run; returns its id.
+
+    On resume the notes come from the store, so the run sees exactly the notes it
+    started with. In offline mode the socket guard is installed before any
+    provider is built and stays until the run ends.
+    """
+    if not config.offline:
+        return await _run(config, store, notes, run_id, progress)
+    from clinsum.offline import check_offline_providers, offline_guard
+
+    with offline_guard():
+        return await _run(config, store, notes, run_id, progress, check=check_offline_providers)
+
+
+async def _run(config: RunConfig, store: Store, notes: Sequence[Note] | None, run_id: str | None,
+               progress: Progress | None, check: Callable[[list[Provider]], None] | None = None) -> str:
+    systems = build_systems(config)
+    if check is not None:
+        check([s.provider for s in systems])
+    dispatcher = Dispatcher(store, max_attempts=config.max_attempts, concurrency=config.concurrency)
+    evaluators = build_evaluators(config, dispatcher)
+    runner = Runner(store, dispatcher, evaluators, load_template(config.prompt_template))
+    if run_id is None:
+        if notes is None:
+            notes, _ = load_run_notes(config)
+        run_id = new_run_id()
+        store.create_run(run_id, config.model_dump(mode="json"), kind="run", version=__version__,
+                         notes=notes)
+    else:
+        notes = store.notes(run_id)
+    store.set_status(run_id, "running")
+    try:
+        await runner.generate_and_score(run_id, notes, systems, progress)
+    except BaseException:
+        store.set_status(run_id, "interrupted")
+        raise
+    store.set_status(run_id, "finished")
+    return run_id
+
+
+async def score(config: RunConfig, store: Store, notes: Sequence[Note], summaries: Sequence[Summary],
+                *, progress: Progress | None = None) -> str:
+    """Score summaries made elsewhere against their notes, as a run of kind ``score``."""
+    known = {n.id for n in notes}
+    missing = sorted({s.note_id for s in summaries} - known)
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise InputError(f"{len(missing)} summaries refer to notes not in the notes file: {shown}",
+                         field="note_id")
+    dispatcher = Dispatcher(store, max_attempts=config.max_attempts, concurrency=config.concurrency)
+    runner = Runner(store, dispatcher, build_evaluators(config, dispatcher))
+    run_id = new_run_id()
+    store.create_run(run_id, config.model_dump(mode="json"), kind="score", version=__version__,
+                     notes=notes)
+    for summary in summaries:
+        store.add_summary(run_id, summary)
+    try:
+        await runner.score_summaries(run_id, notes, summaries, progress)
+    except BaseException:
+        store.set_status(run_id, "interrupted")
+        raise
+    store.set_status(run_id, "finished")
+    return run_id

@@ -1,0 +1,33 @@
+"""Metric names → evaluator factories, imported only when a run asks for them."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from clinsum.errors import ConfigError
+from clinsum.evaluators.base import Evaluator
+
+BUILTIN: dict[str, str] = {
+    "overlap": "clinsum.evaluators.overlap:create_overlap",
+    "length": "clinsum.evaluators.overlap:create_length",
+    "coverage": "clinsum.evaluators.coverage:create",
+    "judge": "clinsum.evaluators.judge:create",
+}
+
+
+def create(name: str, options: dict[str, Any], dispatcher: Any) -> Evaluator:
+    """Build the evaluator of a metric name; ``dispatcher`` serves evaluators that call models."""
+    target = BUILTIN.get(name)
+    if target is None:
+        raise ConfigError(f"unknown metric '{name}'; known metrics: {', '.join(sorted(BUILTIN))}")
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"metric '{name}' needs a package that is not installed ({exc.name}); "
+            "install it with: pip install 'clinsum[all]'"
+        ) from exc
+    evaluator: Evaluator = getattr(module, attr)(options, dispatcher)
+    return evaluator

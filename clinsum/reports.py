@@ -1,0 +1,86 @@
+"""The leaderboard as a terminal table, CSV and JSON, and the files a run writes with ``--out``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from clinsum.evaluators.aggregate import Row, aggregate, leaderboard
+from clinsum.inputs import write_csv, write_jsonl
+from clinsum.records import Score, Summary
+
+LEADERBOARD_COLUMNS = ["system", "metric", "n", "mean", "ci_low", "ci_high"]
+
+# Preferred column order in the terminal table; other metrics follow alphabetically.
+METRIC_ORDER = [
+    "judge_overall", "concept_f1", "concept_recall", "concept_support", "assertion_flips",
+    "unsupported_concepts", "concept_f1_ref", "rouge1", "rouge2", "rougeLsum",
+    "summary_words", "compression_ratio", "failed", "latency_s", "cost_usd",
+]
+HIGHER_IS_WORSE = {"assertion_flips", "unsupported_concepts", "failed", "latency_s", "cost_usd",
+                   "judge_errors_critical"}
+
+
+def default_sort_metric(rows: Sequence[Row]) -> str:
+    present = {r.metric for r in rows}
+    return next((m for m in METRIC_ORDER if m in present), "failed")
+
+
+def ordered(rows: Sequence[Row], sort_by: str | None = None) -> tuple[list[Row], str]:
+    """Rows grouped by system, systems ranked by ``sort_by`` (best first)."""
+    metric = sort_by or default_sort_metric(rows)
+    ranked = leaderboard(rows, metric, descending=metric not in HIGHER_IS_WORSE)
+    rank = {row.system: i for i, row in enumerate(ranked)}
+    systems_without = sorted({r.system for r in rows} - rank.keys())
+    for system in systems_without:
+        rank[system] = len(rank)
+    return sorted(rows, key=lambda r: (rank[r.system], r.metric)), metric
+
+
+def _metric_key(metric: str) -> tuple[int, str]:
+    return (METRIC_ORDER.index(metric) if metric in METRIC_ORDER else len(METRIC_ORDER), metric)
+
+
+def _cell(row: Row | None) -> str:
+    if row is None or row.mean is None or (isinstance(row.mean, float) and math.isnan(row.mean)):
+        return "–"
+    if row.ci_low is None or row.ci_high is None or row.n < 2:
+        return f"{row.mean:.3g}"
+    return f"{row.mean:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]"
+
+
+def table(rows: Sequence[Row], sort_by: str | None = None, title: str | None = None) -> Table:
+    """One row per system, one column per metric: mean [95% CI]."""
+    ranked, metric = ordered(rows, sort_by)
+    metrics = sorted({r.metric for r in rows}, key=_metric_key)
+    systems = list(dict.fromkeys(r.system for r in ranked))
+    cells = {(r.system, r.metric): r for r in rows}
+    out = Table(title=title, caption=f"ranked by {metric}; mean [95% bootstrap CI]")
+    out.add_column("system", style="bold")
+    for m in metrics:
+        out.add_column(m, justify="right")
+    for system in systems:
+        out.add_row(system, *(_cell(cells.get((system, m))) for m in metrics))
+    return out
+
+
+def as_dicts(rows: Sequence[Row]) -> list[dict[str, Any]]:
+    return [{c: getattr(r, c) for c in LEADERBOARD_COLUMNS} for r in rows]
+
+
+def write_outputs(out: Path, summaries: Sequence[Summary], scores: Sequence[Score],
+                  rows: Sequence[Row] | None = None) -> dict[str, Path]:
+    """``summaries.jsonl``, ``scores.jsonl`` and ``leaderboard.csv``, each written whole or not at all."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = aggregate(scores) if rows is None else rows
+    paths = {"summaries": out / "summaries.jsonl", "scores": out / "scores.jsonl",
+             "leaderboard": out / "leaderboard.csv"}
+    write_jsonl(paths["summaries"], summaries)
+    write_jsonl(paths["scores"], scores)
+    write_csv(paths["leaderboard"], LEADERBOARD_COLUMNS,
+              [[getattr(r, c) for c in LEADERBOARD_COLUMNS] for r in ordered(rows)[0]])
+    return paths

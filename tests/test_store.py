@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from clinsum.errors import StoreError
+from clinsum.records import Note, Rating, Score, Summary
+from clinsum.store import MIGRATIONS, Store, redact
+
+
+def note(i: int) -> Note:
+    return Note(id=f"n{i}", text=f"Patient {i} denies chest pain.")
+
+
+def test_migrations_are_numbered_and_applied_once(tmp_path):
+    path = tmp_path / "s.db"
+    Store.open(path).close()
+    store = Store.open(path)  # reopening applies nothing twice
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_store_from_a_newer_clinsum_is_refused(tmp_path):
+    path = tmp_path / "s.db"
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    db.close()
+    with pytest.raises(StoreError, match="newer clinsum"):
+        Store.open(path)
+
+
+def test_run_round_trip_and_newest_first(tmp_path):
+    store = Store.open(tmp_path / "s.db")
+    store.create_run("r1", {"notes": "a"}, kind="run", version="0", notes=[note(1), note(2)])
+    store.create_run("r2", {"notes": "b"}, kind="score", version="0", notes=[note(3)])
+    store.add_summary("r1", Summary(note_id="n1", system="x", text="ok"))
+    store.add_summary("r1", Summary(note_id="n2", system="x", error="TransientError: boom"))
+    assert [r["id"] for r in store.runs()] == ["r2", "r1"]
+    r1 = store.run("r1")
+    assert (r1["notes"], r1["systems"], r1["failed"], r1["status"]) == (2, ["x"], 1, "running")
+    assert [n.id for n in store.notes("r1")] == ["n1", "n2"]
+    with pytest.raises(StoreError, match="no run 'nope'"):
+        store.run("nope")
+
+
+def test_a_retried_summary_replaces_the_failed_one(tmp_path):
+    store = Store.open(tmp_path / "s.db")
+    store.create_run("r", {}, kind="run", version="0", notes=[note(1)])
+    store.add_summary("r", Summary(note_id="n1", system="x", error="boom"))
+    store.add_summary("r", Summary(note_id="n1", system="x", text="fine"))
+    [summary] = store.summaries("r")
+    assert summary.ok and summary.text == "fine"
+
+
+def test_scores_of_all_runs_keep_the_latest(tmp_path):
+    store = Store.open(tmp_path / "s.db")
+    for run_id, value in (("a", 0.1), ("b", 0.9)):
+        store.create_run(run_id, {}, kind="run", version="0", notes=[note(1)])
+        store.add_scores(run_id, [Score(note_id="n1", system="x", metric="m", value=value,
+                                        evaluator="e", version="1")])
+    assert [s.value for s in store.scores()] == [0.9]
+    assert [s.value for s in store.scores("a")] == [0.1]
+    assert store.scored("a") == {("n1", "x", "e")}
+
+
+def test_ratings_upsert_on_their_key(tmp_path):
+    store = Store.open(tmp_path / "s.db")
+    rating = Rating(note_id="n1", system="x", rater="dr-a", dimension="accurate", value=3)
+    store.add_ratings([rating], source="f.csv")
+    store.add_ratings([rating.model_copy(update={"value": 4.0})], source="f.csv")
+    assert [r.value for r in store.ratings()] == [4.0]
+
+
+def test_credentials_never_reach_the_store(tmp_path):
+    store = Store.open(tmp_path / "s.db")
+    config = {"providers": [{"spec": "anthropic:m", "options": {"api_key": "sk-secret", "temperature": 0}}],
+              "headers": {"Authorization": "Bearer abc"}}
+    store.create_run("r", config, kind="run", version="0", notes=[note(1)])
+    raw = (tmp_path / "s.db").read_bytes() + (tmp_path / "s.db-wal").read_bytes()
+    assert b"sk-secret" not in raw and b"Bearer abc" not in raw
+    assert store.run("r")["config"]["providers"][0]["options"] == {"api_key": "***", "temperature": 0}
+    assert redact({"token": ""}) == {"token": ""}
+
+
+def test_a_failed_batch_of_scores_writes_nothing(tmp_path):
+    store = Store.open(tmp_path / "s.db")
+    store.create_run("r", {}, kind="run", version="0", notes=[note(1)])
+    good = Score(note_id="n1", system="x", metric="m", value=1, evaluator="e", version="1")
+
+    class Boom:
+        note_id = system = evaluator = metric = version = "x"
+        value = 1.0
+
+        def model_dump_json(self) -> str:
+            raise RuntimeError("serialisation failed")
+
+    with pytest.raises(RuntimeError):
+        store.add_scores("r", [good, Boom()])  # type: ignore[list-item]
+    assert store.scores("r") == []
