@@ -249,6 +249,7 @@ class Store:
 
     def scores(self, run_id: str | None = None) -> list[Score]:
         """Scores of one run, or of all runs with the latest per note, system, evaluator and metric."""
+        args: tuple[str, ...] = ()
         if run_id is not None:
             query, args = "SELECT record FROM scores WHERE run_id = ? ORDER BY rowid", (run_id,)
         else:
@@ -256,7 +257,7 @@ class Store:
                 "SELECT s.record FROM scores s JOIN runs r ON r.id = s.run_id "
                 "WHERE NOT EXISTS (SELECT 1 FROM scores t JOIN runs q ON q.id = t.run_id "
                 "  WHERE t.note_id = s.note_id AND t.system = s.system AND t.evaluator = s.evaluator "
-                "  AND t.metric = s.metric AND q.created_at > r.created_at) ORDER BY s.rowid", ())
+                "  AND t.metric = s.metric AND q.rowid > r.rowid) ORDER BY s.rowid", args)
         return [Score.model_validate_json(r) for (r,) in self.db.execute(query, args)]
 
     # -- ratings --------------------------------------------------------------
