@@ -312,10 +312,11 @@ def check_offline_providers(providers: Iterable[Any]) -> None:
     refused: list[str] = []
     for provider in providers:
         spec = getattr(provider, "spec", repr(provider))
-        if getattr(provider, "local", False) is not True:
-            refused.append(f"'{spec}' sends requests off this machine")
-            continue
         host = getattr(provider, "host", None)
+        if getattr(provider, "local", False) is not True:
+            where = f" ({host})" if host else ""
+            refused.append(f"'{spec}' sends requests off this machine{where}")
+            continue
         if str(spec).startswith("ollama:") and not is_loopback_host(host):
             refused.append(f"'{spec}' points at {host!r}, which is not a loopback host")
     if refused:

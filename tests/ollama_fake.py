@@ -1,0 +1,114 @@
+"""An Ollama-protocol server for tests: ``/api/chat`` answers in the documented shapes.
+
+Built on pytest-httpserver (listens on 127.0.0.1 only). The reply shapes follow
+https://github.com/ollama/ollama/blob/main/docs/api.md ("Generate a chat
+completion", non-streaming): ``model``, ``created_at``, ``message``, ``done``,
+``done_reason``, durations in nanoseconds, ``prompt_eval_count``, ``eval_count``;
+errors are ``{"error": "..."}`` with an HTTP status.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+Answer = Callable[[dict[str, Any]], str]
+
+
+@contextmanager
+def local_server() -> Iterator[HTTPServer]:
+    """A threaded fake server on 127.0.0.1 (threaded so a slow handler cannot stall teardown).
+
+    Test modules wrap it in a fixture: ``yield from``-style ``with local_server() as s: yield s``.
+    """
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.clear()
+        if server.is_running():
+            server.stop()
+
+
+def slow(response: Response, seconds: float) -> Callable[[Request], Response]:
+    def handler(_request: Request) -> Response:
+        time.sleep(seconds)
+        return response
+
+    return handler
+
+
+def chat_body(content: str, *, model: str = "llama3.1:8b", prompt_eval_count: int | None = 26,
+              eval_count: int | None = 12) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": model,
+        "created_at": "2024-07-22T20:33:28.123648Z",
+        "message": {"role": "assistant", "content": content},
+        "done": True,
+        "done_reason": "stop",
+        "total_duration": 5191566416,
+        "load_duration": 2154458,
+        "prompt_eval_duration": 383809000,
+        "eval_duration": 4799921000,
+    }
+    if prompt_eval_count is not None:
+        body["prompt_eval_count"] = prompt_eval_count
+    if eval_count is not None:
+        body["eval_count"] = eval_count
+    return body
+
+
+def word_tokens(text: str) -> int:
+    """A stand-in tokenizer: one token per whitespace-separated word."""
+    return len(text.split())
+
+
+class OllamaFake:
+    """Serve ``/api/chat`` from ``answer(request_json) -> content``; keep every request seen."""
+
+    def __init__(self, server: HTTPServer, answer: Answer | str = "A summary.", *,
+                 model: str = "llama3.1:8b", known_models: tuple[str, ...] | None = None) -> None:
+        self.server = server
+        self.answer = answer
+        self.model = model
+        self.known_models = known_models
+        self.requests: list[dict[str, Any]] = []
+        server.expect_request("/api/chat", method="POST").respond_with_handler(self.handle)
+
+    @property
+    def host(self) -> str:
+        return f"http://{self.server.host}:{self.server.port}"
+
+    def handle(self, request: Request) -> Response:
+        payload = json.loads(request.get_data())
+        self.requests.append(payload)
+        if self.known_models is not None and payload["model"] not in self.known_models:
+            return json_response(
+                {"error": f"model \"{payload['model']}\" not found, try pulling it first"}, 404
+            )
+        content = self.answer(payload) if callable(self.answer) else self.answer
+        prompt = " ".join(m["content"] for m in payload["messages"])
+        num_ctx = (payload.get("options") or {}).get("num_ctx") or 2048
+        prompt_tokens = min(word_tokens(prompt) + 10, num_ctx)  # Ollama truncates silently to num_ctx
+        return json_response(chat_body(content, model=payload["model"], prompt_eval_count=prompt_tokens,
+                                       eval_count=word_tokens(content)))
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body), status=status, headers=headers, content_type="application/json")
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
