@@ -345,8 +345,8 @@ def test_factory_builds_judges_and_refuses_unknown_options(monkeypatch: pytest.M
 
     monkeypatch.setattr("clinsum.providers.registry.create", fake_create)
     evaluator = create({"judges": ["fake:a", "fake:b"], "samples": 2, "temperature": 0.5,
-                        "provider_options": {"max_output_tokens": 2000},
-                        "judge_options": {"fake:b": {"max_output_tokens": 4000}},
+                        "provider_options": {"*": {"max_output_tokens": 2000},
+                                             "fake:b": {"max_output_tokens": 4000}},
                         "attributes": ["accurate", "thorough"]}, dispatcher())
     assert built == [("fake:a", {"max_output_tokens": 2000}), ("fake:b", {"max_output_tokens": 4000})]
     assert evaluator.rubric.names == ["accurate", "thorough"]
@@ -357,5 +357,7 @@ def test_factory_builds_judges_and_refuses_unknown_options(monkeypatch: pytest.M
         create({"judges": ["fake:a"], "samples2": 3}, dispatcher())
     with pytest.raises(ConfigError, match="judges"):
         create({}, dispatcher())
+    with pytest.raises(ConfigError, match="fake:c"):
+        create({"judges": ["fake:a"], "provider_options": {"fake:c": {}}}, dispatcher())
     with pytest.raises(ConfigError, match="no attribute"):
         create({"judges": ["fake:a"], "attributes": ["accuracy"]}, dispatcher())

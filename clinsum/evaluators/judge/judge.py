@@ -260,10 +260,9 @@ class JudgeOptions(BaseModel):
 
     judges: list[str] = Field(min_length=1)
     """Judge provider specs; two or more make a jury."""
-    provider_options: dict[str, Any] = Field(default_factory=dict)
-    """Provider options applied to every judge (for example ``max_output_tokens``)."""
-    judge_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    """Per-judge provider options, by spec; they override ``provider_options``."""
+    provider_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Provider options by judge spec; the key ``"*"`` applies to every judge (a spec's own
+    options override it), e.g. ``{"*": {"max_output_tokens": 2000}, "ollama:qwen2.5:7b": {...}}``."""
     samples: int = Field(default=1, ge=1, le=50)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     """Sampling temperature; None keeps each provider's own (0 by default)."""
@@ -287,13 +286,15 @@ def create(options: dict[str, Any], dispatcher: Any) -> JudgeEvaluator:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid judge options: {problems}") from exc
-    unknown = sorted(set(parsed.judge_options) - set(parsed.judges))
+    unknown = sorted(set(parsed.provider_options) - set(parsed.judges) - {"*"})
     if unknown:
-        raise ConfigError(f"judge_options for judges not listed in judges: {', '.join(unknown)}")
+        raise ConfigError(f"judge provider_options for judges that are not listed in judges: "
+                          f"{', '.join(unknown)} (judges: {', '.join(parsed.judges)}; '*' means all)")
+    shared = parsed.provider_options.get("*", {})
     rubric = Rubric.load(parsed.rubric)
     if parsed.attributes:
         rubric = rubric.only(parsed.attributes)
-    providers = [create_provider(spec, {**parsed.provider_options, **parsed.judge_options.get(spec, {})})
+    providers = [create_provider(spec, {**shared, **parsed.provider_options.get(spec, {})})
                  for spec in parsed.judges]
     return JudgeEvaluator(providers, dispatcher, rubric, samples=parsed.samples,
                           temperature=parsed.temperature, max_invalid_retries=parsed.max_invalid_retries,
