@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from clinsum.concepts.assertion import assertion_of
+
 if TYPE_CHECKING:
     from clinsum.records import Mention
 
@@ -22,11 +24,3 @@ def extract(text: str) -> list[Mention]:
 
     return _extract(text)
 
-
-def assertion_of(text: str, start: int, end: int) -> str:
-    """The assertion (present, negated, possible, historical, family, hypothetical) of a known span."""
-    try:
-        from clinsum.concepts.assertion import assertion_of as _assertion_of
-    except ImportError:  # the assertion layer is being written
-        return "present"
-    return _assertion_of(text, start, end)

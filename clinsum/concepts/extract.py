@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
+from clinsum.concepts.assertion import assertions_for
 from clinsum.concepts.terminology import Concept, Lexicon, is_barrier, load_lexicon, token_words
 from clinsum.errors import InputError
 from clinsum.records import Mention
@@ -245,10 +246,6 @@ def _chunks(text: str) -> list[tuple[int, str]]:
 def _assertions(text: str, spans: Sequence[tuple[int, int]]) -> list[str]:
     if not spans:
         return []
-    try:
-        from clinsum.concepts.assertion import assertions_for
-    except ImportError:  # the assertion layer is being written; every mention is present until then
-        return ["present"] * len(spans)
     return list(assertions_for(text, spans))
 
 
