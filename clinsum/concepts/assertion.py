@@ -43,7 +43,7 @@ _STATUS = {"NEGATED": "negated", "FAMILY": "family", "HYPOTHETICAL": "hypothetic
 PRIORITY = ("negated", "family", "hypothetical", "possible", "historical", "present")
 """Resolution order when a mention is in the scope of several categories."""
 
-_ALGORITHM_VERSION = "1"
+_ALGORITHM_VERSION = "2"
 _MAX_ADJACENT_WORDS = 2
 """Triggers of different categories compose when at most this many words and no punctuation separate them."""
 
@@ -80,7 +80,11 @@ def load_rules(text: str | None = None) -> list[Rule]:
         phrase, category, direction, max_scope, source = (line.split("\t") + [""] * 5)[:5]
         if phrase.startswith("re:"):
             body = phrase[3:]
-            pattern = body if "(?<" in body else rf"(?<![\w/]){body}(?![\w/])"
+            if "(?<" in body:
+                pattern = body  # the expression draws its own boundaries
+            else:
+                left = r"(?<![\w/])" if body[0].isalnum() or body.startswith("(?:") else ""
+                pattern = rf"{left}{body}(?![\w/])"
         else:
             body = r"\s+".join(re.escape(word).replace("'", "['’]") for word in phrase.split())
             left = r"(?<![\w/])" if phrase[0].isalnum() else ""
@@ -101,7 +105,11 @@ _RULES = load_rules()
 # Longest pattern first, so that at one position the longest phrase (a pseudo-trigger such as
 # "no increase", or "no evidence of") wins over the trigger it contains.
 _ORDER = sorted(range(len(_RULES)), key=lambda i: -len(_RULES[i].pattern))
-_TRIGGERS = re.compile("|".join(f"(?P<r{i}>{_RULES[i].pattern})" for i in _ORDER), re.IGNORECASE)
+# Terminations are matched separately so that one ("he has") never hides a trigger ("he denies").
+_TRIGGERS = re.compile("|".join(f"(?P<r{i}>{_RULES[i].pattern})" for i in _ORDER
+                                if _RULES[i].direction != "terminate"), re.IGNORECASE)
+_TERMINATIONS = re.compile("|".join(f"(?P<r{i}>{_RULES[i].pattern})" for i in _ORDER
+                                    if _RULES[i].direction == "terminate"), re.IGNORECASE)
 
 # Clause boundaries: line breaks, bullets, semicolons, and sentence punctuation followed by space
 # (a "?" only when it ends a word, so "? pneumonia" stays a trigger inside its clause).
@@ -160,12 +168,10 @@ def _analyse(text: str) -> _Analysis:
 
 
 def _clause_triggers(text: str, start: int, end: int) -> list[Trigger]:
-    found: list[tuple[int, int, Rule]] = []
-    for match in _TRIGGERS.finditer(text, start, end):
-        assert match.lastgroup is not None
-        found.append((match.start(), match.end(), _RULES[int(match.lastgroup[1:])]))
+    found = _matches(_TRIGGERS, text, start, end)
     if not found:
         return []
+    found += _matches(_TERMINATIONS, text, start, end)
     words = [(m.start(), m.end()) for m in _WORD.finditer(text, start, end)]
     word_starts = [w[0] for w in words]
     terminations = [(s, e, set(rule.category.split(","))) for s, e, rule in found
@@ -204,6 +210,14 @@ def _clause_triggers(text: str, start: int, end: int) -> list[Trigger]:
                     break
         triggers.append(Trigger(s, e, rule.category, rule.direction, scope_start, scope_end))
     return triggers
+
+
+def _matches(pattern: re.Pattern[str], text: str, start: int, end: int) -> list[tuple[int, int, Rule]]:
+    found = []
+    for match in pattern.finditer(text, start, end):
+        assert match.lastgroup is not None
+        found.append((match.start(), match.end(), _RULES[int(match.lastgroup[1:])]))
+    return found
 
 
 def _separated(text: str, start: int, end: int) -> bool:

@@ -1,0 +1,147 @@
+"""Validation 4: assertion status on the labelled sentence set, clinsum's ConText vs medspaCy's.
+
+    .venv/bin/python benchmarks/assertion.py [--split dev|test|all] [--no-medspacy] [--errors]
+
+Reads fixtures/assertion_sentences.tsv (written for clinsum; ``split`` = dev
+for rule development, test held out) and prints per-class precision, recall and
+F1 and overall accuracy for each split. medspaCy runs with its default ConText
+rules (and its default sentence splitter) on the same gold spans; its boolean
+attributes are mapped to one status with the same priority clinsum uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from clinsum.concepts.assertion import PRIORITY, RULES_VERSION, assertion_of
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "assertion_sentences.tsv"
+CLASSES = ("present", "negated", "possible", "historical", "family", "hypothetical")
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    split: str
+    text: str
+    phrase: str
+    start: int
+    end: int
+    gold: str
+    phenomenon: str
+
+
+def load_examples(path: Path = FIXTURE) -> list[Example]:
+    lines = [line for line in path.read_text("utf-8").splitlines() if not line.startswith("#")]
+    examples = []
+    for row in csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE):
+        text = row["text"].replace("\\n", "\n")
+        start, end = int(row["start"]), int(row["end"])
+        if text[start:end] != row["phrase"]:
+            raise ValueError(f"{path}: row {row['id']}: span does not match phrase {row['phrase']!r}")
+        examples.append(Example(row["id"], row["split"], text, row["phrase"], start, end,
+                                row["assertion"], row["phenomenon"]))
+    return examples
+
+
+def per_class(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, tuple[float, float, float, int]]:
+    """class -> (precision, recall, F1, support)."""
+    table = {}
+    for label in CLASSES:
+        tp = sum(g == p == label for g, p in zip(gold, predicted, strict=True))
+        n_pred = sum(p == label for p in predicted)
+        n_gold = sum(g == label for g in gold)
+        precision = tp / n_pred if n_pred else 0.0
+        recall = tp / n_gold if n_gold else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        table[label] = (precision, recall, f1, n_gold)
+    return table
+
+
+def accuracy(gold: Sequence[str], predicted: Sequence[str]) -> float:
+    return sum(g == p for g, p in zip(gold, predicted, strict=True)) / len(gold) if gold else 0.0
+
+
+def clinsum_predict(examples: Sequence[Example]) -> list[str]:
+    return [assertion_of(e.text, e.start, e.end) for e in examples]
+
+
+def medspacy_predictor() -> Callable[[Sequence[Example]], list[str]]:
+    import medspacy
+    from spacy.tokens import Span
+
+    try:  # PyRuSH logs every sentence at DEBUG level through loguru
+        from loguru import logger
+
+        logger.remove()
+    except ImportError:
+        pass
+
+    nlp = medspacy.load(medspacy_enable=["medspacy_pyrush", "medspacy_context"])
+
+    def predict(examples: Sequence[Example]) -> list[str]:
+        out = []
+        for example in examples:
+            doc = nlp.make_doc(example.text)
+            span = doc.char_span(example.start, example.end, label="CONCEPT", alignment_mode="expand")
+            doc.ents = [Span(doc, span.start, span.end, label="CONCEPT")] if span is not None else []
+            for _name, component in nlp.pipeline:
+                doc = component(doc)
+            ent = doc.ents[0] if doc.ents else None
+            flags = set()
+            if ent is not None:
+                for status, attr in (("negated", "is_negated"), ("family", "is_family"),
+                                     ("hypothetical", "is_hypothetical"), ("possible", "is_uncertain"),
+                                     ("historical", "is_historical")):
+                    if getattr(ent._, attr):
+                        flags.add(status)
+            out.append(next((s for s in PRIORITY if s in flags), "present"))
+        return out
+
+    return predict
+
+
+def report(name: str, examples: Sequence[Example], predicted: Sequence[str]) -> list[str]:
+    gold = [e.gold for e in examples]
+    lines = [f"{name}: accuracy {accuracy(gold, predicted):.3f} on {len(gold)} spans",
+             "| class | n | precision | recall | F1 |", "|---|---:|---:|---:|---:|"]
+    for label, (p, r, f, n) in per_class(gold, predicted).items():
+        lines.append(f"| {label} | {n} | {p:.2f} | {r:.2f} | {f:.2f} |")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split", choices=("dev", "test", "all"), default="all")
+    parser.add_argument("--no-medspacy", action="store_true")
+    parser.add_argument("--errors", action="store_true", help="list the misclassified dev examples")
+    args = parser.parse_args(argv)
+    examples = load_examples()
+    splits = ("dev", "test") if args.split == "all" else (args.split,)
+    systems: list[tuple[str, Callable[[Sequence[Example]], list[str]]]] = [
+        (f"clinsum ConText (rules {RULES_VERSION})", clinsum_predict)]
+    if not args.no_medspacy:
+        systems.append(("medspaCy ConText (default rules)", medspacy_predictor()))
+    for split in splits:
+        subset = [e for e in examples if e.split == split]
+        for name, predict in systems:
+            started = time.perf_counter()
+            predicted = predict(subset)
+            elapsed = time.perf_counter() - started
+            print(f"\n## {split} split")
+            print("\n".join(report(name, subset, predicted)))
+            print(f"({elapsed * 1000:.0f} ms)")
+            if args.errors and split == "dev":
+                for example, guess in zip(subset, predicted, strict=True):
+                    if guess != example.gold:
+                        print(f"  {example.id} gold={example.gold} got={guess} [{example.phrase}] "
+                              f"{example.text!r}")
+
+
+if __name__ == "__main__":
+    main()
