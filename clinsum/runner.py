@@ -87,7 +87,8 @@ class Runner:
             await self.score(run_id, note, summary, already_scored)
             progress.advance(summary)
 
-        await asyncio.gather(*(one(note, system) for note in notes for system in systems))
+        with self.store.batched_writes():
+            await asyncio.gather(*(one(note, system) for note in notes for system in systems))
 
     async def score_summaries(self, run_id: str, notes: Sequence[Note], summaries: Sequence[Summary],
                               progress: Progress | None = None) -> None:
@@ -101,7 +102,8 @@ class Runner:
             await self.score(run_id, by_id[summary.note_id], summary, scored)
             progress.advance(summary)
 
-        await asyncio.gather(*(one(s) for s in summaries))
+        with self.store.batched_writes():
+            await asyncio.gather(*(one(s) for s in summaries))
 
     async def summarize(self, note: Note, system: System) -> Summary:
         if self.template is None:

@@ -13,6 +13,7 @@ whose key looks like a secret replaced by ``"***"``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sqlite3
@@ -122,6 +123,9 @@ class Store:
     def __init__(self, db: sqlite3.Connection, path: str) -> None:
         self.db = db
         self.path = path
+        self._pending: list[tuple[str, list[tuple[Any, ...]]]] = []
+        self._flush_scheduled = False
+        self._batching = 0
 
     @classmethod
     def open(cls, path: str | Path = DEFAULT_PATH) -> Store:
@@ -138,7 +142,48 @@ class Store:
         return store
 
     def close(self) -> None:
+        self.flush()
         self.db.close()
+
+    @contextmanager
+    def batched_writes(self) -> Iterator[None]:
+        """Group summary and score writes made in one turn of the event loop into one transaction.
+
+        Inside an event loop, each write is queued and a flush is scheduled for the
+        loop's next turn, so the tasks that finish together share one commit. The
+        response cache is never deferred: a paid-for answer is on disk before the
+        runner sees it, so a run killed before a flush regenerates its summary from
+        the cache, without a new call.
+        """
+        self._batching += 1
+        try:
+            yield
+        finally:
+            self._batching -= 1
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every queued record, all in one transaction."""
+        self._flush_scheduled = False
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        with self._transaction():
+            for sql, rows in pending:
+                self.db.executemany(sql, rows)
+
+    def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if not self._batching:
+            with self._transaction():
+                self.db.executemany(sql, rows)
+            return
+        self._pending.append((sql, rows))
+        if not self._flush_scheduled:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+                self._flush_scheduled = True
+            except RuntimeError:  # no loop running: write now
+                self.flush()
 
     def _migrate(self) -> None:
         current = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -199,6 +244,7 @@ class Store:
         return [self._run_dict(row) for row in rows]
 
     def _run_dict(self, row: tuple[Any, ...]) -> dict[str, Any]:
+        self.flush()
         run_id = row[0]
         systems = [s for (s,) in self.db.execute(
             "SELECT DISTINCT system FROM summaries WHERE run_id = ? ORDER BY system", (run_id,))]
@@ -222,13 +268,14 @@ class Store:
 
     def add_summary(self, run_id: str, summary: Summary) -> None:
         """Store a summary; a later attempt for the same note and system replaces a failed one."""
-        self.db.execute(
+        self._write(
             "INSERT OR REPLACE INTO summaries (run_id, note_id, system, ok, record, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (run_id, summary.note_id, summary.system, int(summary.ok), summary.model_dump_json(), now()),
+            [(run_id, summary.note_id, summary.system, int(summary.ok), summary.model_dump_json(), now())],
         )
 
     def summaries(self, run_id: str) -> list[Summary]:
+        self.flush()
         return [Summary.model_validate_json(r) for (r,) in self.db.execute(
             "SELECT s.record FROM summaries s JOIN notes n ON n.run_id = s.run_id AND n.id = s.note_id "
             "WHERE s.run_id = ? ORDER BY s.system, n.position", (run_id,))]
@@ -237,18 +284,19 @@ class Store:
         """Store the scores of one evaluator for one summary, all or none."""
         rows = [(run_id, s.note_id, s.system, s.evaluator, s.metric, s.value, s.version,
                  s.model_dump_json()) for s in scores]
-        with self._transaction():
-            self.db.executemany(
-                "INSERT OR REPLACE INTO scores (run_id, note_id, system, evaluator, metric, value, "
-                "version, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self._write(
+            "INSERT OR REPLACE INTO scores (run_id, note_id, system, evaluator, metric, value, "
+            "version, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def scored(self, run_id: str) -> set[tuple[str, str, str]]:
         """(note_id, system, evaluator) triples that already have scores in a run."""
+        self.flush()
         return set(self.db.execute(
             "SELECT DISTINCT note_id, system, evaluator FROM scores WHERE run_id = ?", (run_id,)))
 
     def scores(self, run_id: str | None = None) -> list[Score]:
         """Scores of one run, or of all runs with the latest per note, system, evaluator and metric."""
+        self.flush()
         args: tuple[str, ...] = ()
         if run_id is not None:
             query, args = "SELECT record FROM scores WHERE run_id = ? ORDER BY rowid", (run_id,)
