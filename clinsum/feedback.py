@@ -222,8 +222,7 @@ def agreement_report(ratings: Iterable[Rating], scores: Iterable[Score], *,
         raise InputError("automatic flags need a human flag to compare with (--human-flag DIMENSION>=X)")
     by_dimension: dict[str, dict[tuple[str, str], dict[str, float]]] = defaultdict(dict)
     for r in ratings:
-        if dimensions is None or r.dimension in dimensions:
-            by_dimension[r.dimension].setdefault((r.note_id, r.system), {})[r.rater] = r.value
+        by_dimension[r.dimension].setdefault((r.note_id, r.system), {})[r.rater] = r.value
     human = {d: {key: float(np.mean(list(v.values()))) for key, v in items.items()}
              for d, items in by_dimension.items()}
     by_metric: dict[str, dict[tuple[str, str], float]] = defaultdict(dict)
@@ -232,8 +231,9 @@ def agreement_report(ratings: Iterable[Rating], scores: Iterable[Score], *,
             by_metric[s.metric][(s.note_id, s.system)] = s.value
     common = {"n_resamples": n_resamples, "seed": seed}
 
+    compared = sorted(d for d in human if dimensions is None or d in dimensions)
     rows = []
-    for dimension in sorted(human):
+    for dimension in compared:
         for metric in sorted(by_metric):
             keys = [k for k in human[dimension] if k in by_metric[metric]]
             if not keys:
@@ -249,7 +249,7 @@ def agreement_report(ratings: Iterable[Rating], scores: Iterable[Score], *,
                          "scale_metric": scales[0], "scale_human": scales[1],
                          "statistics": ag.summarize(stats)})
     if not rows:
-        rated = {k for items in human.values() for k in items}
+        rated = {k for d in compared for k in human[d]}
         scored = {k for values in by_metric.values() for k in values}
         raise InputError(_nothing_joins(rated, scored))
 
@@ -273,7 +273,7 @@ def agreement_report(ratings: Iterable[Rating], scores: Iterable[Score], *,
                 "statistics": ag.summarize(ag.flag_statistics(pred, truth, **common))})
 
     return {"n_ratings": len(ratings), "resamples": n_resamples, "seed": seed,
-            "metric_vs_human": rows, "inter_rater": _inter_rater(by_dimension, **common),
+            "metric_vs_human": rows, "inter_rater": _inter_rater({d: by_dimension[d] for d in compared}, **common),
             "flags": flag_rows}
 
 

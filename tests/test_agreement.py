@@ -239,5 +239,7 @@ def test_rater_table_icc_across_several_raters() -> None:
 def test_scale_inference() -> None:
     assert ag.infer_scale([1, 2, 5, 3]) == "1-5"
     assert ag.infer_scale([0.0, 0.25, 1.0]) == "0-1"
+    assert ag.infer_scale([0, 1, 1, 0]) == "0/1"
+    assert ag.infer_scale([1, 1, 2.5]) == "1-5"
     assert ag.infer_scale([0, 3, 7]) is None
     assert ag.infer_scale([]) is None

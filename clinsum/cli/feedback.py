@@ -86,8 +86,8 @@ def agreement(
         except ValueError as exc:
             raise InputError(str(exc), field="--flag/--human-flag") from None
         with open_store(db) as store:
-            if run is not None and run not in {r["id"] for r in store.runs()}:
-                raise InputError(f"no run {run!r} in {db}")
+            if run is not None:
+                store.run(run)  # an unknown run id is an error, not an empty comparison
             ratings, scores = store.ratings(), store.scores(run)
         report = agreement_report(ratings, scores, metrics=metric or None, dimensions=dimension or None,
                                   flags=flags, human_flag=truth, n_resamples=resamples, seed=seed)
@@ -99,7 +99,7 @@ def agreement(
 
 
 _PAIRED = (("spearman", "Spearman"), ("kendall_tau_b", "Kendall"), ("kappa_quadratic", "kappa (q)"),
-           ("icc_2_1", "ICC(2,1)"), ("icc_3_1", "ICC(3,1)"), ("mean_difference", "mean diff"))
+           ("icc_2_1", "ICC(2,1)"), ("icc_3_1", "ICC(3,1)"), ("mean_difference", "mean diff."))
 _FLAGS = (("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"), ("f1", "F1"))
 
 
@@ -107,12 +107,19 @@ def _cell(estimate: dict[str, Any]) -> str:
     value, (low, high) = estimate["value"], estimate["ci"]
     if value is None:
         return "—"
-    return f"{value:.2f} [{low:.2f}, {high:.2f}]" if low is not None else f"{value:.2f}"
+    return f"{value:.2f}\n[{low:.2f}, {high:.2f}]" if low is not None else f"{value:.2f}"
 
 
 def _loa(stats: dict[str, Any]) -> str:
     low, high = stats["loa_lower"]["value"], stats["loa_upper"]["value"]
-    return "—" if low is None or high is None else f"{low:.2f} to {high:.2f}"
+    return "—" if low is None or high is None else f"{low:.2f}\nto {high:.2f}"
+
+
+def _show(table: Any) -> None:
+    """Print a table; into a pipe or file at full width rather than rich's default 80 columns."""
+    from rich.console import Console
+
+    (stdout if stdout.is_terminal else Console(width=200)).print(table)
 
 
 def _print_tables(report: dict[str, Any]) -> None:
@@ -120,29 +127,29 @@ def _print_tables(report: dict[str, Any]) -> None:
 
     source = f"run {report['run']}" if report["run"] else "latest scores"
     table = Table(title=f"Agreement with human ratings ({source}; 95% bootstrap CIs)")
-    for header in ("dimension", "metric", "n", *(name for _, name in _PAIRED), "limits of agreement"):
-        table.add_column(header, justify="right" if header != "dimension" and header != "metric" else "left")
+    for header in ("dimension", "metric", "n", *(name for _, name in _PAIRED), "95% limits"):
+        table.add_column(header, justify="left" if header in ("dimension", "metric") else "right")
     for row in report["metric_vs_human"]:
         stats = row["statistics"]
         table.add_row(row["dimension"], row["metric"], str(row["n"]),
                       *(_cell(stats[key]) for key, _ in _PAIRED), _loa(stats))
-    stdout.print(table)
+    _show(table)
     if report["inter_rater"]:
         raters = Table(title="Agreement between raters (the ceiling for any automatic score)")
         for header in ("dimension", "raters", "n", *(name for _, name in _PAIRED)):
-            raters.add_column(header)
+            raters.add_column(header, justify="left" if header in ("dimension", "raters") else "right")
         for row in report["inter_rater"]:
             stats = row["statistics"]
             raters.add_row(row["dimension"], " / ".join(row["raters"]), str(row["n"]),
                            *(_cell(stats[key]) if key in stats else "" for key, _ in _PAIRED))
-        stdout.print(raters)
+        _show(raters)
     if report["flags"]:
         flags = Table(title=f"Automatic flags against the human flag {report['flags'][0]['human_flag']}")
         for header in ("flag", "n", "TP", "FP", "FN", "TN", *(name for _, name in _FLAGS)):
-            flags.add_column(header)
+            flags.add_column(header, justify="left" if header == "flag" else "right")
         for row in report["flags"]:
             stats = row["statistics"]
             flags.add_row(row["flag"], str(row["n"]), *(str(row[k]) for k in ("tp", "fp", "fn", "tn")),
                           *(_cell(stats[key]) for key, _ in _FLAGS))
-        stdout.print(flags)
+        _show(flags)
     console.print("Statistics that do not apply show —; `--format json` gives the reasons.")

@@ -274,11 +274,18 @@ def _no_variance(*series: FloatArray) -> str | None:
 
 
 def infer_scale(values: ArrayLike) -> str | None:
-    """'1-5' for values within 1..5 (not all 1), '0-1' for proportions, else None."""
+    """The scale a series is on, as far as its values tell.
+
+    '0/1' for binary judgements, '1-5' for values within 1..5 (not all 1), '0-1'
+    for other proportions, else None (a count, an unbounded number). Statistics that
+    compare values need both series on the same scale.
+    """
     v = np.asarray(values, dtype=float)
     if v.size == 0:
         return None
-    if v.min() >= 1 and v.max() <= 5 and v.max() > 1:
+    if np.isin(v, (0.0, 1.0)).all():
+        return "0/1"
+    if v.min() >= 1 and v.max() <= 5:
         return "1-5"
     if v.min() >= 0 and v.max() <= 1:
         return "0-1"
