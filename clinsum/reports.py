@@ -31,14 +31,9 @@ def default_sort_metric(rows: Sequence[Row]) -> str:
 
 
 def ordered(rows: Sequence[Row], sort_by: str | None = None) -> tuple[list[Row], str]:
-    """Rows grouped by system, systems ranked by ``sort_by`` (best first)."""
+    """Rows grouped by system, systems ranked by ``sort_by`` (best first), and that metric."""
     metric = sort_by or default_sort_metric(rows)
-    ranked = leaderboard(rows, metric, descending=metric not in HIGHER_IS_WORSE)
-    rank = {row.system: i for i, row in enumerate(ranked)}
-    systems_without = sorted({r.system for r in rows} - rank.keys())
-    for system in systems_without:
-        rank[system] = len(rank)
-    return sorted(rows, key=lambda r: (rank[r.system], r.metric)), metric
+    return leaderboard(rows, metric, descending=metric not in HIGHER_IS_WORSE), metric
 
 
 def _metric_key(metric: str) -> tuple[int, str]:

@@ -15,7 +15,7 @@ from rich.console import Console
 if TYPE_CHECKING:
     from clinsum.store import Store
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 """Progress, messages and errors go to stderr; results (tables, CSV, JSON) to stdout."""
 stdout = Console()
 
