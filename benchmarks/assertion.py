@@ -116,7 +116,8 @@ def report(name: str, examples: Sequence[Example], predicted: Sequence[str]) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", choices=("dev", "test", "all"), default="all")
     parser.add_argument("--no-medspacy", action="store_true")
     parser.add_argument("--errors", action="store_true", help="list the misclassified dev examples")

@@ -29,13 +29,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from itertools import pairwise
 
-from clinsum.concepts.sections import SectionIndex
+from clinsum.concepts.sections import SectionIndex, find_turns, is_negative_answer
 
 CATEGORIES = ("NEGATED", "FAMILY", "HYPOTHETICAL", "POSSIBLE", "HISTORICAL")
 _STATUS = {"NEGATED": "negated", "FAMILY": "family", "HYPOTHETICAL": "hypothetical",
@@ -43,7 +45,7 @@ _STATUS = {"NEGATED": "negated", "FAMILY": "family", "HYPOTHETICAL": "hypothetic
 PRIORITY = ("negated", "family", "hypothetical", "possible", "historical", "present")
 """Resolution order when a mention is in the scope of several categories."""
 
-_ALGORITHM_VERSION = "2"
+_ALGORITHM_VERSION = "3"
 _MAX_ADJACENT_WORDS = 2
 """Triggers of different categories compose when at most this many words and no punctuation separate them."""
 
@@ -114,8 +116,10 @@ _TERMINATIONS = re.compile("|".join(f"(?P<r{i}>{_RULES[i].pattern})" for i in _O
 # Clause boundaries: line breaks, bullets, semicolons, and sentence punctuation followed by space
 # (a "?" only when it ends a word, so "? pneumonia" stays a trigger inside its clause).
 _ABBREVIATIONS = r"(?<!\bdr)(?<!\bmr)(?<!\bmrs)(?<!\bms)(?<!\bvs)(?<!\be\.g)(?<!\bi\.e)(?<!\bst)(?<!\bapprox)"
+# Tokenised transcripts ("how are you ?", "okay .") put a space before the punctuation.
 _CLAUSE_BREAK = re.compile(
-    rf"\n\s*|[•;]\s*|{_ABBREVIATIONS}(?<=[a-z0-9)\]%])[.!]+\s+|(?<=\w)\?+\s+",
+    rf"\n\s*|[•;]\s*|{_ABBREVIATIONS}(?<=[a-z0-9)\]%])[.!]+(?:\s+|$)|(?<=\w)\s?\?+(?:\s+|$)"
+    r"|(?<=\w)\s[.!]+(?:\s+|$)",
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[\w'’/]+")
@@ -128,6 +132,8 @@ class _Analysis:
     clause_ends: list[int]
     triggers: list[list[Trigger]]
     sections: SectionIndex
+    denied: list[tuple[int, int]]
+    """Question clauses of a dialogue that the next speaker answered "no" to."""
 
 
 def assertions_for(text: str, spans: Sequence[tuple[int, int]]) -> list[str]:
@@ -152,19 +158,43 @@ def triggers_in(text: str) -> list[Trigger]:
 
 @lru_cache(maxsize=64)
 def _analyse(text: str) -> _Analysis:
-    starts, ends = [], []
+    starts, ends, questions = [], [], []
     position = 0
     for match in _CLAUSE_BREAK.finditer(text):
         if match.start() > position:
             starts.append(position)
             ends.append(match.start())
+            questions.append("?" in match.group())
         position = match.end()
     if position < len(text):
         starts.append(position)
         ends.append(len(text))
+        questions.append(False)
     sections = SectionIndex(text)
     triggers = [_clause_triggers(text, s, e) for s, e in zip(starts, ends, strict=True)]
-    return _Analysis(starts, ends, triggers, sections)
+    return _Analysis(starts, ends, triggers, sections, _denied_questions(text, starts, ends, questions))
+
+
+def _denied_questions(text: str, starts: list[int], ends: list[int],
+                      questions: list[bool]) -> list[tuple[int, int]]:
+    """The question clauses ending a dialogue turn whose reply, by another speaker, opens with "no".
+
+    "Doctor: Any shortness of breath or wheezing? Patient: No." negates both findings, which no
+    trigger inside the question could tell. Only the run of questions at the end of the turn counts:
+    an earlier question was followed by more talk from the same speaker.
+    """
+    denied = []
+    turns = find_turns(text)
+    for turn, reply in pairwise(turns):
+        if reply.speaker == turn.speaker or not is_negative_answer(text, reply.start, reply.end):
+            continue
+        i = bisect_right(starts, turn.end - 1) - 1
+        while i >= 0 and starts[i] >= turn.tag_start and not text[starts[i]:ends[i]].strip():
+            i -= 1
+        while i >= 0 and starts[i] >= turn.tag_start and questions[i]:
+            denied.append((starts[i], ends[i]))
+            i -= 1
+    return sorted(denied)
 
 
 def _clause_triggers(text: str, start: int, end: int) -> list[Trigger]:
@@ -238,6 +268,9 @@ def _status(analysis: _Analysis, start: int, end: int) -> str:
                 or (trigger.direction != "forward" and end <= trigger.start)
             ):
                 found.add(_STATUS[trigger.category])
+    j = bisect_right(analysis.denied, (start, sys.maxsize)) - 1
+    if j >= 0 and analysis.denied[j][0] <= start < analysis.denied[j][1]:
+        found.add("negated")
     default = analysis.sections.default_at(start)
     if default:
         found.add(default)

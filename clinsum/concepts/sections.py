@@ -130,3 +130,44 @@ class SectionIndex:
 
     def header_spans(self) -> list[tuple[int, int]]:
         return [(s.header_start, s.header_end) for s in self.sections]
+
+
+# -- dialogue turns ---------------------------------------------------------------------------------
+
+_SPEAKER = re.compile(
+    r"^[ \t]*(?:\[(?P<bracketed>[a-z_ ]+?)(?:_?\d+)?\]|(?P<labelled>doctor|patient|dr|pt|nurse|clinician|provider|"
+    r"physician|guest_family|guest_clinician|family|caregiver|mother|father|wife|husband|son|daughter|parent)"
+    r"(?:_?\d+)?[ \t]*:)[ \t]*",
+    re.IGNORECASE | re.MULTILINE,
+)
+_NEGATIVE_ANSWER = re.compile(
+    r"(?:no|nope|nah|never|none|negative|not\s+really|not\s+at\s+all|not\s+that\s+i\s+(?:know|remember|recall)"
+    r"|nothing|i\s+(?:do|did|have|has|had|am|was)\s*(?:n['’]?t|\s+not)|i\s+don['’]?t|i\s+haven['’]?t"
+    r"|i\s+didn['’]?t|i\s+have\s+not|i\s+do\s+not|uh-uh|nuh-uh)(?![\w'’-])",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One speaker's turn in a dialogue: ``start`` is where the words begin (after the speaker tag)."""
+
+    speaker: str
+    tag_start: int
+    start: int
+    end: int
+
+
+def find_turns(text: str) -> list[Turn]:
+    """The speaker turns of a dialogue ("[doctor] ...", "Patient: ..."); [] when the text is not one."""
+    tags = [(m.start(), m.end(), (m.group("bracketed") or m.group("labelled")).lower())
+            for m in _SPEAKER.finditer(text)]
+    if len(tags) < 2 or len({speaker for _s, _e, speaker in tags}) < 2:
+        return []
+    return [Turn(speaker, tag_start, start, tags[i + 1][0] if i + 1 < len(tags) else len(text))
+            for i, (tag_start, start, speaker) in enumerate(tags)]
+
+
+def is_negative_answer(text: str, start: int, end: int) -> bool:
+    """Whether the turn ``text[start:end]`` opens with a negative answer ("No.", "nope , i have n't")."""
+    return _NEGATIVE_ANSWER.match(text[start:end].lstrip(" \t,.-–…")) is not None
