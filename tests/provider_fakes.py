@@ -8,7 +8,8 @@ The bodies follow each provider's documented response shapes:
   (``candidates[].content.parts[].text``, ``usageMetadata``, ``modelVersion``, ``responseId``;
   errors as ``{"error": {"code", "message", "status"}}``).
 
-Import the fixture in a test module with ``from provider_fakes import local_http  # noqa: F401``.
+Import both fixtures in a test module:
+``from provider_fakes import local_http, local_http_server  # noqa: F401``.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 
-@pytest.fixture
-def local_http() -> Iterator[HTTPServer]:
-    """A threaded fake server on 127.0.0.1 (threaded so a slow handler cannot stall teardown)."""
+@pytest.fixture(scope="module")
+def local_http_server() -> Iterator[HTTPServer]:
+    """One threaded fake server on 127.0.0.1 per test module (threaded: a slow handler cannot stall it)."""
     server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
     server.start()
     try:
@@ -34,6 +35,14 @@ def local_http() -> Iterator[HTTPServer]:
         server.clear()
         if server.is_running():
             server.stop()
+
+
+@pytest.fixture
+def local_http(local_http_server: HTTPServer) -> Iterator[HTTPServer]:
+    """The module's fake server, with no expectations or log left from an earlier test."""
+    local_http_server.clear()
+    yield local_http_server
+    local_http_server.clear()
 
 
 def slow(response: Response, seconds: float):  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from provider_fakes import (  # noqa: F401
     anthropic_text,
     json_response,
     local_http,
+    local_http_server,
     slow,
 )
 from pytest_httpserver import HTTPServer

@@ -1,0 +1,289 @@
+"""The Vertex AI adapter against a fake ``generateContent`` on 127.0.0.1, through the real google-genai SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+import pytest
+from provider_fakes import (  # noqa: F401
+    VERTEX_LOCATION,
+    VERTEX_PROJECT,
+    json_response,
+    local_http,
+    local_http_server,
+    slow,
+    vertex_answer,
+    vertex_error,
+    vertex_path,
+)
+from pytest_httpserver import HTTPServer
+from werkzeug import Response
+
+from clinsum.errors import FatalError, RateLimited, SetupError, TransientError
+from clinsum.providers import registry
+from clinsum.providers.base import Request
+from clinsum.providers.common import CONTEXT_TOO_LONG
+from clinsum.providers.vertex import VertexProvider, create
+
+MODEL = "gemini-2.5-flash"
+SCHEMA = {
+    "type": "object",
+    "properties": {"accurate": {"type": "integer"}, "evidence": {"type": "string"}},
+    "required": ["accurate", "evidence"],
+}
+
+
+def fake_credentials() -> Any:
+    """Credentials that hold a token already, so no ADC lookup or refresh touches the network."""
+    from google.auth.credentials import Credentials
+
+    class Static(Credentials):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.token = "ya29.fake-token"
+
+        def refresh(self, request: object) -> None:
+            self.token = "ya29.fake-token"
+
+    return Static()
+
+
+def fake_client(server: HTTPServer, timeout_s: float = 5.0) -> Any:
+    from google import genai
+    from google.genai import types
+
+    return genai.Client(
+        vertexai=True,
+        project=VERTEX_PROJECT,
+        location=VERTEX_LOCATION,
+        credentials=fake_credentials(),
+        http_options=types.HttpOptions(
+            base_url=server.url_for("/"),
+            api_version="v1",
+            timeout=int(timeout_s * 1000),
+            retry_options=types.HttpRetryOptions(attempts=1),
+        ),
+    )
+
+
+def provider(
+    server: HTTPServer, spec: str = f"vertex:{MODEL}", timeout_s: float = 5.0, **options: Any
+) -> VertexProvider:
+    return create(spec, options, client=fake_client(server, timeout_s))
+
+
+def expect(server: HTTPServer, model: str = MODEL) -> Any:
+    return server.expect_oneshot_request(vertex_path(model), method="POST")
+
+
+async def test_plain_answer_reports_text_usage_cost_and_ids(local_http: HTTPServer) -> None:  # noqa: F811
+    expect(local_http).respond_with_json(vertex_answer("67M with CAP on ceftriaxone."))
+    gen = await provider(local_http, seed=7, system_prompt="Summarize clinical notes.").generate(
+        Request(prompt="Note: ...")
+    )
+
+    assert gen.text == "67M with CAP on ceftriaxone."
+    assert (gen.input_tokens, gen.output_tokens) == (1200, 150)
+    assert gen.cost_usd == pytest.approx((1200 * 0.30 + 150 * 2.50) / 1e6)
+    assert gen.request_id == "vNq4aPq2IZiW7dcP0ci4oAQ"
+    assert gen.model == "gemini-2.5-flash"
+    assert gen.latency_s is not None and gen.latency_s > 0
+
+    request = local_http.log[0][0]
+    assert request.headers["Authorization"] == "Bearer ya29.fake-token"
+    sent = json.loads(request.get_data())
+    assert sent["contents"] == [{"parts": [{"text": "Note: ..."}], "role": "user"}]
+    assert sent["systemInstruction"]["parts"] == [{"text": "Summarize clinical notes."}]
+    config = sent["generationConfig"]
+    assert config["temperature"] == 0.0
+    assert config["maxOutputTokens"] == 1024
+    assert config["seed"] == 7
+    assert "responseMimeType" not in config
+
+
+async def test_structured_answer_sends_json_schema(local_http: HTTPServer) -> None:  # noqa: F811
+    verdict = {"accurate": 5, "evidence": "all doses match"}
+    expect(local_http).respond_with_json(vertex_answer(json.dumps(verdict)))
+    gen = await provider(local_http).generate(Request(prompt="Rate", json_schema=SCHEMA, temperature=0.7))
+
+    assert json.loads(gen.text) == verdict
+    config = json.loads(local_http.log[0][0].get_data())["generationConfig"]
+    assert config["responseMimeType"] == "application/json"
+    assert config["responseJsonSchema"] == SCHEMA
+    assert config["temperature"] == 0.7  # per-request override for judge sampling
+
+
+async def test_thinking_tokens_are_billed_as_output(local_http: HTTPServer) -> None:  # noqa: F811
+    expect(local_http, "gemini-2.5-pro").respond_with_json(
+        vertex_answer("ok", prompt_tokens=1000, candidates_tokens=100, thoughts_tokens=400)
+    )
+    gen = await provider(local_http, "vertex:gemini-2.5-pro", thinking_budget=512).generate(Request(prompt="x"))
+    assert gen.output_tokens == 500
+    assert gen.cost_usd == pytest.approx((1000 * 1.25 + 500 * 10.0) / 1e6)
+    config = json.loads(local_http.log[0][0].get_data())["generationConfig"]
+    # google-genai 3.6 writes this field in snake_case; proto-JSON accepts either spelling.
+    assert list(config["thinkingConfig"].values()) == [512]
+
+
+async def test_rate_limited_with_retry_after_header(local_http: HTTPServer) -> None:  # noqa: F811
+    expect(local_http).respond_with_response(
+        vertex_error(429, "RESOURCE_EXHAUSTED", "Resource exhausted. Please try again later.", {"Retry-After": "9"})
+    )
+    with pytest.raises(RateLimited) as caught:
+        await provider(local_http).generate(Request(prompt="x"))
+    assert caught.value.retry_after == 9.0
+
+
+async def test_rate_limited_with_retry_info_in_body(local_http: HTTPServer) -> None:  # noqa: F811
+    body = {
+        "error": {
+            "code": 429,
+            "message": "Quota exceeded for aiplatform.googleapis.com/generate_content_requests_per_minute",
+            "status": "RESOURCE_EXHAUSTED",
+            "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "31s"}],
+        }
+    }
+    expect(local_http).respond_with_response(json_response(body, 429))
+    with pytest.raises(RateLimited) as caught:
+        await provider(local_http).generate(Request(prompt="x"))
+    assert caught.value.retry_after == 31.0
+
+
+@pytest.mark.parametrize(("status", "grpc"), [(500, "INTERNAL"), (503, "UNAVAILABLE")])
+async def test_server_errors_are_transient(local_http: HTTPServer, status: int, grpc: str) -> None:  # noqa: F811
+    expect(local_http).respond_with_response(vertex_error(status, grpc, "Internal error encountered."))
+    with pytest.raises(TransientError):
+        await provider(local_http).generate(Request(prompt="x"))
+
+
+async def test_timeout_is_transient(local_http: HTTPServer) -> None:  # noqa: F811
+    expect(local_http).respond_with_handler(slow(json_response(vertex_answer("late")), 0.6))
+    with pytest.raises(TransientError, match="in time"):
+        await provider(local_http, timeout_s=0.2).generate(Request(prompt="x"))
+
+
+@pytest.mark.parametrize(("status", "grpc"), [(401, "UNAUTHENTICATED"), (403, "PERMISSION_DENIED")])
+async def test_auth_errors_are_fatal_and_say_what_to_check(
+    local_http: HTTPServer,  # noqa: F811
+    status: int,
+    grpc: str,
+) -> None:
+    expect(local_http).respond_with_response(
+        vertex_error(status, grpc, "Request had invalid authentication credentials.")
+    )
+    with pytest.raises(FatalError, match="Application Default Credentials") as caught:
+        await provider(local_http).generate(Request(prompt="x"))
+    assert not caught.value.retryable
+
+
+async def test_context_too_long_is_a_clear_fatal_error(local_http: HTTPServer) -> None:  # noqa: F811
+    expect(local_http).respond_with_response(
+        vertex_error(
+            400,
+            "INVALID_ARGUMENT",
+            "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).",
+        )
+    )
+    with pytest.raises(FatalError) as caught:
+        await provider(local_http).generate(Request(prompt="very long note"))
+    assert str(caught.value).startswith(CONTEXT_TOO_LONG)
+
+
+async def test_unknown_model_is_fatal(local_http: HTTPServer) -> None:  # noqa: F811
+    expect(local_http, "gemini-9").respond_with_response(
+        vertex_error(404, "NOT_FOUND", "Publisher Model `gemini-9` was not found or your project does not have access")
+    )
+    with pytest.raises(FatalError, match="model 'gemini-9' not found"):
+        await provider(local_http, "vertex:gemini-9").generate(Request(prompt="x"))
+
+
+@pytest.mark.parametrize("body", ["not json at all", '{"unexpected": true}'])
+async def test_malformed_body_is_transient(local_http: HTTPServer, body: str) -> None:  # noqa: F811
+    expect(local_http).respond_with_response(Response(body, 200, content_type="application/json"))
+    with pytest.raises(TransientError, match="malformed"):
+        await provider(local_http).generate(Request(prompt="x"))
+
+
+async def test_blocked_prompt_is_fatal_with_reason(local_http: HTTPServer) -> None:  # noqa: F811
+    expect(local_http).respond_with_json(
+        {
+            "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
+            "usageMetadata": {"promptTokenCount": 12, "totalTokenCount": 12},
+            "modelVersion": MODEL,
+            "responseId": "r1",
+        }
+    )
+    with pytest.raises(FatalError, match="PROHIBITED_CONTENT"):
+        await provider(local_http).generate(Request(prompt="x"))
+
+
+async def test_unusable_finish_reasons_are_fatal(local_http: HTTPServer) -> None:  # noqa: F811
+    expect(local_http).respond_with_json(vertex_answer("", finish_reason="SAFETY"))
+    with pytest.raises(FatalError, match="finish_reason=SAFETY"):
+        await provider(local_http).generate(Request(prompt="x"))
+    expect(local_http).respond_with_json(vertex_answer("", finish_reason="MAX_TOKENS", thoughts_tokens=1024))
+    with pytest.raises(FatalError, match="thinking"):
+        await provider(local_http).generate(Request(prompt="x"))
+
+
+@pytest.fixture
+def adc(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """Application Default Credentials that resolve without files or the metadata server."""
+    import google.auth
+
+    monkeypatch.setattr(google.auth, "default", lambda scopes=None: (fake_credentials(), None))
+    for name in ("GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GOOGLE_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+async def test_registry_builds_from_sdk_environment(adc: pytest.MonkeyPatch, local_http: HTTPServer) -> None:  # noqa: F811
+    adc.setenv("GOOGLE_CLOUD_PROJECT", VERTEX_PROJECT)
+    adc.setenv("GOOGLE_CLOUD_LOCATION", VERTEX_LOCATION)
+    local_http.expect_oneshot_request(re.compile(r".*/locations/us-central1/.*:generateContent$")).respond_with_json(
+        vertex_answer("built from env")
+    )
+    made = registry.create(f"vertex:{MODEL}", {"base_url": local_http.url_for("/"), "api_version": "v1"})
+    gen = await made.generate(Request(prompt="x"))
+    assert gen.text == "built from env"
+    assert f"/projects/{VERTEX_PROJECT}/" in local_http.log[0][0].path
+
+
+def test_missing_project_says_how_to_fix(adc: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SetupError, match="export GOOGLE_CLOUD_PROJECT="):
+        create(f"vertex:{MODEL}", {})
+
+
+def test_missing_adc_says_how_to_fix(adc: pytest.MonkeyPatch) -> None:
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    def no_adc(scopes: object = None) -> None:
+        raise DefaultCredentialsError("Your default credentials were not found.")
+
+    adc.setattr(google.auth, "default", no_adc)
+    with pytest.raises(SetupError, match="gcloud auth application-default login"):
+        create(f"vertex:{MODEL}", {"project": VERTEX_PROJECT})
+
+
+@pytest.mark.live
+@pytest.mark.skipif(
+    not os.environ.get("GOOGLE_CLOUD_PROJECT")
+    or not (
+        os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+        or os.path.exists(os.path.expanduser("~/.config/gcloud/application_default_credentials.json"))
+    ),
+    reason="GOOGLE_CLOUD_PROJECT and Application Default Credentials not set",
+)
+async def test_live_vertex() -> None:
+    model = os.environ.get("CLINSUM_LIVE_VERTEX_MODEL", "gemini-2.5-flash")
+    prov = create(f"vertex:{model}", {"max_output_tokens": 512, "thinking_budget": 0})
+    gen = await prov.generate(
+        Request(prompt="Summarize in one sentence: 67M, fever and cough for 3 days, CXR RLL consolidation.")
+    )
+    assert gen.text.strip() and gen.input_tokens and gen.output_tokens
+    structured = await prov.generate(Request(prompt="Rate 'pneumonia' 1-5 for accuracy.", json_schema=SCHEMA))
+    assert set(json.loads(structured.text)) == {"accurate", "evidence"}
