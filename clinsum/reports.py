@@ -40,26 +40,30 @@ def _metric_key(metric: str) -> tuple[int, str]:
     return (METRIC_ORDER.index(metric) if metric in METRIC_ORDER else len(METRIC_ORDER), metric)
 
 
+def _number(value: float) -> str:
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.4g}"
+
+
 def _cell(row: Row | None) -> str:
-    if row is None or row.mean is None or (isinstance(row.mean, float) and math.isnan(row.mean)):
+    if row is None or row.mean is None or math.isnan(row.mean):
         return "–"
     if row.ci_low is None or row.ci_high is None or row.n < 2:
-        return f"{row.mean:.3g}"
-    return f"{row.mean:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]"
+        return _number(row.mean)
+    return f"{_number(row.mean)} [{_number(row.ci_low)}, {_number(row.ci_high)}]"
 
 
 def table(rows: Sequence[Row], sort_by: str | None = None, title: str | None = None) -> Table:
-    """One row per system, one column per metric: mean [95% CI]."""
+    """One column per system (best first), one row per metric: mean [95% CI]."""
     ranked, metric = ordered(rows, sort_by)
     metrics = sorted({r.metric for r in rows}, key=_metric_key)
     systems = list(dict.fromkeys(r.system for r in ranked))
     cells = {(r.system, r.metric): r for r in rows}
-    out = Table(title=title, caption=f"ranked by {metric}; mean [95% bootstrap CI]")
-    out.add_column("system", style="bold")
-    for m in metrics:
-        out.add_column(m, justify="right")
+    out = Table(title=title, caption=f"systems ranked by {metric}, best first; mean [95% bootstrap CI]")
+    out.add_column("metric", style="bold")
     for system in systems:
-        out.add_row(system, *(_cell(cells.get((system, m))) for m in metrics))
+        out.add_column(system, justify="right", overflow="fold")
+    for m in metrics:
+        out.add_row(m, *(_cell(cells.get((system, m))) for system in systems))
     return out
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from clinsum.store import Store
@@ -47,7 +48,7 @@ def reported_errors() -> Iterator[None]:
     try:
         yield
     except ClinsumError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(EXIT_ERROR) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]")

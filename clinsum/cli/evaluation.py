@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from clinsum.cli import app
 from clinsum.cli.common import (
@@ -79,7 +80,7 @@ def run(
         if resume is None:
             run_notes, skipped = evaluation.load_run_notes(config)
             for problem in skipped:
-                console.print(f"[yellow]skipped:[/yellow] {problem}", highlight=False)
+                console.print(f"[yellow]skipped:[/yellow] {escape(str(problem))}", highlight=False)
             if skipped:
                 console.print(f"[yellow]{len(skipped)} invalid notes skipped[/yellow]")
         with _progress() as progress:
@@ -114,7 +115,7 @@ def score(
         note_records, skipped = evaluation.load_run_notes(config)
         loaded = load_summaries(summaries, skip_invalid=config.skip_invalid)
         for problem in [*skipped, *loaded.skipped]:
-            console.print(f"[yellow]skipped:[/yellow] {problem}", highlight=False)
+            console.print(f"[yellow]skipped:[/yellow] {escape(str(problem))}", highlight=False)
         with _progress() as progress:
             run_id = asyncio.run(evaluation.score(config, store, note_records, loaded.records,
                                                   progress=progress))
@@ -134,7 +135,7 @@ def _demo_config() -> Any:
         import spacy  # noqa: F401
         metrics.append("coverage")
     except ImportError:
-        console.print("[yellow]concept coverage skipped: pip install 'clinsum[concepts]'[/yellow]")
+        console.print(escape("concept coverage skipped: pip install 'clinsum[concepts]'"), style="yellow")
     return RunConfig(notes=str(DEMO_NOTES), providers=["extractive:lead", "extractive:centroid"],  # type: ignore[list-item]
                      metrics=metrics, offline=True)
 
@@ -177,8 +178,8 @@ def _finish(store: Any, run_id: str, out: Path | None, sort_by: str | None) -> i
     if info["failed"]:
         errors = [s for s in store.summaries(run_id) if not s.ok][:5]
         for summary in errors:
-            console.print(f"  [red]{summary.system} / {summary.note_id}:[/red] {summary.error}",
-                          highlight=False)
+            console.print(f"  [red]{escape(summary.system)} / {escape(summary.note_id)}:[/red] "
+                          f"{escape(summary.error or '')}", highlight=False)
     if out is not None:
         paths = reports.write_outputs(out, store.summaries(run_id), scores, rows)
         console.print("outputs: " + ", ".join(str(p) for p in paths.values()))

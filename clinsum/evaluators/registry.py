@@ -25,6 +25,8 @@ def create(name: str, options: dict[str, Any], dispatcher: Any) -> Evaluator:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
+        if (exc.name or "").startswith("clinsum"):
+            raise
         raise ConfigError(
             f"metric '{name}' needs a package that is not installed ({exc.name}); "
             "install it with: pip install 'clinsum[all]'"
