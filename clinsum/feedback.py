@@ -207,16 +207,23 @@ class FlagRule:
 def agreement_report(ratings: Iterable[Rating], scores: Iterable[Score], *,
                      metrics: Sequence[str] | None = None, dimensions: Sequence[str] | None = None,
                      flags: Sequence[FlagRule] = (), human_flag: FlagRule | None = None,
+                     same_scale: Iterable[tuple[str, str]] = (),
                      n_resamples: int = ag.DEFAULT_RESAMPLES, seed: int = ag.DEFAULT_SEED
                      ) -> dict[str, Any]:
     """Agreement of every scored metric with every rated dimension, joined on (note_id, system).
 
     A summary rated by several raters counts once, with the mean of their values;
-    ``mean_difference`` is metric minus human. Value-comparing statistics (ICC,
-    mean difference, limits of agreement) need both on the same scale (see
-    ``agreement.infer_scale``), and the kappa both on the 1-5 scale. Raises
-    ``InputError`` when no rating joins any score.
+    ``mean_difference`` is metric minus human. Rank correlations apply to any pair.
+    The statistics that compare values (ICC, mean difference, limits of agreement,
+    kappa) apply only where the two measure the same thing on the same scale: both
+    on the 1-5 rating scale (a judge attribute against physicians' 1-5 ratings), both
+    binary, or a (metric, dimension) pair the caller declares in ``same_scale``
+    (a concept recall against a human fact recall, both proportions). Two proportions
+    are not assumed comparable: ROUGE-1 and a fact precision are both in 0..1 and
+    measure different things. The kappa needs the 1-5 scale. Raises ``InputError``
+    when no rating joins any score.
     """
+    declared = set(same_scale)
     ratings = list(ratings)
     if flags and human_flag is None:
         raise InputError("automatic flags need a human flag to compare with (--human-flag DIMENSION>=X)")
@@ -241,12 +248,13 @@ def agreement_report(ratings: Iterable[Rating], scores: Iterable[Score], *,
             x = np.array([by_metric[metric][k] for k in keys])
             y = np.array([human[dimension][k] for k in keys])
             scales = ag.infer_scale(x), ag.infer_scale(y)
-            same = scales[0] is not None and scales[0] == scales[1]
+            rating_scale = scales[0] == scales[1] and scales[0] in ("1-5", "0/1")
+            same = rating_scale or (metric, dimension) in declared
             stats = ag.paired_statistics(x, y, same_scale=same,
-                                         kappa_scale=ag.LIKERT if same and scales[0] == "1-5" else None,
+                                         kappa_scale=ag.LIKERT if same and scales == ("1-5", "1-5") else None,
                                          **common)
             rows.append({"dimension": dimension, "metric": metric, "n": len(keys),
-                         "scale_metric": scales[0], "scale_human": scales[1],
+                         "scale_metric": scales[0], "scale_human": scales[1], "same_scale": same,
                          "statistics": ag.summarize(stats)})
     if not rows:
         rated = {k for d in compared for k in human[d]}

@@ -46,6 +46,8 @@ def make_data(seed: int = 0) -> tuple[list[Score], list[Rating]]:
                 Rating(note_id=note, system=system, rater="dr-a", dimension="accurate", value=a),
                 Rating(note_id=note, system=system, rater="dr-b", dimension="accurate", value=b),
                 Rating(note_id=note, system=system, rater="dr-a", dimension="unsafe", value=unsafe),
+                Rating(note_id=note, system=system, rater="dr-a", dimension="fact_recall",
+                       value=float(np.clip(quality / 5 + rng.normal(scale=0.1), 0, 1))),
             ]
     return scores, ratings
 
@@ -87,6 +89,18 @@ def series(metric: str, dimension: str) -> tuple[np.ndarray, np.ndarray]:
             np.array([np.mean(human[k]) for k in keys]))
 
 
+def anova_icc(table: np.ndarray) -> tuple[float, float]:
+    """ICC(2,1) and ICC(3,1) from the two-way ANOVA mean squares (Shrout & Fleiss 1979)."""
+    n, k = table.shape
+    grand = table.mean()
+    bms = k * ((table.mean(axis=1) - grand) ** 2).sum() / (n - 1)
+    jms = n * ((table.mean(axis=0) - grand) ** 2).sum() / (k - 1)
+    residual = table - table.mean(axis=1, keepdims=True) - table.mean(axis=0, keepdims=True) + grand
+    ems = (residual ** 2).sum() / ((n - 1) * (k - 1))
+    return ((bms - ems) / (bms + (k - 1) * ems + k * (jms - ems) / n),
+            (bms - ems) / (bms + (k - 1) * ems))
+
+
 def row(report: dict[str, Any], dimension: str, metric: str) -> dict[str, Any]:
     (found,) = [r for r in report["metric_vs_human"]
                 if r["dimension"] == dimension and r["metric"] == metric]
@@ -125,6 +139,23 @@ def test_metric_on_another_scale_gets_rank_statistics_only(db: Path) -> None:
     for name in ("icc_2_1", "icc_3_1", "mean_difference", "kappa_quadratic"):
         assert s[name]["value"] is None and s[name]["reason"], name
     assert {r["metric"] for r in report["metric_vs_human"]} == {"concept_recall"}
+
+
+def test_proportions_are_compared_by_value_only_when_declared_the_same_scale(db: Path) -> None:
+    plain = row(agreement_json(db, "--metric", "concept_recall"), "fact_recall", "concept_recall")
+    assert (plain["scale_metric"], plain["scale_human"], plain["same_scale"]) == ("0-1", "0-1", False)
+    assert plain["statistics"]["icc_2_1"]["value"] is None
+
+    declared = row(agreement_json(db, "--metric", "concept_recall", "--same-scale",
+                                  "concept_recall=fact_recall"), "fact_recall", "concept_recall")
+    x, y = series("concept_recall", "fact_recall")
+    icc21, icc31 = anova_icc(np.stack([x, y], axis=1))
+    s = declared["statistics"]
+    assert declared["same_scale"] is True
+    assert s["icc_2_1"]["value"] == pytest.approx(icc21, abs=TOL)
+    assert s["icc_3_1"]["value"] == pytest.approx(icc31, abs=TOL)
+    assert s["mean_difference"]["value"] == pytest.approx(float(np.mean(x - y)), abs=TOL)
+    assert s["kappa_quadratic"]["value"] is None
 
 
 def test_inter_rater_agreement_between_the_two_raters(db: Path) -> None:
@@ -192,6 +223,7 @@ def test_nothing_joins_is_an_error_with_a_reason(tmp_path: Path) -> None:
     (("--flag", "flips>>1", "--human-flag", "unsafe>=1"), "NAME>=NUMBER"),
     (("--flag", "missing_metric>=1", "--human-flag", "unsafe>=1"), "missing_metric"),
     (("--flag", "assertion_flips>=1", "--human-flag", "nobody>=1"), "no ratings on dimension 'nobody'"),
+    (("--same-scale", "concept_recall"), "METRIC=DIMENSION"),
 ])
 def test_bad_options_exit_2_with_a_message(db: Path, args: tuple[str, ...], message: str) -> None:
     result = run_cli("agreement", "--db", str(db), "--resamples", "100", *args)

@@ -68,6 +68,10 @@ def agreement(
     human_flag: Annotated[str | None, typer.Option(
         "--human-flag", metavar="DIMENSION>=X", help="The human judgement the flags are checked "
                                                      "against, e.g. unsafe>=1.")] = None,
+    same_scale: Annotated[list[str] | None, typer.Option(
+        "--same-scale", metavar="METRIC=DIMENSION",
+        help="Also compare values (ICC, mean difference, limits) for this pair, e.g. "
+             "concept_recall=FactualRecall; 1-5 and 0/1 pairs are compared without it.")] = None,
     resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples per interval.")] = 2000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed (same seed, same intervals).")] = 0,
     output_format: Annotated[ListFormat, typer.Option("--format", help="table or json.")] = ListFormat.table,
@@ -85,12 +89,16 @@ def agreement(
             truth = FlagRule.parse(human_flag) if human_flag else None
         except ValueError as exc:
             raise InputError(str(exc), field="--flag/--human-flag") from None
+        pairs = [tuple(text.split("=", 1)) for text in same_scale or []]
+        if any(len(pair) != 2 or not all(part.strip() for part in pair) for pair in pairs):
+            raise InputError("expected METRIC=DIMENSION", field="--same-scale")
         with open_store(db) as store:
             if run is not None:
                 store.run(run)  # an unknown run id is an error, not an empty comparison
             ratings, scores = store.ratings(), store.scores(run)
         report = agreement_report(ratings, scores, metrics=metric or None, dimensions=dimension or None,
-                                  flags=flags, human_flag=truth, n_resamples=resamples, seed=seed)
+                                  flags=flags, human_flag=truth, n_resamples=resamples, seed=seed,
+                                  same_scale=[(m.strip(), d.strip()) for m, d in pairs])
     report = {"run": run, **report}
     if output_format == ListFormat.json:
         write_stdout(json.dumps(report, indent=2))
