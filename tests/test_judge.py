@@ -361,3 +361,36 @@ def test_factory_builds_judges_and_refuses_unknown_options(monkeypatch: pytest.M
         create({"judges": ["fake:a"], "provider_options": {"fake:c": {}}}, dispatcher())
     with pytest.raises(ConfigError, match="no attribute"):
         create({"judges": ["fake:a"], "attributes": ["accuracy"]}, dispatcher())
+
+
+# -- through a real SDK adapter: the Ollama provider against an Ollama-protocol fake -----
+
+async def test_judge_through_the_ollama_sdk_sends_the_schema_retries_and_is_cached(tmp_path: Path) -> None:
+    from ollama_fake import OllamaFake, local_server
+
+    from clinsum.store import Store
+
+    spec = "ollama:llama3.1:8b"
+    answers = ["```json\n" + verdict(4) + "\n```", verdict(3, accurate=2)]
+    with local_server() as server:
+        fake = OllamaFake(server, lambda payload: answers.pop(0))
+        store = Store.open(tmp_path / "judge.db")
+        options = {"judges": [spec], "provider_options": {spec: {"host": fake.host}}}
+        evaluator = create(options, Dispatcher(store, base_delay_s=0))
+        scores = by_metric(await evaluator.evaluate(NOTE, SUMMARY))
+
+        assert scores["judge_accurate"].value == 2 and scores["judge_thorough"].value == 3
+        assert len(fake.requests) == 2
+        first, second = fake.requests
+        assert first["format"] == verdict_json_schema(Rubric.load())   # native structured output
+        assert first["messages"][0]["role"] == "system"
+        assert "not valid JSON" in second["messages"][-1]["content"]
+        usage = scores["judge_overall"].detail["usage"]
+        assert usage["calls"] == 2 and usage["input_tokens"] and usage["output_tokens"]
+        assert scores["judge_overall"].detail["judges"][spec]["model"] == "llama3.1:8b"
+
+        # the same evaluation again is served from the response cache: no new HTTP call
+        again = by_metric(await create(options, Dispatcher(store, base_delay_s=0)).evaluate(NOTE, SUMMARY))
+        assert len(fake.requests) == 2
+        assert again["judge_accurate"].value == 2 and again["judge_overall"].detail["usage"]["cached"] == 2
+        store.close()
