@@ -1,4 +1,8 @@
-"""Reading human ratings of summaries (physician feedback) from JSONL or CSV.
+"""Human ratings of summaries (physician feedback): reading them, and comparing scores with them.
+
+``load_ratings`` reads the ratings; ``agreement_report`` joins them with stored
+scores on (note_id, system) and measures agreement (statistics in
+``clinsum.evaluators.agreement``).
 
 Long format, one rating a row::
 

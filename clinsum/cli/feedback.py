@@ -137,7 +137,11 @@ def _print_tables(report: dict[str, Any]) -> None:
     table = Table(title=f"Agreement with human ratings ({source}; 95% bootstrap CIs)")
     for header in ("dimension", "metric", "n", *(name for _, name in _PAIRED), "95% limits"):
         table.add_column(header, justify="left" if header in ("dimension", "metric") else "right")
+    empty = [row for row in report["metric_vs_human"]
+             if all(e["value"] is None for e in row["statistics"].values())]
     for row in report["metric_vs_human"]:
+        if row in empty:
+            continue
         stats = row["statistics"]
         table.add_row(row["dimension"], row["metric"], str(row["n"]),
                       *(_cell(stats[key]) for key, _ in _PAIRED), _loa(stats))
@@ -160,4 +164,5 @@ def _print_tables(report: dict[str, Any]) -> None:
             flags.add_row(row["flag"], str(row["n"]), *(str(row[k]) for k in ("tp", "fp", "fn", "tn")),
                           *(_cell(stats[key]) for key, _ in _FLAGS))
         _show(flags)
-    console.print("Statistics that do not apply show —; `--format json` gives the reasons.")
+    hidden = f"; {len(empty)} pair(s) with no statistic at all (a constant metric) not shown" if empty else ""
+    console.print(f"Statistics that do not apply show —{hidden}; `--format json` gives the reasons.")
