@@ -292,6 +292,7 @@ async def test_samples_give_mean_and_spread_and_distinct_sample_requests() -> No
     assert spread["std"] == pytest.approx(1.5275252, abs=1e-6)   # sample std of 2, 3, 5
     assert (spread["min"], spread["max"], spread["n"]) == (2, 5, 3)
     assert evaluator.version.endswith("+k3+t0.7")
+    assert accurate.detail["spread"] == spread                  # top level: what reports show
     assert scores["judge_overall"].detail["usage"]["calls"] == 3
 
 
@@ -305,6 +306,7 @@ async def test_a_jury_that_disagrees_keeps_the_mean_and_each_judges_scores() -> 
     jury = by_metric(scores, "judge")
     assert jury["judge_accurate"].value == 3.5
     assert jury["judge_accurate"].detail["across_judges"]["min"] == 2
+    assert jury["judge_accurate"].detail["spread"]["std"] == pytest.approx(2.1213203, abs=1e-6)
     assert jury["judge_errors_critical"].value == 0.5
     assert jury["judge_accurate"].version == "pdsqi9-v1+judge-v1+fake:lenient|fake:strict"
 
@@ -394,3 +396,30 @@ async def test_judge_through_the_ollama_sdk_sends_the_schema_retries_and_is_cach
         assert len(fake.requests) == 2
         assert again["judge_accurate"].value == 2 and again["judge_overall"].detail["usage"]["cached"] == 2
         store.close()
+
+
+def test_clinsum_run_with_a_judge_adds_judge_scores(tmp_path: Path) -> None:
+    """`clinsum run --provider extractive:lead --judge ollama:MODEL` end to end, Ollama faked on 127.0.0.1."""
+    from ollama_fake import OllamaFake, local_server
+    from typer.testing import CliRunner
+
+    from clinsum.cli import app
+    from clinsum.store import Store
+
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text("\n".join(json.dumps({"id": n.id, "text": n.text}) for n in (
+        NOTE, Note(id="n2", text="Cough for 3 days, no fever. Plan: fluids and rest.")))+ "\n")
+    db = tmp_path / "run.db"
+    with local_server() as server:
+        fake = OllamaFake(server, lambda payload: verdict(4, accurate=3))
+        result = CliRunner(env={"OLLAMA_HOST": fake.host, "COLUMNS": "200"}).invoke(app, [
+            "run", "--notes", str(notes), "--provider", "extractive:lead", "--judge", "ollama:llama3.1:8b",
+            "--metric", "judge", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "judge_overall" in result.stdout and len(fake.requests) == 2
+    store = Store.open(db)
+    scores = [s for s in store.scores(store.latest_run_id()) if s.evaluator == "judge"]
+    store.close()
+    assert {s.note_id for s in scores} == {"n1", "n2"}
+    assert {s.value for s in scores if s.metric == "judge_accurate"} == {3}
+    assert all(s.version == "pdsqi9-v1+judge-v1+ollama:llama3.1:8b" for s in scores)

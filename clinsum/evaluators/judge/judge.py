@@ -20,6 +20,9 @@ provider error) gives ``value=None`` with the raw answers and the error in the
 detail of its ``judge_overall``; a score is never guessed. Each judge's detail
 holds its verdicts (rationales, errors with the quote check), per-sample scores,
 their mean and spread when sampling, and the calls' usage, cost and latency.
+Every ``judge_A`` and ``judge_overall`` detail also has ``spread``: n, mean,
+std (n-1), min and max of all the sample values behind the number (every sample
+of every judge), which is what a report shows as the judge's spread.
 """
 
 from __future__ import annotations
@@ -177,7 +180,8 @@ class JudgeEvaluator:
         for attribute in self.rubric.attributes:
             per_judge = {o.spec: self._attribute_detail(o, attribute.name) for o in outcomes}
             means = [d["mean"] for d in per_judge.values() if d.get("mean") is not None]
-            detail: dict[str, Any] = {"judges": per_judge}
+            pooled = [x for o in alive for x in o.attribute_values(attribute.name)]
+            detail: dict[str, Any] = {"judges": per_judge, "spread": spread(pooled)}
             if alive and not means:
                 detail["not_applicable"] = True
             if len(outcomes) > 1:
@@ -219,6 +223,7 @@ class JudgeEvaluator:
 
     def _overall_detail(self, outcomes: Sequence[JudgeOutcome],
                         failed: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        pooled = [x for o in outcomes for x in o.overall_values(self.rubric)]
         judges: dict[str, Any] = {}
         for outcome in outcomes:
             entry: dict[str, Any] = {
@@ -238,7 +243,7 @@ class JudgeEvaluator:
         detail: dict[str, Any] = {
             "rubric": self.rubric.version, "prompt": self.template.version,
             "samples": self.samples, "temperature": self.temperature,
-            "judges": judges, "usage": total.as_dict(),
+            "judges": judges, "usage": total.as_dict(), "spread": spread(pooled),
         }
         if failed:
             detail["failed_judges"] = sorted(failed)
