@@ -1,0 +1,407 @@
+"""Concept coverage: which medical concepts of the source a summary kept, invented or flipped.
+
+Source, summary and reference go through the same extractor
+(``clinsum.concepts.extract``); every mention carries a concept id and an
+assertion. Scores, each with its evidence in ``detail``:
+
+``concept_recall``
+    weighted share of the source's key concepts that the summary states with a
+    compatible assertion. Key concepts are the note's ``key_concepts`` phrases
+    when it lists them, otherwise every concept of the source, weighted by
+    group (drugs, disorders and allergies weigh most; ``weights`` option).
+``concept_support``
+    share of the summary's concepts that the source supports with a compatible
+    assertion (precision); 1.0 for a summary with no concepts.
+``unsupported_concepts``
+    count of summary concepts the source never mentions (fabrications).
+``assertion_flips`` / ``critical_flips``
+    concepts present in both whose status is incompatible, each listed with both
+    spans and both statuses, and a severity: ``critical`` when the summary
+    affirms what the source denied or attributed to a relative, or denies what
+    the source affirms; ``major`` when it affirms what the source only
+    suspected or made conditional; ``minor`` otherwise.
+``concept_f1``
+    harmonic mean of recall and support.
+``concept_f1_ref``
+    F1 of the summary's concepts against the reference summary's (MEDCON-like),
+    only when the note has a reference.
+
+Matching. Two mentions are the same concept when their concept ids are equal or
+their preferred names normalise to the same string (the lexicon merges sources,
+but an ICD-10-CM and a MeSH entry of one disorder can keep separate ids).
+
+Compatible assertions. Equal statuses are compatible, and so are ``present``
+and ``historical`` unless ``strict_history`` is set: a note's past history lists
+chronic conditions that are still current ("PMH: hypertension", then "on
+lisinopril"), a summary rightly restates them as current, and ConText's
+historical axis is the least reliable one. Every other pair is a flip; in
+particular ``possible`` -> ``present`` (uncertainty lost) and
+``hypothetical`` -> ``present`` are flips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, cast
+
+from clinsum.errors import ConfigError
+from clinsum.evaluators.base import score
+from clinsum.records import Mention, Note, Score, Summary
+
+NAME = "coverage"
+_LOGIC_VERSION = "1"
+
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "drug": 3.0, "disorder": 3.0, "allergy": 3.0, "finding": 2.0, "procedure": 1.5, "test": 1.5,
+    "device": 1.0, "anatomy": 0.5,
+}
+"""Weight of a source concept in ``concept_recall`` by semantic group; ``allergy`` is any concept
+mentioned in an allergies section or next to the word allergy/allergic."""
+
+AFFIRMED = frozenset({"present", "historical"})
+_ALLERGY_CONTEXT = re.compile(r"allerg|anaphyla|intoleran", re.IGNORECASE)
+_SPACE = re.compile(r"\s+")
+_NON_WORD = re.compile(r"[^\w\s]")
+
+
+# -- concept sets -----------------------------------------------------------------------------------
+
+@dataclass
+class Concept:
+    """All mentions of one concept in one text."""
+
+    key: str
+    concept_id: str
+    name: str
+    group: str
+    mentions: list[Mention] = field(default_factory=list)
+    allergy: bool = False
+
+    @property
+    def assertions(self) -> set[str]:
+        return {m.assertion for m in self.mentions}
+
+    def evidence(self) -> dict[str, Any]:
+        first = self.mentions[0]
+        return {"concept_id": self.concept_id, "name": self.name, "group": self.group,
+                "assertions": sorted(self.assertions), "span": [first.start, first.end], "text": first.text}
+
+
+def normalise(text: str) -> str:
+    return _SPACE.sub(" ", _NON_WORD.sub(" ", text.lower())).strip()
+
+
+def concept_key(mention: Mention) -> str:
+    """Mentions with equal keys are one concept: the normalised preferred name merges duplicates."""
+    return normalise(mention.name) or mention.concept_id
+
+
+def concepts_of(text: str, mentions: Iterable[Mention]) -> dict[str, Concept]:
+    concepts: dict[str, Concept] = {}
+    allergy_sections = _allergy_spans(text)
+    for mention in mentions:
+        key = concept_key(mention)
+        concept = concepts.setdefault(key, Concept(key, mention.concept_id, mention.name, mention.group))
+        concept.mentions.append(mention)
+        window = text[max(0, mention.start - 40):mention.end + 20]
+        if _ALLERGY_CONTEXT.search(window) or any(s <= mention.start < e for s, e in allergy_sections):
+            concept.allergy = True
+    return concepts
+
+
+def _allergy_spans(text: str) -> list[tuple[int, int]]:
+    from clinsum.concepts.sections import find_sections
+
+    return [(s.header_start, s.end) for s in find_sections(text) if s.name == "allergies"]
+
+
+@lru_cache(maxsize=256)
+def _extract_cached(text: str) -> tuple[Mention, ...]:
+    """Mentions of a text; the source is scored once per system, so its extraction is cached."""
+    from clinsum.concepts.extract import extract
+
+    return tuple(extract(text))
+
+
+def compatible(source: str, summary: str, *, strict_history: bool = False) -> bool:
+    if source == summary:
+        return True
+    return not strict_history and {source, summary} <= AFFIRMED
+
+
+def flip_severity(source: set[str], summary: str) -> str:
+    if summary in AFFIRMED and source & {"negated", "family"}:
+        return "critical"
+    if summary == "negated" and source & AFFIRMED:
+        return "critical"
+    if summary in AFFIRMED and source & {"possible", "hypothetical"}:
+        return "major"
+    return "minor"
+
+
+# -- options ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CoverageOptions:
+    weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    strict_history: bool = False
+    """Treat historical and present as different statuses (a flip) instead of compatible."""
+    reference_assertions: bool = True
+    """In ``concept_f1_ref``, a concept matches only with a compatible assertion."""
+    fuzzy_threshold: float = 90.0
+    """rapidfuzz partial-ratio above which a key-concept phrase counts as present in the summary."""
+
+    @classmethod
+    def from_dict(cls, options: Mapping[str, Any]) -> CoverageOptions:
+        known = {"weights", "strict_history", "reference_assertions", "fuzzy_threshold"}
+        unknown = set(options) - known
+        if unknown:
+            raise ConfigError(f"coverage: unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
+        weights = dict(DEFAULT_WEIGHTS)
+        for group, weight in dict(options.get("weights", {})).items():
+            if group not in DEFAULT_WEIGHTS:
+                raise ConfigError(f"coverage: weights: unknown group {group!r}; groups: {sorted(DEFAULT_WEIGHTS)}")
+            if not isinstance(weight, int | float) or weight < 0:
+                raise ConfigError(f"coverage: weights.{group} must be a number >= 0, not {weight!r}")
+            weights[group] = float(weight)
+        threshold = options.get("fuzzy_threshold", 90.0)
+        if not isinstance(threshold, int | float) or not 0 < threshold <= 100:
+            raise ConfigError(f"coverage: fuzzy_threshold must be in (0, 100], not {threshold!r}")
+        return cls(weights=weights, strict_history=bool(options.get("strict_history", False)),
+                   reference_assertions=bool(options.get("reference_assertions", True)),
+                   fuzzy_threshold=float(threshold))
+
+
+# -- the comparison -------------------------------------------------------------------------------------
+
+@dataclass
+class Comparison:
+    """Source (or key concepts) against summary; pure data, built per call."""
+
+    recall: float | None
+    recalled: list[dict[str, Any]]
+    missed: list[dict[str, Any]]
+    support: float
+    supported: list[dict[str, Any]]
+    unsupported: list[dict[str, Any]]
+    flips: list[dict[str, Any]]
+
+
+def compare(source_text: str, source: Mapping[str, Concept], summary_text: str,
+            summary: Mapping[str, Concept], options: CoverageOptions) -> Comparison:
+    strict = options.strict_history
+    flips: list[dict[str, Any]] = []
+    supported, unsupported = [], []
+    source_normalised = f" {normalise(source_text)} "
+    for key, concept in summary.items():
+        origin = source.get(key)
+        if origin is None:
+            surface = {normalise(m.text) for m in concept.mentions}
+            if any(s and f" {s} " in source_normalised for s in surface):
+                supported.append({**concept.evidence(), "by": "surface text"})
+            else:
+                unsupported.append(concept.evidence())
+            continue
+        bad = sorted(a for a in concept.assertions
+                     if not any(compatible(s, a, strict_history=strict) for s in origin.assertions))
+        if bad:
+            for assertion in bad:
+                flips.append(_flip(origin, concept, assertion))
+        else:
+            supported.append(concept.evidence())
+    total_summary = len(summary)
+    support = len(supported) / total_summary if total_summary else 1.0
+
+    recalled, missed = [], []
+    weight_total = weight_kept = 0.0
+    for key, concept in source.items():
+        weight = options.weights.get("allergy" if concept.allergy else concept.group, 1.0)
+        weight_total += weight
+        kept = summary.get(key)
+        if kept is not None and any(compatible(s, a, strict_history=strict)
+                                    for s in concept.assertions for a in kept.assertions):
+            weight_kept += weight
+            recalled.append({**concept.evidence(), "weight": weight})
+        else:
+            missed.append({**concept.evidence(), "weight": weight})
+    recall = weight_kept / weight_total if weight_total else None
+    return Comparison(recall, recalled, missed, support, supported, unsupported, flips)
+
+
+def _flip(source: Concept, summary: Concept, assertion: str) -> dict[str, Any]:
+    said = next(m for m in summary.mentions if m.assertion == assertion)
+    return {
+        "concept_id": source.concept_id, "name": source.name, "group": source.group,
+        "severity": flip_severity(source.assertions, assertion),
+        "source": {"assertions": sorted(source.assertions),
+                   "spans": [[m.start, m.end, m.assertion] for m in source.mentions]},
+        "summary": {"assertion": assertion, "span": [said.start, said.end], "text": said.text},
+    }
+
+
+def f1(precision: float | None, recall: float | None) -> float | None:
+    if precision is None or recall is None:
+        return None
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def reference_f1(reference: Mapping[str, Concept], summary: Mapping[str, Concept],
+                 options: CoverageOptions) -> tuple[float, dict[str, Any]]:
+    """Set F1 of summary concepts against reference concepts (MEDCON-like, optionally assertion-aware)."""
+    def same(a: Concept, b: Concept) -> bool:
+        if not options.reference_assertions:
+            return True
+        return any(compatible(x, y, strict_history=options.strict_history)
+                   for x in a.assertions for y in b.assertions)
+
+    matched = [key for key, c in summary.items() if key in reference and same(reference[key], c)]
+    precision = len(matched) / len(summary) if summary else 0.0
+    recall = len(matched) / len(reference) if reference else 0.0
+    value = f1(precision, recall) or 0.0
+    return value, {"precision": precision, "recall": recall, "matched": sorted(matched),
+                   "reference_only": sorted(set(reference) - set(matched)),
+                   "summary_only": sorted(set(summary) - set(matched))}
+
+
+# -- key concepts chosen by a clinician ---------------------------------------------------------------
+
+def key_concepts_of(source_text: str, phrases: Sequence[str]) -> dict[str, Concept]:
+    """One pseudo-concept per phrase: located in the source (case-insensitive), its status from ConText.
+
+    A phrase that names a lexicon concept takes that concept's key, so the summary may use a synonym;
+    otherwise it is matched as a phrase (exactly or fuzzily) in the summary text.
+    """
+    from clinsum.concepts.assertion import assertions_for
+
+    keys: dict[str, Concept] = {}
+    for phrase in phrases:
+        phrase = phrase.strip()
+        if not phrase:
+            continue
+        spans = [(m.start(), m.end()) for m in re.finditer(re.escape(phrase), source_text, re.IGNORECASE)]
+        mentions = _extract_cached(phrase)
+        named = mentions[0] if len(mentions) == 1 and mentions[0].end - mentions[0].start >= 0.6 * len(phrase) \
+            else None
+        key = concept_key(named) if named is not None else f"phrase:{normalise(phrase)}"
+        assertions = assertions_for(source_text, spans) if spans else ["present"]
+        concept = Concept(key, named.concept_id if named else key, named.name if named else phrase,
+                          named.group if named else "finding")
+        for (start, end), assertion in zip(spans or [(0, 0)], assertions, strict=True):
+            concept.mentions.append(Mention(start=start, end=end, text=source_text[start:end] or phrase,
+                                            concept_id=concept.concept_id, name=concept.name,
+                                            group=cast(Any, concept.group), assertion=cast(Any, assertion)))
+        keys[key] = concept
+    return keys
+
+
+def phrase_in_summary(key: Concept, summary_text: str, threshold: float) -> Concept | None:
+    """The summary's statement of a phrase-only key concept, found exactly or fuzzily."""
+    from clinsum.concepts.assertion import assertions_for
+
+    match = re.search(re.escape(key.name), summary_text, re.IGNORECASE)
+    if match is None:
+        from rapidfuzz import fuzz
+
+        alignment = fuzz.partial_ratio_alignment(key.name.lower(), summary_text.lower())
+        if alignment is None or alignment.score < threshold:
+            return None
+        start, end = alignment.dest_start, alignment.dest_end
+    else:
+        start, end = match.start(), match.end()
+    if start >= end:
+        return None
+    (assertion,) = assertions_for(summary_text, [(start, end)])
+    found = Concept(key.key, key.concept_id, key.name, key.group)
+    found.mentions.append(Mention(start=start, end=end, text=summary_text[start:end], concept_id=key.concept_id,
+                                  name=key.name, group=cast(Any, key.group), assertion=cast(Any, assertion)))
+    return found
+
+
+# -- the evaluator --------------------------------------------------------------------------------------
+
+class CoverageEvaluator:
+    """Stateless: options are fixed at construction; every call builds its own comparison."""
+
+    name = NAME
+
+    def __init__(self, options: CoverageOptions | None = None) -> None:
+        self.options = options or CoverageOptions()
+        self.version = coverage_version(self.options)
+
+    async def evaluate(self, note: Note, summary: Summary) -> list[Score]:
+        if not summary.ok:
+            return []
+        return await asyncio.to_thread(self.scores, note, summary)
+
+    def scores(self, note: Note, summary: Summary) -> list[Score]:
+        options = self.options
+        source_concepts = concepts_of(note.text, _extract_cached(note.text))
+        summary_mentions = list(_extract_cached(summary.text)) if summary.text.strip() else []
+        summary_concepts = concepts_of(summary.text, summary_mentions)
+
+        comparison = compare(note.text, source_concepts, summary.text, summary_concepts, options)
+        recall_detail: dict[str, Any]
+        if note.key_concepts:
+            keys = key_concepts_of(note.text, note.key_concepts)
+            in_summary = dict(summary_concepts)
+            for key, concept in keys.items():
+                if key.startswith("phrase:") and key not in in_summary:
+                    found = phrase_in_summary(concept, summary.text, options.fuzzy_threshold)
+                    if found is not None:
+                        in_summary[key] = found
+            uniform = CoverageOptions(weights=dict.fromkeys(DEFAULT_WEIGHTS, 1.0),
+                                      strict_history=options.strict_history)
+            keyed = compare(note.text, keys, summary.text, {k: in_summary[k] for k in keys if k in in_summary},
+                            uniform)
+            recall = keyed.recall
+            recall_detail = {"key_concepts": "note", "recalled": keyed.recalled, "missed": keyed.missed,
+                             "flips": keyed.flips}
+        else:
+            recall = comparison.recall
+            recall_detail = {"key_concepts": "source concepts weighted by group",
+                             "weights": dict(options.weights), "recalled": comparison.recalled,
+                             "missed": comparison.missed}
+
+        critical = [f for f in comparison.flips if f["severity"] == "critical"]
+        out = [
+            score(note, summary, self, "concept_recall", recall, **recall_detail),
+            score(note, summary, self, "concept_support", comparison.support,
+                  supported=comparison.supported, unsupported=comparison.unsupported,
+                  flipped=[f["name"] for f in comparison.flips]),
+            score(note, summary, self, "unsupported_concepts", float(len(comparison.unsupported)),
+                  concepts=comparison.unsupported),
+            score(note, summary, self, "concept_f1", f1(comparison.support, recall)),
+            score(note, summary, self, "assertion_flips", float(len(comparison.flips)),
+                  flips=comparison.flips, critical=len(critical)),
+            score(note, summary, self, "critical_flips", float(len(critical)), flips=critical),
+        ]
+        if note.reference and note.reference.strip():
+            reference = concepts_of(note.reference, _extract_cached(note.reference))
+            value, detail = reference_f1(reference, summary_concepts, options)
+            out.append(score(note, summary, self, "concept_f1_ref", value, **detail))
+        return out
+
+
+def coverage_version(options: CoverageOptions) -> str:
+    """Logic, lexicon and assertion-rule versions, plus a hash of non-default options."""
+    from clinsum.concepts.assertion import RULES_VERSION
+    from clinsum.concepts.terminology import LEXICON_PATH
+
+    lexicon = hashlib.sha256(LEXICON_PATH.read_bytes()).hexdigest()[:8] if LEXICON_PATH.exists() else "none"
+    text = f"{sorted(options.weights.items())}|{options.strict_history}|{options.reference_assertions}|" \
+           f"{options.fuzzy_threshold}"
+    default = CoverageOptions()
+    default_text = f"{sorted(default.weights.items())}|{default.strict_history}|" \
+                   f"{default.reference_assertions}|{default.fuzzy_threshold}"
+    suffix = "" if text == default_text else "+opt" + hashlib.sha256(text.encode()).hexdigest()[:6]
+    return f"{_LOGIC_VERSION}+lex.{lexicon}+ctx.{RULES_VERSION}{suffix}"
+
+
+def create(options: dict[str, Any], dispatcher: object = None) -> CoverageEvaluator:
+    """Factory used by the runner (``coverage`` in the run configuration); needs no model."""
+    return CoverageEvaluator(CoverageOptions.from_dict(options or {}))
