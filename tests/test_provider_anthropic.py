@@ -1,9 +1,17 @@
-"""The Anthropic adapter against a fake Messages API on 127.0.0.1, through the real SDK."""
+"""The Anthropic adapter against a fake Messages API on 127.0.0.1, through the real SDK.
+
+Message shapes: https://platform.claude.com/docs/en/api/messages. Batch shapes:
+https://platform.claude.com/docs/en/build-with-claude/batch-processing (create returns a
+``message_batch`` in progress; retrieve reports ``processing_status`` and, once ended, a
+``results_url`` serving JSONL lines ``{"custom_id", "result": {"type", ...}}``).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+from typing import Any
 
 import pytest
 from provider_fakes import (  # noqa: F401
@@ -17,12 +25,14 @@ from provider_fakes import (  # noqa: F401
     slow,
 )
 from pytest_httpserver import HTTPServer
+from werkzeug import Request as WsgiRequest
 from werkzeug import Response
 
-from clinsum.errors import FatalError, RateLimited, SetupError, TransientError
+from clinsum.errors import ConfigError, FatalError, RateLimited, SetupError, TransientError
 from clinsum.providers import registry
 from clinsum.providers.anthropic import VERDICT_TOOL, AnthropicProvider, create, structured_mode
-from clinsum.providers.base import Request
+from clinsum.providers.anthropic_batch import AnthropicBatch, custom_id_for
+from clinsum.providers.base import Generation, Request
 from clinsum.providers.common import CONTEXT_TOO_LONG
 
 SCHEMA = {
@@ -53,13 +63,9 @@ def provider(spec: str = "anthropic:claude-sonnet-5-5", **options: object) -> An
 
 async def test_plain_answer_reports_text_usage_cost_and_ids(env: HTTPServer) -> None:
     env.expect_oneshot_request("/v1/messages", method="POST").respond_with_response(
-        json_response(
-            anthropic_text("Patient with CAP, started on ceftriaxone."), headers={"request-id": "req_abc"}
-        )
+        json_response(anthropic_text("Patient with CAP, started on ceftriaxone."), headers={"request-id": "req_abc"})
     )
-    gen = await provider(system_prompt="You summarize clinical notes.").generate(
-        Request(prompt="Summarize: ...")
-    )
+    gen = await provider(system_prompt="You summarize clinical notes.").generate(Request(prompt="Summarize: ..."))
 
     assert gen.text == "Patient with CAP, started on ceftriaxone."
     assert (gen.input_tokens, gen.output_tokens) == (2095, 503)
@@ -79,9 +85,7 @@ async def test_plain_answer_reports_text_usage_cost_and_ids(env: HTTPServer) -> 
 
 async def test_json_schema_uses_native_json_outputs(env: HTTPServer) -> None:
     verdict = {"accurate": 4, "evidence": "dose matches the note"}
-    env.expect_oneshot_request("/v1/messages", method="POST").respond_with_json(
-        anthropic_text(json.dumps(verdict))
-    )
+    env.expect_oneshot_request("/v1/messages", method="POST").respond_with_json(anthropic_text(json.dumps(verdict)))
     gen = await provider().generate(Request(prompt="Rate it", json_schema=SCHEMA))
 
     assert json.loads(gen.text) == verdict
@@ -137,17 +141,13 @@ async def test_rate_limited_carries_retry_after(env: HTTPServer) -> None:
 
 @pytest.mark.parametrize(("status", "kind"), [(500, "api_error"), (529, "overloaded_error")])
 async def test_server_errors_are_transient(env: HTTPServer, status: int, kind: str) -> None:
-    env.expect_oneshot_request("/v1/messages").respond_with_response(
-        anthropic_error(status, kind, "Overloaded")
-    )
+    env.expect_oneshot_request("/v1/messages").respond_with_response(anthropic_error(status, kind, "Overloaded"))
     with pytest.raises(TransientError):
         await provider().generate(Request(prompt="x"))
 
 
 async def test_timeout_is_transient(env: HTTPServer) -> None:
-    env.expect_oneshot_request("/v1/messages").respond_with_handler(
-        slow(json_response(anthropic_text("late")), 0.6)
-    )
+    env.expect_oneshot_request("/v1/messages").respond_with_handler(slow(json_response(anthropic_text("late")), 0.6))
     with pytest.raises(TransientError, match="in time"):
         await provider(timeout_s=0.2).generate(Request(prompt="x"))
 
@@ -206,9 +206,7 @@ async def test_refusal_and_truncated_json_are_fatal(env: HTTPServer) -> None:
 
 
 async def test_unknown_price_leaves_cost_empty(env: HTTPServer) -> None:
-    env.expect_oneshot_request("/v1/messages").respond_with_json(
-        anthropic_text("ok", model="claude-future-9")
-    )
+    env.expect_oneshot_request("/v1/messages").respond_with_json(anthropic_text("ok", model="claude-future-9"))
     gen = await provider("anthropic:claude-future-9").generate(Request(prompt="x"))
     assert gen.cost_usd is None
     assert gen.input_tokens == 2095
@@ -217,9 +215,7 @@ async def test_unknown_price_leaves_cost_empty(env: HTTPServer) -> None:
 async def test_injected_client_and_price_override(local_http: HTTPServer) -> None:  # noqa: F811
     import anthropic
 
-    client = anthropic.AsyncAnthropic(
-        api_key="k", base_url=local_http.url_for("/").rstrip("/"), max_retries=0
-    )
+    client = anthropic.AsyncAnthropic(api_key="k", base_url=local_http.url_for("/").rstrip("/"), max_retries=0)
     local_http.expect_oneshot_request("/v1/messages").respond_with_json(anthropic_text("ok"))
     prov = create(
         "anthropic:claude-sonnet-5-5",
@@ -247,10 +243,167 @@ def test_missing_key_says_how_to_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
 
 def test_unknown_option_is_refused() -> None:
-    from clinsum.errors import ConfigError
-
     with pytest.raises(ConfigError, match="temprature"):
         create("anthropic:claude-sonnet-5-5", {"temprature": 0.2}, client=object())
+
+
+# --- Message Batches ------------------------------------------------------------------------
+
+BATCH_ID = "msgbatch_013Zva2CMHLNnXjNJJKqJ2EF"
+
+
+def batch_body(status: str, server: HTTPServer, counts: dict[str, int] | None = None) -> dict[str, Any]:
+    ended = status == "ended"
+    return {
+        "id": BATCH_ID,
+        "type": "message_batch",
+        "processing_status": status,
+        "request_counts": counts
+        or {"processing": 0 if ended else 5, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0},
+        "ended_at": "2026-11-26T05:10:00Z" if ended else None,
+        "created_at": "2026-11-26T05:00:00Z",
+        "expires_at": "2026-11-27T05:00:00Z",
+        "cancel_initiated_at": None,
+        "archived_at": None,
+        "results_url": server.url_for(f"/v1/messages/batches/{BATCH_ID}/results") if ended else None,
+    }
+
+
+def serve_batch(server: HTTPServer, lines: list[dict[str, Any]], polls_in_progress: int = 1) -> None:
+    """create -> in_progress; retrieve -> in_progress ``polls_in_progress`` times, then ended; JSONL results."""
+    server.expect_request("/v1/messages/batches", method="POST").respond_with_json(batch_body("in_progress", server))
+    calls = {"n": 0}
+
+    def retrieve(_request: WsgiRequest) -> Response:
+        calls["n"] += 1
+        status = "in_progress" if calls["n"] <= polls_in_progress else "ended"
+        return json_response(batch_body(status, server))
+
+    server.expect_request(f"/v1/messages/batches/{BATCH_ID}", method="GET").respond_with_handler(retrieve)
+    server.expect_request(f"/v1/messages/batches/{BATCH_ID}/results", method="GET").respond_with_response(
+        Response("\n".join(json.dumps(line) for line in lines) + "\n", 200, content_type="application/binary")
+    )
+
+
+def succeeded(key: str, text: str) -> dict[str, Any]:
+    message = anthropic_text(text, input_tokens=1000, output_tokens=200)
+    return {"custom_id": custom_id_for(key), "result": {"type": "succeeded", "message": message}}
+
+
+def errored(key: str, kind: str, message: str) -> dict[str, Any]:
+    error = {"type": "error", "error": {"type": kind, "message": message}, "request_id": None}
+    return {"custom_id": custom_id_for(key), "result": {"type": "errored", "error": error}}
+
+
+@pytest.fixture
+def batch(local_http: HTTPServer) -> AnthropicBatch:  # noqa: F811
+    import anthropic
+
+    client = anthropic.AsyncAnthropic(api_key="k", base_url=local_http.url_for("/").rstrip("/"), max_retries=0)
+    return AnthropicBatch(create("anthropic:claude-sonnet-5-5", {}, client=client), poll_interval_s=0.01)
+
+
+ITEMS = [
+    ("note-1", Request(prompt="Summarize note 1")),
+    ("note 2/ed", Request(prompt="Rate", json_schema=SCHEMA)),
+    ("note-3", Request(prompt="Summarize a very long note")),
+    ("note-4", Request(prompt="Summarize note 4")),
+    ("note-5", Request(prompt="Summarize note 5")),
+]
+
+
+async def test_run_submits_polls_and_maps_every_outcome(batch: AnthropicBatch, local_http: HTTPServer) -> None:  # noqa: F811
+    serve_batch(
+        local_http,
+        [
+            errored("note-3", "invalid_request_error", "prompt is too long: 250000 tokens > 200000 maximum"),
+            succeeded("note 2/ed", '{"accurate": 4}'),
+            succeeded("note-1", "67M with CAP."),
+            errored("note-4", "overloaded_error", "Overloaded"),
+            {"custom_id": "note-5", "result": {"type": "expired"}},
+        ],
+    )
+    submitted: list[str] = []
+    polls: list[str] = []
+    outcomes = await batch.run(
+        ITEMS, on_submitted=submitted.append, on_poll=lambda s: polls.append(s.processing_status)
+    )
+
+    assert submitted == [BATCH_ID]
+    assert polls == ["in_progress", "ended"]
+    assert set(outcomes) == {key for key, _ in ITEMS}
+
+    first = outcomes["note-1"]
+    assert isinstance(first, Generation) and first.text == "67M with CAP."
+    assert (first.input_tokens, first.output_tokens) == (1000, 200)
+    assert first.cost_usd == pytest.approx(0.5 * (1000 * 2.0 + 200 * 10.0) / 1e6)  # batch: half price
+    second = outcomes["note 2/ed"]
+    assert isinstance(second, Generation) and json.loads(second.text) == {"accurate": 4}
+
+    third = outcomes["note-3"]
+    assert isinstance(third, FatalError) and str(third).startswith(CONTEXT_TOO_LONG)
+    assert isinstance(outcomes["note-4"], TransientError)
+    assert isinstance(outcomes["note-5"], TransientError) and "expired" in str(outcomes["note-5"])
+
+    create_call = next(req for req, _ in local_http.log if req.method == "POST")
+    sent = json.loads(create_call.get_data())["requests"]
+    assert [r["custom_id"] for r in sent] == [custom_id_for(key) for key, _ in ITEMS]
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,64}", r["custom_id"]) for r in sent)
+    assert sent[0]["params"]["model"] == "claude-sonnet-5-5"
+    assert sent[1]["params"]["output_config"]["format"]["type"] == "json_schema"
+
+
+async def test_resume_reads_an_existing_batch_without_resubmitting(
+    batch: AnthropicBatch,
+    local_http: HTTPServer,  # noqa: F811
+) -> None:
+    serve_batch(local_http, [succeeded("note-1", "resumed")], polls_in_progress=0)
+    outcomes = await batch.run(ITEMS[:1], batch_id=BATCH_ID)
+    first = outcomes["note-1"]
+    assert isinstance(first, Generation) and first.text == "resumed"
+    assert all(req.method == "GET" for req, _ in local_http.log)
+
+
+async def test_wait_gives_up_after_max_wait_with_a_resumable_error(
+    batch: AnthropicBatch,
+    local_http: HTTPServer,  # noqa: F811
+) -> None:
+    serve_batch(local_http, [], polls_in_progress=1000)
+    batch.max_wait_s = 0.03
+    with pytest.raises(TransientError, match="resume later"):
+        await batch.wait(BATCH_ID)
+
+
+async def test_missing_result_is_transient(batch: AnthropicBatch, local_http: HTTPServer) -> None:  # noqa: F811
+    serve_batch(local_http, [succeeded("note-1", "only one")], polls_in_progress=0)
+    outcomes = await batch.run(ITEMS[:2], batch_id=BATCH_ID)
+    assert isinstance(outcomes["note-1"], Generation)
+    assert isinstance(outcomes["note 2/ed"], TransientError)
+
+
+async def test_submit_rate_limited(batch: AnthropicBatch, local_http: HTTPServer) -> None:  # noqa: F811
+    body = {"type": "error", "error": {"type": "rate_limit_error", "message": "too many batches"}}
+    local_http.expect_request("/v1/messages/batches", method="POST").respond_with_response(
+        json_response(body, 429, {"retry-after": "60"})
+    )
+    with pytest.raises(RateLimited) as caught:
+        await batch.submit(ITEMS)
+    assert caught.value.retry_after == 60.0
+
+
+def test_custom_ids_are_valid_and_stable() -> None:
+    assert custom_id_for("note-1") == "note-1"
+    unsafe = custom_id_for("mtsamples/note 7.txt")
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", unsafe)
+    assert unsafe == custom_id_for("mtsamples/note 7.txt")
+    assert custom_id_for("x" * 65) != "x" * 65
+
+
+async def test_duplicate_and_empty_batches_are_refused(batch: AnthropicBatch) -> None:
+    with pytest.raises(ConfigError, match="duplicate"):
+        await batch.submit([("a", Request(prompt="1")), ("a", Request(prompt="2"))])
+    with pytest.raises(ConfigError, match="empty"):
+        await batch.submit([])
 
 
 @pytest.mark.live
