@@ -256,3 +256,45 @@ def test_feedback_import_then_agreement(tmp_path: Path) -> None:
     x, y = series("judge_accurate", "accurate")
     spearman = row(report, "accurate", "judge_accurate")["statistics"]["spearman"]["value"]
     assert spearman == pytest.approx(stats.spearmanr(x, y).statistic, abs=TOL)
+
+
+MTS_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "mts_dialog_ratings.jsonl"
+
+
+@pytest.mark.skipif(not MTS_FIXTURE.exists(), reason="fixtures/mts_dialog_ratings.jsonl not present")
+def test_mts_dialog_worked_example_end_to_end(tmp_path: Path) -> None:
+    """The documented example: convert, score with ROUGE, import the ratings, compare."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "mts_agreement", MTS_FIXTURE.parents[1] / "benchmarks" / "mts_agreement.py")
+    assert spec and spec.loader
+    converter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(converter)
+    rows = [json.loads(line) for line in MTS_FIXTURE.read_text().splitlines() if line]
+    notes, summaries, ratings = converter.convert(rows)
+    assert (len(notes), len(summaries), len(ratings)) == (50, 200, 1200)
+    from clinsum.inputs import write_jsonl
+
+    write_jsonl(tmp_path / "notes.jsonl", notes)
+    write_jsonl(tmp_path / "summaries.jsonl", summaries)
+    write_jsonl(tmp_path / "ratings.jsonl", ratings)
+    db = tmp_path / "mts.db"
+    scored = run_cli("score", str(tmp_path / "summaries.jsonl"), "--notes", str(tmp_path / "notes.jsonl"),
+                     "--db", str(db), "--metric", "overlap")
+    assert scored.exit_code == 0, scored.output
+    imported = run_cli("feedback", "import", str(tmp_path / "ratings.jsonl"), "--db", str(db))
+    assert imported.exit_code == 0 and "imported 1200 ratings of 200 summaries" in imported.output
+
+    report = agreement_json(db, "--metric", "rouge1", "--dimension", "FactualRecall")
+    (found,) = report["metric_vs_human"]
+    store = Store.open(db)
+    rouge = {(s.note_id, s.system): s.value for s in store.scores() if s.metric == "rouge1"}
+    store.close()
+    human = {(r["dialogue_id"], r["system"]): r["ratings"]["FactualRecall"] for r in rows}
+    keys = sorted(human)
+    expected = stats.spearmanr([rouge[k] for k in keys], [human[k] for k in keys]).statistic
+    assert found["n"] == 200
+    assert found["statistics"]["spearman"]["value"] == pytest.approx(expected, abs=TOL)
+    # The data set's README states 0.42 for ROUGE-1 F against FactualRecall.
+    assert round(found["statistics"]["spearman"]["value"], 2) == 0.42
