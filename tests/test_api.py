@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import clinsum
+from clinsum.records import Note
+
+
+def test_evaluate_runs_the_whole_pipeline_in_memory():
+    notes = [Note(id="1", text="Patient denies chest pain. She takes aspirin daily. Follow up in a week.",
+                  reference="No chest pain. On aspirin."),
+             Note(id="2", text="Cough for two days. No fever. Lungs clear.", reference="Two days of cough.")]
+    result = clinsum.evaluate(notes, ["extractive:lead", {"spec": "extractive:lead", "name": "short",
+                                                          "options": {"max_words": 5}}],
+                              metrics=["overlap", "length"])
+    assert {s.system for s in result.summaries} == {"extractive:lead", "short"}
+    words = {r.system: r.mean for r in result.leaderboard if r.metric == "summary_words"}
+    assert words["short"] is not None and words["extractive:lead"] is not None
+    assert words["short"] < words["extractive:lead"]
+    assert {s.metric for s in result.scores} >= {"rouge1", "summary_words", "failed"}
