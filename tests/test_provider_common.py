@@ -15,6 +15,7 @@ from clinsum.providers.common import (
     is_context_overflow,
     parse_retry_after,
     price_for,
+    price_overrides,
     prices,
     require,
     timed,
@@ -145,3 +146,12 @@ def test_timed_measures_even_when_the_block_fails() -> None:
     frozen = clock.seconds
     time.sleep(0.01)
     assert clock.seconds == frozen
+
+
+def test_price_overrides_accept_one_price_or_a_table() -> None:
+    one = {"input_per_mtok": 1, "output_per_mtok": 2}
+    assert price_overrides("vertex:gemini-x", one) == {"vertex:gemini-x": one}
+    table = {"ollama:*": {"input_per_mtok": 0, "output_per_mtok": 0}}
+    merged = price_overrides("vertex:gemini-x", table, one)
+    assert merged == {**table, "vertex:gemini-x": one}
+    assert price_overrides("vertex:gemini-x", None, {}) is None

@@ -252,6 +252,18 @@ async def test_registry_builds_from_sdk_environment(adc: pytest.MonkeyPatch, loc
     assert f"/projects/{VERTEX_PROJECT}/" in local_http.log[0][0].path
 
 
+async def test_price_option_from_run_config(local_http: HTTPServer) -> None:  # noqa: F811
+    # what the run config's [prices."vertex:gemini-2.0-flash"] table becomes (no packaged price)
+    expect(local_http, "gemini-2.0-flash").respond_with_json(vertex_answer("ok"))
+    prov = create(
+        "vertex:gemini-2.0-flash",
+        {"prices": {"input_per_mtok": 0.1, "output_per_mtok": 0.4}},
+        client=fake_client(local_http),
+    )
+    gen = await prov.generate(Request(prompt="x"))
+    assert gen.cost_usd == pytest.approx((1200 * 0.1 + 150 * 0.4) / 1e6)
+
+
 def test_missing_project_says_how_to_fix(adc: pytest.MonkeyPatch) -> None:
     with pytest.raises(SetupError, match="export GOOGLE_CLOUD_PROJECT="):
         create(f"vertex:{MODEL}", {})

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from clinsum.errors import FatalError, ProviderError, SetupError, TransientError
 from clinsum.providers.base import BaseProvider, Generation, ProviderOptions, Request
-from clinsum.providers.common import CONTEXT_TOO_LONG, classify_http, cost_usd, require, timed
+from clinsum.providers.common import CONTEXT_TOO_LONG, classify_http, cost_usd, price_overrides, require, timed
 
 VERDICT_TOOL = "record_verdict"
 """Name of the forced tool that carries structured output on models without JSON outputs."""
@@ -46,6 +46,8 @@ class AnthropicOptions(ProviderOptions):
     """How a JSON schema is enforced: native JSON outputs, a forced tool, or chosen by model."""
     base_url: str | None = None
     """Overrides ``ANTHROPIC_BASE_URL`` (a gateway or proxy); never a credential."""
+    prices: dict[str, Any] | None = None
+    """Price overrides: one price for this spec, or ``provider:model`` -> price."""
 
 
 def structured_mode(model: str, setting: str) -> Literal["json_schema", "tool"]:
@@ -73,7 +75,7 @@ class AnthropicProvider(BaseProvider):
         prices: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__(spec, options)
-        self.prices = prices
+        self.prices = price_overrides(spec, self.options.prices, prices)
         self.client = client if client is not None else build_client(self.options)
 
     def request_params(self, request: Request) -> dict[str, Any]:

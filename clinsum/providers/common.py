@@ -42,6 +42,7 @@ __all__ = [
     "is_context_overflow",
     "parse_retry_after",
     "price_for",
+    "price_overrides",
     "prices",
     "require",
     "timed",
@@ -194,9 +195,7 @@ class Price:
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(raw) - known
         if unknown:
-            raise ConfigError(
-                f"price for '{key}': unknown field(s) {sorted(unknown)}; known: {sorted(known)}"
-            )
+            raise ConfigError(f"price for '{key}': unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
         try:
             inp, out = float(raw["input_per_mtok"]), float(raw["output_per_mtok"])
         except KeyError as exc:
@@ -247,9 +246,7 @@ def _candidates(provider: str, model: str) -> list[str]:
     return keys
 
 
-def price_for(
-    provider: str, model: str, overrides: Mapping[str, Mapping[str, Any]] | None = None
-) -> Price | None:
+def price_for(provider: str, model: str, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Price | None:
     """The price of ``provider:model``: config overrides first, then the packaged table.
 
     A dated model id (``claude-sonnet-4-5-20250929``, ``gemini-2.0-flash-001``)
@@ -265,6 +262,27 @@ def price_for(
         if key in prices():
             return prices()[key]
     return None
+
+
+def price_overrides(
+    spec: str,
+    *sources: Mapping[str, Any] | None,
+) -> dict[str, Mapping[str, Any]] | None:
+    """Merge price overrides given as a provider option and/or a constructor argument.
+
+    Each source is either one price for this spec (``{"input_per_mtok": 3,
+    "output_per_mtok": 15}``, what the run config's ``[prices."SPEC"]`` table
+    holds) or a mapping ``provider:model -> price``. Later sources win.
+    """
+    merged: dict[str, Mapping[str, Any]] = {}
+    for source in sources:
+        if not source:
+            continue
+        if "input_per_mtok" in source or "output_per_mtok" in source:
+            merged[spec] = dict(source)
+        else:
+            merged.update({key: dict(value) for key, value in source.items()})
+    return merged or None
 
 
 def cost_usd(

@@ -26,7 +26,7 @@ from typing import Any
 
 from clinsum.errors import FatalError, ProviderError, SetupError, TransientError
 from clinsum.providers.base import BaseProvider, Generation, ProviderOptions, Request
-from clinsum.providers.common import classify_http, cost_usd, require, timed
+from clinsum.providers.common import classify_http, cost_usd, price_overrides, require, timed
 
 ADC_FIX = (
     "run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS to a "
@@ -53,6 +53,8 @@ class VertexOptions(ProviderOptions):
     """Another endpoint for the same API (a Private Service Connect endpoint, a proxy)."""
     api_version: str | None = None
     """API version in the URL path; the SDK's default when None."""
+    prices: dict[str, Any] | None = None
+    """Price overrides: one price for this spec, or ``provider:model`` -> price."""
 
 
 class VertexProvider(BaseProvider):
@@ -71,7 +73,7 @@ class VertexProvider(BaseProvider):
         prices: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__(spec, options)
-        self.prices = prices
+        self.prices = price_overrides(spec, self.options.prices, prices)
         self.client = client if client is not None else build_client(self.options)
 
     def config_for(self, request: Request) -> Any:
