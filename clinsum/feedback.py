@@ -238,14 +238,14 @@ def agreement_report(ratings: Iterable[Rating], scores: Iterable[Score], *,
              for d, items in by_dimension.items()}
     by_metric: dict[str, dict[tuple[str, str], float]] = defaultdict(dict)
     for s in scores:
-        if s.value is not None and math.isfinite(s.value) and (metrics is None or s.metric in metrics):
+        if s.value is not None and math.isfinite(s.value):
             by_metric[s.metric][(s.note_id, s.system)] = s.value
     common = {"n_resamples": n_resamples, "seed": seed}
 
     compared = sorted(d for d in human if dimensions is None or d in dimensions)
     rows = []
     for dimension in compared:
-        for metric in sorted(by_metric):
+        for metric in sorted(m for m in by_metric if metrics is None or m in metrics):
             keys = [k for k in human[dimension] if k in by_metric[metric]]
             if not keys:
                 continue

@@ -174,7 +174,8 @@ def test_inter_rater_agreement_between_the_two_raters(db: Path) -> None:
 
 def test_automatic_flags_against_the_human_flag_match_scikit_learn(db: Path) -> None:
     report = agreement_json(db, "--flag", "assertion_flips>=1", "--flag", "judge_accurate<=2",
-                            "--human-flag", "unsafe>=1")
+                            "--human-flag", "unsafe>=1", "--metric", "concept_recall")
+    assert {r["metric"] for r in report["metric_vs_human"]} == {"concept_recall"}
     assert [f["flag"] for f in report["flags"]] == ["assertion_flips>=1", "judge_accurate<=2"]
     for flag, (metric, predicate) in zip(report["flags"], [
             ("assertion_flips", lambda v: v >= 1), ("judge_accurate", lambda v: v <= 2)], strict=True):
