@@ -23,6 +23,7 @@ from clinsum.cli import evaluation, history  # noqa: E402,F401  (registration by
 # -- more command modules are imported below this line, one per line --
 from clinsum.cli import judging  # noqa: E402,F401
 from clinsum.cli import feedback  # noqa: E402,F401
+from clinsum.cli import providers  # noqa: E402,F401
 
 
 def main() -> None:
