@@ -28,6 +28,7 @@ of every judge), which is what a report shows as the judge's spread.
 from __future__ import annotations
 
 import asyncio
+import logging
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from clinsum.providers.base import Provider
 from clinsum.records import Note, Score, Summary
 
 NAME = "judge"
+log = logging.getLogger(__name__)
 
 
 def spread(values: Sequence[float]) -> dict[str, float | int | None]:
@@ -125,6 +127,10 @@ class JudgeEvaluator:
         self.target_reader = target_reader
         self.schema = verdict_json_schema(self.rubric)
         self.version = self._version(specs)
+        if samples > 1 and not temperature:
+            log.warning("judge samples=%d at temperature %s: samples of a deterministic judge are "
+                        "near-identical and their spread means little; set a temperature (e.g. 0.7)",
+                        samples, temperature)
 
     def _version(self, specs: Sequence[str]) -> str:
         version = f"{self.rubric.version}+{self.template.version}+{'|'.join(specs)}"

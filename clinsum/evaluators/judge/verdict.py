@@ -44,7 +44,7 @@ Severity = Literal["minor", "major", "critical"]
 ERROR_TYPES: tuple[str, ...] = ErrorType.__args__  # type: ignore[attr-defined]
 SEVERITIES: tuple[str, ...] = Severity.__args__  # type: ignore[attr-defined]
 
-RATIONALE_MAX = 1200
+RATIONALE_MAX = 2000
 QUOTE_MAX = 600
 
 
