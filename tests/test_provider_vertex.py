@@ -240,16 +240,44 @@ def adc(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-async def test_registry_builds_from_sdk_environment(adc: pytest.MonkeyPatch, local_http: HTTPServer) -> None:  # noqa: F811
-    adc.setenv("GOOGLE_CLOUD_PROJECT", VERTEX_PROJECT)
-    adc.setenv("GOOGLE_CLOUD_LOCATION", VERTEX_LOCATION)
+def write_adc_file(path: Any) -> str:
+    """An ``authorized_user`` ADC file (what ``gcloud auth application-default login`` writes)
+    holding an unexpired access token, so google-auth never calls Google's token endpoint."""
+    adc_file = path / "application_default_credentials.json"
+    adc_file.write_text(
+        json.dumps(
+            {
+                "type": "authorized_user",
+                "client_id": "fake.apps.googleusercontent.com",
+                "client_secret": "fake",
+                "refresh_token": "fake",
+                "token": "ya29.from-adc-file",
+                "expiry": "2099-01-01T00:00:00Z",
+            }
+        )
+    )
+    return str(adc_file)
+
+
+async def test_registry_builds_from_adc_file_and_sdk_environment(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    local_http: HTTPServer,  # noqa: F811
+) -> None:
+    for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", write_adc_file(tmp_path))
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", VERTEX_PROJECT)
+    monkeypatch.setenv("GOOGLE_CLOUD_LOCATION", VERTEX_LOCATION)
     local_http.expect_oneshot_request(re.compile(r".*/locations/us-central1/.*:generateContent$")).respond_with_json(
         vertex_answer("built from env")
     )
     made = registry.create(f"vertex:{MODEL}", {"base_url": local_http.url_for("/"), "api_version": "v1"})
     gen = await made.generate(Request(prompt="x"))
     assert gen.text == "built from env"
-    assert f"/projects/{VERTEX_PROJECT}/" in local_http.log[0][0].path
+    request = local_http.log[0][0]
+    assert f"/projects/{VERTEX_PROJECT}/" in request.path
+    assert request.headers["Authorization"] == "Bearer ya29.from-adc-file"
 
 
 async def test_price_option_from_run_config(local_http: HTTPServer) -> None:  # noqa: F811
