@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from judge_fakes import ATTRIBUTES, ScriptedJudge, error, verdict
+from provider_fakes import local_http, local_http_server  # noqa: F401  (fixtures)
 
 from clinsum.dispatch import Dispatcher
 from clinsum.errors import ConfigError, FatalError
@@ -408,7 +409,7 @@ def test_clinsum_run_with_a_judge_adds_judge_scores(tmp_path: Path) -> None:
 
     notes = tmp_path / "notes.jsonl"
     notes.write_text("\n".join(json.dumps({"id": n.id, "text": n.text}) for n in (
-        NOTE, Note(id="n2", text="Cough for 3 days, no fever. Plan: fluids and rest.")))+ "\n")
+        NOTE, Note(id="n2", text="Cough for 3 days, no fever. Plan: fluids and rest."))) + "\n")
     db = tmp_path / "run.db"
     with local_server() as server:
         fake = OllamaFake(server, lambda payload: verdict(4, accurate=3))
@@ -423,3 +424,41 @@ def test_clinsum_run_with_a_judge_adds_judge_scores(tmp_path: Path) -> None:
     assert {s.note_id for s in scores} == {"n1", "n2"}
     assert {s.value for s in scores if s.metric == "judge_accurate"} == {3}
     assert all(s.version == "pdsqi9-v1+judge-v1+ollama:llama3.1:8b" for s in scores)
+
+
+async def test_a_jury_of_real_adapters_anthropic_tool_and_ollama(
+        local_http: Any, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """Two SDK adapters against their HTTP fakes: the schema goes out natively, the jury disagrees."""
+    from ollama_fake import OllamaFake, local_server
+    from provider_fakes import anthropic_message
+
+    from clinsum.providers.anthropic import VERDICT_TOOL
+
+    for name in ("ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_PROFILE", "ANTHROPIC_CONFIG_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", local_http.url_for("/").rstrip("/"))
+    strict = json.loads(verdict(2, errors=[
+        error("wrong_laterality", "critical", "Right knee swelling", "Left knee swelling")]))
+    local_http.expect_oneshot_request("/v1/messages", method="POST").respond_with_json(anthropic_message(
+        [{"type": "tool_use", "id": "toolu_01", "name": VERDICT_TOOL, "input": strict}],
+        stop_reason="tool_use", model="claude-haiku-4-5-20251001"))
+
+    claude, llama = "anthropic:claude-haiku-4-5", "ollama:llama3.1:8b"
+    with local_server() as server:
+        fake = OllamaFake(server, verdict(4))
+        evaluator = create({"judges": [claude, llama], "provider_options": {
+            claude: {"structured_output": "tool", "timeout_s": 5}, llama: {"host": fake.host}}},
+            Dispatcher(None, base_delay_s=0))
+        scores = await evaluator.evaluate(NOTE, SUMMARY)
+
+    sent = json.loads(local_http.log[0][0].get_data())
+    assert sent["tools"][0]["input_schema"] == verdict_json_schema(Rubric.load())
+    assert fake.requests[0]["format"] == verdict_json_schema(Rubric.load())
+    jury = by_metric(scores)
+    assert jury["judge_accurate"].value == 3
+    assert jury["judge_errors_critical"].value == 0.5
+    assert by_metric(scores, f"judge:{claude}")[f"judge_accurate@{claude}"].value == 2
+    assert by_metric(scores, f"judge:{llama}")[f"judge_accurate@{llama}"].value == 4
+    claude_usage = jury["judge_overall"].detail["judges"][claude]["usage"]
+    assert claude_usage["input_tokens"] == 2095 and claude_usage["cost_usd"] is not None
