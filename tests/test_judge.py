@@ -316,6 +316,9 @@ async def test_a_jury_that_disagrees_keeps_the_mean_and_each_judges_scores() -> 
     assert mine["judge_errors_critical@fake:strict"].value == 1
     assert mine["judge_accurate@fake:strict"].version == "pdsqi9-v1+judge-v1+fake:strict"
     assert by_metric(scores, "judge:fake:lenient")["judge_accurate@fake:lenient"].value == 5
+    member = by_metric(scores, "judge:fake:strict")["judge_overall@fake:strict"].detail["judges"]["fake:strict"]
+    assert member["samples"][0]["errors"][0]["verified"] is True       # the verdict lives with the member
+    assert jury["judge_overall"].detail["judges"]["fake:strict"]["verdicts_in"] == "judge_overall@fake:strict"
     # metric names never collide between the jury and its members
     assert len({(s.evaluator, s.metric) for s in scores}) == len({s.metric for s in scores}) == len(scores)
 

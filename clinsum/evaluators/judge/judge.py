@@ -198,8 +198,10 @@ class JudgeEvaluator:
                                detail))
 
         overall_means = [statistics.fmean(v) for o in alive if (v := o.overall_values(self.rubric))]
+        # a jury's own detail does not repeat the verdicts its members' scores already hold
+        with_verdicts = not (self.jury and evaluator == NAME)
         scores.append(make("judge_overall", statistics.fmean(overall_means) if overall_means else None,
-                           self._overall_detail(outcomes, failed)))
+                           self._overall_detail(outcomes, failed, with_verdicts=with_verdicts)))
 
         verified = [statistics.fmean(o.critical_values(verified=True)) for o in alive]
         unverified = [statistics.fmean(o.critical_values(verified=False)) for o in alive]
@@ -227,17 +229,21 @@ class JudgeEvaluator:
             detail["spread"] = spread(values)
         return detail
 
-    def _overall_detail(self, outcomes: Sequence[JudgeOutcome],
-                        failed: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    def _overall_detail(self, outcomes: Sequence[JudgeOutcome], failed: dict[str, list[dict[str, Any]]],
+                        *, with_verdicts: bool) -> dict[str, Any]:
         pooled = [x for o in outcomes for x in o.overall_values(self.rubric)]
         judges: dict[str, Any] = {}
         for outcome in outcomes:
             entry: dict[str, Any] = {
                 "model": next((a.model for a in outcome.samples if a.model), None),
                 "usage": outcome.cost().as_dict(),
-                "samples": [a.value.model_dump() if a.value is not None else None for a in outcome.samples],
                 "retries": sum(max(0, len(a.attempts) - 1) for a in outcome.samples),
             }
+            if with_verdicts:
+                entry["samples"] = [a.value.model_dump() if a.value is not None else None
+                                    for a in outcome.samples]
+            else:
+                entry["verdicts_in"] = f"judge_overall@{outcome.spec}"
             if not outcome.failed:
                 entry["overall"] = spread(outcome.overall_values(self.rubric))
             if outcome.spec in failed or any(a.value is None for a in outcome.samples):
