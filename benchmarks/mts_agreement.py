@@ -16,7 +16,7 @@ Then (see docs/agreement.md for the measured output)::
     python benchmarks/mts_agreement.py mts-agreement/
     clinsum score mts-agreement/summaries.jsonl --notes mts-agreement/notes.jsonl --db mts.db
     clinsum feedback import mts-agreement/ratings.jsonl --db mts.db
-    clinsum agreement --db mts.db --flag unsupported_concepts>=1 --human-flag HallucinationRate>0
+    clinsum agreement --db mts.db --flag 'unsupported_concepts>=1' --human-flag 'HallucinationRate>0'
 """
 
 from __future__ import annotations
