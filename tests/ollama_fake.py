@@ -47,13 +47,13 @@ def slow(response: Response, seconds: float) -> Callable[[Request], Response]:
 
 
 def chat_body(content: str, *, model: str = "llama3.1:8b", prompt_eval_count: int | None = 26,
-              eval_count: int | None = 12) -> dict[str, Any]:
+              eval_count: int | None = 12, done_reason: str = "stop") -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": model,
         "created_at": "2024-07-22T20:33:28.123648Z",
         "message": {"role": "assistant", "content": content},
         "done": True,
-        "done_reason": "stop",
+        "done_reason": done_reason,
         "total_duration": 5191566416,
         "load_duration": 2154458,
         "prompt_eval_duration": 383809000,

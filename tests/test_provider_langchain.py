@@ -154,6 +154,12 @@ async def test_structured_output_through_native_tool_calling() -> None:
     assert "JSON schema" not in PROMPTS[0][-1].content  # native: no schema pasted into the prompt
 
 
+async def test_structured_output_cut_off_by_the_token_limit_is_an_error() -> None:
+    ANSWERS.append(AIMessage(content='{"accurate": 4, "err', response_metadata={"finish_reason": "length"}))
+    with pytest.raises(FatalError, match="cut off at max_output_tokens"):
+        await create(f"langchain:{HERE}:tool_model").generate(Request(prompt="Rate it.", json_schema=SCHEMA))
+
+
 async def test_structured_output_without_native_support_puts_the_schema_in_the_prompt() -> None:
     ANSWERS.append(AIMessage(content='{"accurate": 5, "errors": []}'))
     provider = create(f"langchain:{HERE}:fake_model")
@@ -276,10 +282,17 @@ async def test_a_model_that_never_answers_times_out_as_transient() -> None:
 # -- HTTP level: ChatOllama (langchain-ollama) against the Ollama-protocol fake ---------------------------
 
 
-@pytest.fixture
-def ollama_http() -> Iterator[HTTPServer]:
-    with local_server() as server:
+@pytest.fixture(scope="module")
+def _server() -> Iterator[HTTPServer]:
+    with local_server() as server:  # one per module: stopping a server costs 0.5 s
         yield server
+
+
+@pytest.fixture
+def ollama_http(_server: HTTPServer) -> Iterator[HTTPServer]:
+    _server.clear()
+    yield _server
+    _server.clear()
 
 
 async def test_chat_ollama_over_http(ollama_http: HTTPServer) -> None:

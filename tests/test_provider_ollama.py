@@ -27,10 +27,17 @@ SCHEMA = {
 }
 
 
-@pytest.fixture
-def ollama_http() -> Iterator[HTTPServer]:
-    with local_server() as server:
+@pytest.fixture(scope="module")
+def _server() -> Iterator[HTTPServer]:
+    with local_server() as server:  # one per module: stopping a server costs 0.5 s
         yield server
+
+
+@pytest.fixture
+def ollama_http(_server: HTTPServer) -> Iterator[HTTPServer]:
+    _server.clear()
+    yield _server
+    _server.clear()
 
 
 def provider(server: HTTPServer, **options: object) -> OllamaProvider:
@@ -77,6 +84,18 @@ async def test_distinct_samples_get_distinct_seeds(ollama_http: HTTPServer) -> N
     await ollama.generate(Request(prompt="x", sample=0))
     await ollama.generate(Request(prompt="x", sample=3))
     assert [r["options"]["seed"] for r in fake.requests] == [100, 103]
+
+
+async def test_structured_answer_cut_off_and_empty_answers_are_errors(ollama_http: HTTPServer) -> None:
+    ollama_http.expect_oneshot_request("/api/chat", method="POST").respond_with_json(
+        chat_body('{"accurate": ', done_reason="length")
+    )
+    ollama_http.expect_oneshot_request("/api/chat", method="POST").respond_with_json(chat_body("  "))
+    ollama = provider(ollama_http)
+    with pytest.raises(FatalError, match="cut off at max_output_tokens"):
+        await ollama.generate(Request(prompt="Rate it.", json_schema=SCHEMA))
+    with pytest.raises(FatalError, match="no text"):
+        await ollama.generate(Request(prompt="Summarize."))
 
 
 async def test_model_not_pulled_says_how_to_pull_it(ollama_http: HTTPServer) -> None:

@@ -328,10 +328,22 @@ def _structured_text(result: Any) -> tuple[Any, str]:
     raw, parsed = result["raw"], result.get("parsed")
     if parsed is not None:
         return raw, json.dumps(parsed.model_dump() if hasattr(parsed, "model_dump") else parsed)
+    if _stopped_at_token_limit(raw):
+        raise FatalError(
+            "the structured answer was cut off at max_output_tokens before the JSON was complete; "
+            "raise max_output_tokens"
+        )
     tool_calls = getattr(raw, "tool_calls", None) or []
     if tool_calls:
         return raw, json.dumps(tool_calls[0].get("args", {}))
     return raw, _message_text(raw)
+
+
+def _stopped_at_token_limit(raw: Any) -> bool:
+    """The stop reasons integrations report when the output token limit was hit."""
+    metadata = getattr(raw, "response_metadata", None) or {}
+    reasons = {str(metadata.get(k, "")).lower() for k in ("finish_reason", "stop_reason", "done_reason")}
+    return bool(reasons & {"length", "max_tokens"})
 
 
 def _request_id(raw: Any, metadata: Mapping[str, Any]) -> str | None:

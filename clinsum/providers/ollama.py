@@ -100,17 +100,17 @@ class OllamaProvider(BaseProvider):
         self.local = is_loopback_host(self.host)
         self.prices = _price_overrides(spec, self.options.prices)
         self._client = client
-        self._clients: dict[int, Any] = {}
+        self._loop_client: tuple[asyncio.AbstractEventLoop, Any] | None = None
 
     def client(self) -> Any:
         """The injected client, or one ``AsyncClient`` per running event loop (httpx pools are loop-bound)."""
         if self._client is not None:
             return self._client
-        loop_id = id(asyncio.get_running_loop())
-        if loop_id not in self._clients:
+        loop = asyncio.get_running_loop()
+        if self._loop_client is None or self._loop_client[0] is not loop:
             ollama = require("ollama", "ollama")
-            self._clients = {loop_id: ollama.AsyncClient(host=self.host, timeout=self.options.timeout_s)}
-        return self._clients[loop_id]
+            self._loop_client = (loop, ollama.AsyncClient(host=self.host, timeout=self.options.timeout_s))
+        return self._loop_client[1]
 
     def chat_params(self, request: Request) -> dict[str, Any]:
         messages = []
@@ -152,9 +152,9 @@ class OllamaProvider(BaseProvider):
                 response = await self.client().chat(**params)
             except Exception as exc:
                 raise self.convert_error(exc) from exc
-        return self.to_generation(response, latency_s=clock.seconds)
+        return self.to_generation(response, latency_s=clock.seconds, structured=request.json_schema is not None)
 
-    def to_generation(self, response: Any, *, latency_s: float | None) -> Generation:
+    def to_generation(self, response: Any, *, latency_s: float | None, structured: bool = False) -> Generation:
         prompt_tokens = response.prompt_eval_count
         output_tokens = response.eval_count
         num_ctx = self.options.num_ctx
@@ -167,6 +167,13 @@ class OllamaProvider(BaseProvider):
         text = response.message.content if response.message is not None else None
         if text is None:
             raise TransientError(f"Ollama at {self.host} returned no message content")
+        if structured and response.done_reason == "length":
+            raise FatalError(
+                "the structured answer was cut off at max_output_tokens before the JSON was complete; "
+                "raise max_output_tokens"
+            )
+        if not text.strip():
+            raise FatalError(f"the model returned no text (done_reason={response.done_reason})")
         return Generation(
             text=text,
             input_tokens=prompt_tokens,
