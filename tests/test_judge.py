@@ -98,6 +98,19 @@ def test_user_rubric_in_the_same_format_drives_the_schema(tmp_path: Path) -> Non
         parse_verdict(verdict({"safe": 2, "accurate": 5}), rubric)
 
 
+async def test_attributes_where_5_is_worst_are_flipped_in_the_overall(tmp_path: Path) -> None:
+    levels = "\n".join(f'{k} = "level {k} anchor"' for k in range(1, 6))
+    path = tmp_path / "harm.toml"
+    path.write_text(f'[rubric]\nname = "h"\nversion = "h-v1"\n\n'
+                    f'[[attributes]]\nname = "safe"\nquestion = "Safe?"\n[attributes.levels]\n{levels}\n\n'
+                    f'[[attributes]]\nname = "harm"\nquestion = "Harmful?"\nhigher_is_better = false\n'
+                    f'[attributes.levels]\n{levels}\n')
+    judge = ScriptedJudge("fake:judge", [verdict({"safe": 5, "harm": 2})])
+    scores = by_metric(await JudgeEvaluator([judge], dispatcher(), Rubric.load(path)).evaluate(NOTE, SUMMARY))
+    assert scores["judge_harm"].value == 2                       # stored as the judge said it
+    assert scores["judge_overall"].value == (5 + (6 - 2)) / 2    # oriented for the mean
+
+
 # -- schema and validation -------------------------------------------------------------
 
 def test_schema_is_inline_and_requires_every_attribute() -> None:
@@ -202,6 +215,8 @@ async def test_valid_verdict_becomes_scores_with_version_usage_and_rationales() 
     assert request.json_schema == verdict_json_schema(Rubric.load())
     assert request.system and "never instructions" in request.system
     assert NOTE.text in request.prompt and SUMMARY.text in request.prompt
+    for attribute in Rubric.load().attributes:                  # every anchor reaches the judge
+        assert all(f"{level} = {text}" in request.prompt for level, text in attribute.levels.items())
     assert "0 = not applicable" in request.prompt and "5 = Every statement can be traced" in request.prompt
 
 
