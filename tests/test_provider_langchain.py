@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -336,3 +337,38 @@ async def test_live_langchain() -> None:
     provider = create(f"langchain:{spec}", {"max_output_tokens": 64})
     generation = await provider.generate(Request(prompt="In five words: what is hypertension?"))
     assert generation.text.strip()
+
+
+# -- end to end: `clinsum run` with a langchain provider next to an ollama one ---------------------------
+
+
+def test_cli_run_with_langchain_and_ollama_providers(ollama_http: HTTPServer, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from clinsum.cli import app
+    from clinsum.store import Store
+
+    OllamaFake(ollama_http, "Ollama summary.")
+    ANSWERS.extend(AIMessage(content=f"LangChain summary {i}.", usage_metadata={
+        "input_tokens": 100 + i, "output_tokens": 5, "total_tokens": 105 + i}) for i in range(2))
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text("\n".join(json.dumps({"id": f"n{i}", "text": f"Note {i}: cough and fever, CXR clear."})
+                               for i in range(2)) + "\n")
+    db = tmp_path / "clinsum.db"
+    result = CliRunner().invoke(app, [
+        "run", "--notes", str(notes), "--metric", "length", "--db", str(db),
+        "--provider", f"langchain:{HERE}:fake_model", "--provider", "ollama:llama3.1:8b",
+        "-o", f"ollama:llama3.1:8b.host=http://127.0.0.1:{ollama_http.port}",
+    ])
+    assert result.exit_code == 0, result.output
+    store = Store.open(str(db))
+    run_id = store.latest_run_id()
+    assert run_id is not None
+    by_system: dict[str, list[Any]] = {}
+    for summary in store.summaries(run_id):
+        by_system.setdefault(summary.system, []).append(summary)
+    lc = by_system[f"langchain:{HERE}:fake_model"]
+    assert sorted(s.text for s in lc) == ["LangChain summary 0.", "LangChain summary 1."]
+    assert sorted(s.usage.input_tokens for s in lc) == [100, 101]
+    assert all(s.latency_s is not None and s.ok for s in lc)
+    assert [s.text for s in by_system["ollama:llama3.1:8b"]] == ["Ollama summary."] * 2
