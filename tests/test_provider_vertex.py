@@ -11,6 +11,7 @@ import pytest
 from provider_fakes import (  # noqa: F401
     VERTEX_LOCATION,
     VERTEX_PROJECT,
+    anthropic_text,
     json_response,
     local_http,
     local_http_server,
@@ -327,3 +328,82 @@ async def test_live_vertex() -> None:
     assert gen.text.strip() and gen.input_tokens and gen.output_tokens
     structured = await prov.generate(Request(prompt="Rate 'pneumonia' 1-5 for accuracy.", json_schema=SCHEMA))
     assert set(json.loads(structured.text)) == {"accurate", "evidence"}
+
+
+# --- both cloud adapters through `clinsum run`, summarizer and judge ---------------------------
+
+
+def cloud_fakes(server: HTTPServer) -> None:
+    """Anthropic and Vertex on one fake: summaries for plain requests, PDSQI verdicts for JSON ones."""
+    from judge_fakes import verdict
+
+    def anthropic_handler(request: Any) -> Response:
+        body = json.loads(request.get_data())
+        structured = "output_config" in body
+        text = verdict(4) if structured else "Hypertension on lisinopril; no chest pain."
+        return json_response(
+            anthropic_text(text, input_tokens=400, output_tokens=60), headers={"request-id": "req_e2e"}
+        )
+
+    def vertex_handler(request: Any) -> Response:
+        body = json.loads(request.get_data())
+        structured = body["generationConfig"].get("responseMimeType") == "application/json"
+        text = verdict(3) if structured else "HTN on lisinopril. Denies chest pain."
+        return json_response(vertex_answer(text, prompt_tokens=400, candidates_tokens=50))
+
+    server.expect_request("/v1/messages", method="POST").respond_with_handler(anthropic_handler)
+    server.expect_request(re.compile(r".*:generateContent$"), method="POST").respond_with_handler(vertex_handler)
+
+
+def test_clinsum_run_with_both_cloud_adapters_as_summarizers_and_judges(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    local_http: HTTPServer,  # noqa: F811
+) -> None:
+    from typer.testing import CliRunner
+
+    from clinsum.cli import app
+    from clinsum.store import Store
+
+    cloud_fakes(local_http)
+    for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "ANTHROPIC_AUTH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-fake")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", local_http.url_for("/").rstrip("/"))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", write_adc_file(tmp_path))
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", VERTEX_PROJECT)
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text(
+        json.dumps({"id": "n1", "text": "Hypertension on lisinopril 10 mg daily. Denies chest pain."})
+        + "\n"
+        + json.dumps({"id": "n2", "text": "Type 2 diabetes, A1c 8.1. Started metformin."})
+        + "\n"
+    )
+    endpoint = f'{{ base_url = "{local_http.url_for("/")}", api_version = "v1" }}'
+    config = tmp_path / "eval.toml"
+    config.write_text(
+        f'notes = "{notes}"\nmetrics = ["length", "judge"]\n\n'
+        '[[providers]]\nspec = "anthropic:claude-sonnet-5-5"\n\n'
+        f'[[providers]]\nspec = "vertex:gemini-2.5-flash"\noptions = {endpoint}\n\n'
+        '[judge]\njudges = ["anthropic:claude-haiku-4-5", "vertex:gemini-2.5-pro"]\n'
+        f'provider_options = {{ "vertex:gemini-2.5-pro" = {endpoint} }}\n'
+    )
+    db = tmp_path / "run.db"
+    result = CliRunner().invoke(app, ["run", str(config), "--db", str(db)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+    store = Store.open(str(db))
+    run_id = store.latest_run_id()
+    summaries = {(s.system, s.note_id): s for s in store.summaries(run_id)}
+    assert len(summaries) == 4 and all(s.ok for s in summaries.values())
+    claude = summaries[("anthropic:claude-sonnet-5-5", "n1")]
+    assert claude.text == "Hypertension on lisinopril; no chest pain."
+    assert claude.usage.cost_usd == pytest.approx((400 * 2.0 + 60 * 10.0) / 1e6)
+    assert claude.request_id == "req_e2e" and claude.latency_s is not None
+    gemini = summaries[("vertex:gemini-2.5-flash", "n2")]
+    assert gemini.usage.cost_usd == pytest.approx((400 * 0.30 + 50 * 2.50) / 1e6)
+    assert gemini.request_id == "vNq4aPq2IZiW7dcP0ci4oAQ"
+
+    judged = [s for s in store.scores(run_id) if s.evaluator.startswith("judge")]
+    assert judged, "the judge produced no scores"
+    assert {s.system for s in judged} == {"anthropic:claude-sonnet-5-5", "vertex:gemini-2.5-flash"}
