@@ -251,7 +251,7 @@ def test_feedback_import_then_agreement(tmp_path: Path) -> None:
     imported = run_cli("feedback", "import", str(ratings_file), "--db", str(path), "--skip-invalid")
     assert imported.exit_code == 0, imported.output
     assert f"imported {len(lines)} ratings of {len(NOTES) * len(SYSTEMS)} summaries" in imported.output
-    assert "skipped 1 bad rows" in imported.output
+    assert "skipped 1 bad row" in imported.output and "rows" not in imported.output
 
     report = agreement_json(path, "--metric", "judge_accurate")
     x, y = series("judge_accurate", "accurate")

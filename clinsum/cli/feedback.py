@@ -47,8 +47,10 @@ def import_ratings(
         with open_store(db) as store:
             imported = store.add_ratings(loaded.records, source or file.name)
     summaries = len({(r.note_id, r.system) for r in loaded.records})
-    console.print(f"imported {imported} ratings of {summaries} summaries into {db}"
-                  + (f"; skipped {len(loaded.skipped)} bad rows" if loaded.skipped else ""),
+    skipped = len(loaded.skipped)
+    console.print(f"imported {imported} rating{'s' * (imported != 1)} of {summaries} "
+                  f"summar{'y' if summaries == 1 else 'ies'} into {db}"
+                  + (f"; skipped {skipped} bad row{'s' * (skipped != 1)}" if skipped else ""),
                   highlight=False)
 
 
