@@ -14,7 +14,7 @@ import clinsum.inputs
 from clinsum.dispatch import Dispatcher
 from clinsum.errors import ConfigError, FatalError, SetupError
 from clinsum.providers import Request, create
-from clinsum.providers.extractive import centroid, lead, sentences
+from clinsum.providers.extractive import ExtractiveProvider, centroid, lead, sentences
 from clinsum.providers.replay import ReplayProvider
 from clinsum.records import Note
 
@@ -100,7 +100,7 @@ async def test_real_notes_stay_within_the_budget_and_copy_the_note(method: str, 
 
 async def test_extractive_generation_is_free_local_and_has_no_token_counts() -> None:
     provider = create("extractive:lead", {"max_words": 6})
-    assert provider.local
+    assert provider.local and not ExtractiveProvider.cacheable
     generation = await provider.generate(_request(text="Knee pain. Fell on ice. Ice and rest."))
     assert generation.text == "Knee pain.\nFell on ice."
     assert generation.cost_usd == 0.0

@@ -196,6 +196,8 @@ class ExtractiveProvider(BaseProvider):
 
     options_model = ExtractiveOptions
     local = True
+    cacheable = False
+    """Recomputing is faster than a cache look-up, and the answer depends on ``request.note``."""
     options: ExtractiveOptions
 
     def __init__(self, spec: str, options: ProviderOptions | dict[str, Any] | None = None) -> None:
