@@ -203,6 +203,11 @@ async def test_refusal_and_truncated_json_are_fatal(env: HTTPServer) -> None:
     )
     with pytest.raises(FatalError, match="max_output_tokens"):
         await provider().generate(Request(prompt="x", json_schema=SCHEMA))
+    env.expect_oneshot_request("/v1/messages").respond_with_json(
+        anthropic_text("67M with CAP, started on ceftr", stop_reason="max_tokens")
+    )
+    with pytest.raises(FatalError, match="cut off"):
+        await provider().generate(Request(prompt="x"))
 
 
 async def test_unknown_price_leaves_cost_empty(env: HTTPServer) -> None:

@@ -228,6 +228,9 @@ async def test_unusable_finish_reasons_are_fatal(local_http: HTTPServer) -> None
     expect(local_http).respond_with_json(vertex_answer("", finish_reason="MAX_TOKENS", thoughts_tokens=1024))
     with pytest.raises(FatalError, match="thinking"):
         await provider(local_http).generate(Request(prompt="x"))
+    expect(local_http).respond_with_json(vertex_answer("67M with CAP, started on ceftr", finish_reason="MAX_TOKENS"))
+    with pytest.raises(FatalError, match="cut off"):
+        await provider(local_http).generate(Request(prompt="x"))
 
 
 @pytest.fixture

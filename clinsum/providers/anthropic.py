@@ -142,7 +142,8 @@ def answer_text(message: Any, *, structured: bool) -> str:
     """The answer in a Message: the forced tool's input as JSON, else the text blocks joined.
 
     Raises FatalError for answers that cannot be used: a refusal, a context
-    overflow, structured output cut off by the token limit, or no content at all.
+    overflow, an answer cut off by the token limit (a truncated summary would be
+    scored as if complete), or no content at all.
     """
     stop = getattr(message, "stop_reason", None)
     if stop == "refusal":
@@ -152,11 +153,9 @@ def answer_text(message: Any, *, structured: bool) -> str:
     blocks = getattr(message, "content", None)
     if not isinstance(blocks, list):
         raise TransientError("malformed response from the Messages API: no 'content' list")
-    if structured and stop == "max_tokens":
-        raise FatalError(
-            "the structured answer was cut off at max_output_tokens before the JSON was complete; "
-            "raise max_output_tokens"
-        )
+    if stop == "max_tokens":
+        what = "the JSON answer" if structured else "the answer"
+        raise FatalError(f"{what} was cut off at max_output_tokens (stop_reason=max_tokens); raise max_output_tokens")
     for block in blocks:
         if getattr(block, "type", None) == "tool_use" and getattr(block, "name", None) == VERDICT_TOOL:
             return json.dumps(getattr(block, "input", None), ensure_ascii=False)

@@ -147,10 +147,11 @@ def answer_text(response: Any, *, structured: bool) -> str:
     if finish not in _USABLE_FINISH:
         message = getattr(candidate, "finish_message", None) or ""
         raise FatalError(f"Vertex AI gave no usable answer (finish_reason={finish}) {message}".strip())
-    if finish == "MAX_TOKENS" and (structured or not text.strip()):
+    if finish == "MAX_TOKENS":  # a truncated summary would be scored as if complete
+        what = "the JSON answer" if structured else "the answer"
         raise FatalError(
-            "the answer was cut off at max_output_tokens (thinking tokens count against it); "
-            "raise max_output_tokens or lower thinking_budget"
+            f"{what} was cut off at max_output_tokens (finish_reason=MAX_TOKENS; thinking tokens count "
+            "against it); raise max_output_tokens or lower thinking_budget"
         )
     if not text.strip():
         raise FatalError(f"Vertex AI returned an empty answer (finish_reason={finish})")
