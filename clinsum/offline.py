@@ -143,13 +143,19 @@ class _Guard:
         self.originals: dict[tuple[Any, str], Any] = {}
         self.owned: set[tuple[Any, str]] = set()
         """(owner, name) pairs that were not in the owner's own ``__dict__`` before patching."""
+        self.verdicts: dict[str, bool] = {}
+        """Host -> allowed, so that repeated connections to one host are judged once."""
 
     def host_allowed(self, host: Any) -> bool:
         if host is None:
             return True  # getaddrinfo(None, port): the local wildcard/loopback, no lookup
         if isinstance(host, bytes):
             host = host.decode("ascii", "replace")
-        return is_loopback_host(str(host), self.networks)
+        host = str(host)
+        allowed = self.verdicts.get(host)
+        if allowed is None:
+            allowed = self.verdicts[host] = is_loopback_host(host, self.networks)
+        return allowed
 
     def check_address(self, family: int, address: Any, action: str) -> None:
         if family == getattr(socket, "AF_UNIX", object()):
