@@ -31,7 +31,7 @@ from werkzeug import Response
 from clinsum.errors import ConfigError, FatalError, RateLimited, SetupError, TransientError
 from clinsum.providers import registry
 from clinsum.providers.anthropic import VERDICT_TOOL, AnthropicProvider, create, structured_mode
-from clinsum.providers.anthropic_batch import AnthropicBatch, custom_id_for
+from clinsum.providers.anthropic_batch import AnthropicBatch, custom_id_for, prefill_cache
 from clinsum.providers.base import Generation, Request
 from clinsum.providers.common import CONTEXT_TOO_LONG
 
@@ -409,6 +409,43 @@ async def test_duplicate_and_empty_batches_are_refused(batch: AnthropicBatch) ->
         await batch.submit([("a", Request(prompt="1")), ("a", Request(prompt="2"))])
     with pytest.raises(ConfigError, match="empty"):
         await batch.submit([])
+
+
+async def test_prefill_cache_puts_batch_answers_under_the_runner(
+    batch: AnthropicBatch,
+    local_http: HTTPServer,  # noqa: F811
+    tmp_path: Any,
+) -> None:
+    from clinsum.dispatch import Dispatcher, cache_key
+    from clinsum.store import Store
+
+    store = Store.open(tmp_path / "run.db")
+    requests = [Request(prompt="Summarize note 1"), Request(prompt="Summarize note 2")]
+    keys = [cache_key(batch.provider, r) for r in requests]  # type: ignore[arg-type]
+    serve_batch(
+        local_http,
+        [
+            {"custom_id": keys[0], "result": {"type": "succeeded", "message": anthropic_text("batched one")}},
+            {"custom_id": keys[1], "result": {"type": "expired"}},
+        ],
+        polls_in_progress=0,
+    )
+    local_http.expect_request("/v1/messages", method="POST").respond_with_json(anthropic_text("live two"))
+    saved: list[str] = []
+    outcomes = await prefill_cache(batch, store, requests, on_submitted=saved.append)
+    assert saved == [BATCH_ID] and set(outcomes) == set(keys)
+
+    dispatcher = Dispatcher(store, base_delay_s=0)
+    first = await dispatcher.generate(batch.provider, requests[0])
+    assert first.cached and first.text == "batched one"
+    assert first.cost_usd == pytest.approx(0.5 * (2095 * 2.0 + 503 * 10.0) / 1e6)
+    second = await dispatcher.generate(batch.provider, requests[1])  # expired in the batch: asked live
+    assert not second.cached and second.text == "live two"
+    assert dispatcher.calls == 1
+
+    local_http.clear()  # everything is cached now: no batch is created at all
+    assert await prefill_cache(batch, store, requests) == {}
+    assert local_http.log == []
 
 
 @pytest.mark.live

@@ -7,7 +7,11 @@ batch_id=...)`` picks an existing batch up again without resubmitting.
 
 Each request comes back as a ``Generation`` or as the ``ProviderError`` that
 the same failure would have raised live, so the runner stores batch results
-exactly like any others::
+exactly like any others. The shortest way to put a batch under a normal run is
+``prefill_cache``: it stores every batch answer in the dispatcher's response
+cache under the key the dispatcher itself computes, so the runner, unchanged,
+finds them as cache hits and makes live calls only for what the batch could not
+answer::
 
     batch = AnthropicBatch(create("anthropic:claude-sonnet-5-5", {}))
     outcomes = await batch.run(
@@ -15,6 +19,10 @@ exactly like any others::
         on_submitted=store_batch_id,
     )
     for note_id, outcome in outcomes.items(): ...
+
+    # or, under the runner: answers land in the response cache
+    await prefill_cache(batch, store, [Request(prompt=template.render(n), note=n) for n in notes],
+                        batch_id=saved_batch_id, on_submitted=save_batch_id)
 """
 
 from __future__ import annotations
@@ -24,12 +32,16 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from clinsum.errors import ConfigError, FatalError, ProviderError, TransientError
 from clinsum.providers.anthropic import AnthropicProvider, convert_error
 from clinsum.providers.base import Generation, Request
 from clinsum.providers.common import classify_http
+
+if TYPE_CHECKING:
+    from clinsum.providers.base import Provider
+    from clinsum.store import Store
 
 BATCH_DISCOUNT = 0.5
 """Message Batches bill input and output at 50% of the standard price."""
@@ -198,6 +210,40 @@ class AnthropicBatch:
         if kind == "expired":
             return TransientError("the batch expired (24 h) before this request was processed")
         return FatalError(f"unknown batch result type {kind!r}")
+
+
+async def prefill_cache(
+    batch: AnthropicBatch,
+    store: Store,
+    requests: Iterable[Request],
+    *,
+    batch_id: str | None = None,
+    on_submitted: Callable[[str], None] | None = None,
+    on_poll: Callable[[BatchStatus], None] | None = None,
+) -> dict[str, Outcome]:
+    """Answer ``requests`` through a batch and store each answer in the response cache.
+
+    Keys are the dispatcher's own cache keys (64 hex characters, a valid
+    ``custom_id``), so ``Dispatcher.generate`` later returns these answers as
+    cache hits. Requests already in the cache are not sent; when all are, no
+    batch is created and an empty dict is returned. Failures are returned, not
+    cached: the run's normal live call decides about them.
+    """
+    from clinsum.dispatch import cache_key
+
+    provider = batch.provider
+    pending: dict[str, Request] = {}
+    for request in requests:
+        key = cache_key(cast("Provider", provider), request)
+        if store.cached_response(key) is None:
+            pending[key] = request
+    if not pending and batch_id is None:
+        return {}
+    outcomes = await batch.run(pending.items(), batch_id=batch_id, on_submitted=on_submitted, on_poll=on_poll)
+    for key, outcome in outcomes.items():
+        if isinstance(outcome, Generation):
+            store.cache_response(key, provider.spec, outcome.model_dump_json())
+    return outcomes
 
 
 def _requests_by_id(items: Iterable[tuple[str, Request]]) -> Mapping[str, tuple[str, Request]]:
