@@ -45,7 +45,7 @@ _STATUS = {"NEGATED": "negated", "FAMILY": "family", "HYPOTHETICAL": "hypothetic
 PRIORITY = ("negated", "family", "hypothetical", "possible", "historical", "present")
 """Resolution order when a mention is in the scope of several categories."""
 
-_ALGORITHM_VERSION = "3"
+_ALGORITHM_VERSION = "4"
 _MAX_ADJACENT_WORDS = 2
 """Triggers of different categories compose when at most this many words and no punctuation separate them."""
 
@@ -134,6 +134,8 @@ class _Analysis:
     sections: SectionIndex
     denied: list[tuple[int, int]]
     """Question clauses of a dialogue that the next speaker answered "no" to."""
+    family_replies: list[tuple[int, int]]
+    """Dialogue turns answering a question about relatives ("Anything that runs in your family?")."""
 
 
 def assertions_for(text: str, spans: Sequence[tuple[int, int]]) -> list[str]:
@@ -172,29 +174,42 @@ def _analyse(text: str) -> _Analysis:
         questions.append(False)
     sections = SectionIndex(text)
     triggers = [_clause_triggers(text, s, e) for s, e in zip(starts, ends, strict=True)]
-    return _Analysis(starts, ends, triggers, sections, _denied_questions(text, starts, ends, questions))
+    denied, family = _dialogue_context(text, starts, ends, questions, triggers)
+    return _Analysis(starts, ends, triggers, sections, denied, family)
 
 
-def _denied_questions(text: str, starts: list[int], ends: list[int],
-                      questions: list[bool]) -> list[tuple[int, int]]:
-    """The question clauses ending a dialogue turn whose reply, by another speaker, opens with "no".
+def _dialogue_context(text: str, starts: list[int], ends: list[int], questions: list[bool],
+                      triggers: list[list[Trigger]]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """What the question closing a dialogue turn implies for the question and for the reply.
 
-    "Doctor: Any shortness of breath or wheezing? Patient: No." negates both findings, which no
-    trigger inside the question could tell. Only the run of questions at the end of the turn counts:
-    an earlier question was followed by more talk from the same speaker.
+    - A reply by another speaker that opens with "no" negates the question's findings: "Doctor:
+      Any shortness of breath or wheezing? Patient: No." — no trigger inside the question could tell.
+    - A question about relatives ("Anything that runs in your family?") makes the reply's
+      conditions the family's, like a FAMILY HISTORY header: "My dad died. He had colon cancer."
+
+    Only the run of questions at the end of the turn counts: an earlier question was followed by more
+    talk from the same speaker.
     """
-    denied = []
+    denied: list[tuple[int, int]] = []
+    family: list[tuple[int, int]] = []
     turns = find_turns(text)
     for turn, reply in pairwise(turns):
-        if reply.speaker == turn.speaker or not is_negative_answer(text, reply.start, reply.end):
+        if reply.speaker == turn.speaker:
             continue
+        question = []
         i = bisect_right(starts, turn.end - 1) - 1
         while i >= 0 and starts[i] >= turn.tag_start and not text[starts[i]:ends[i]].strip():
             i -= 1
         while i >= 0 and starts[i] >= turn.tag_start and questions[i]:
-            denied.append((starts[i], ends[i]))
+            question.append(i)
             i -= 1
-    return sorted(denied)
+        if not question:
+            continue
+        if is_negative_answer(text, reply.start, reply.end):
+            denied.extend((starts[i], ends[i]) for i in question)
+        elif any(t.category == "FAMILY" for i in question for t in triggers[i]):
+            family.append((reply.start, reply.end))
+    return sorted(denied), family
 
 
 def _clause_triggers(text: str, start: int, end: int) -> list[Trigger]:
@@ -271,6 +286,8 @@ def _status(analysis: _Analysis, start: int, end: int) -> str:
     j = bisect_right(analysis.denied, (start, sys.maxsize)) - 1
     if j >= 0 and analysis.denied[j][0] <= start < analysis.denied[j][1]:
         found.add("negated")
+    if any(s <= start < e for s, e in analysis.family_replies):
+        found.add("family")
     default = analysis.sections.default_at(start)
     if default:
         found.add(default)

@@ -183,7 +183,7 @@ class CoverageOptions:
 class Comparison:
     """Source (or key concepts) against summary; pure data, built per call."""
 
-    recall: float | None
+    recall: float
     recalled: list[dict[str, Any]]
     missed: list[dict[str, Any]]
     support: float
@@ -193,16 +193,35 @@ class Comparison:
 
 
 def compare(source_text: str, source: Mapping[str, Concept], summary_text: str,
-            summary: Mapping[str, Concept], options: CoverageOptions) -> Comparison:
+            summary: Mapping[str, Concept], options: CoverageOptions, *,
+            reference: tuple[str, Mapping[str, Concept]] | None = None) -> Comparison:
+    """Recall of ``source`` concepts in ``summary``; support of ``summary`` concepts by the source.
+
+    With ``reference`` (text and concepts of a human summary of the same source), a summary concept
+    is also supported by the reference: it is a trusted restatement of the source, in the clinical
+    words a summary uses (a dialogue says "sugar", the reference and the summary say "diabetes").
+    Recall stays over the source's concepts; a source with none is recalled vacuously (1.0).
+    """
     strict = options.strict_history
     flips: list[dict[str, Any]] = []
     supported, unsupported = [], []
-    source_normalised = f" {normalise(source_text)} "
+    evidence = dict(source)
+    texts = [source_text]
+    if reference is not None:
+        texts.append(reference[0])
+        for key, concept in reference[1].items():
+            if key in evidence:
+                merged = Concept(key, evidence[key].concept_id, evidence[key].name, evidence[key].group)
+                merged.mentions = [*evidence[key].mentions, *concept.mentions]
+                evidence[key] = merged
+            else:
+                evidence[key] = concept
+    evidence_normalised = " | ".join(f" {normalise(text)} " for text in texts)
     for key, concept in summary.items():
-        origin = source.get(key)
+        origin = evidence.get(key)
         if origin is None:
             surface = {normalise(m.text) for m in concept.mentions}
-            if any(s and f" {s} " in source_normalised for s in surface):
+            if any(s and f" {s} " in evidence_normalised for s in surface):
                 supported.append({**concept.evidence(), "by": "surface text"})
             else:
                 unsupported.append(concept.evidence())
@@ -229,7 +248,7 @@ def compare(source_text: str, source: Mapping[str, Concept], summary_text: str,
             recalled.append({**concept.evidence(), "weight": weight})
         else:
             missed.append({**concept.evidence(), "weight": weight})
-    recall = weight_kept / weight_total if weight_total else None
+    recall = weight_kept / weight_total if weight_total else 1.0
     return Comparison(recall, recalled, missed, support, supported, unsupported, flips)
 
 
@@ -344,7 +363,11 @@ class CoverageEvaluator:
         summary_mentions = list(_extract_cached(summary.text)) if summary.text.strip() else []
         summary_concepts = concepts_of(summary.text, summary_mentions)
 
-        comparison = compare(note.text, source_concepts, summary.text, summary_concepts, options)
+        reference = None
+        if note.reference and note.reference.strip():
+            reference = (note.reference, concepts_of(note.reference, _extract_cached(note.reference)))
+        comparison = compare(note.text, source_concepts, summary.text, summary_concepts, options,
+                             reference=reference)
         recall_detail: dict[str, Any]
         if note.key_concepts:
             keys = key_concepts_of(note.text, note.key_concepts)
@@ -363,7 +386,8 @@ class CoverageEvaluator:
                              "flips": keyed.flips}
         else:
             recall = comparison.recall
-            recall_detail = {"key_concepts": "source concepts weighted by group",
+            recall_detail = {"key_concepts": "source concepts weighted by group" if source_concepts
+                             else "none in the source (recall is vacuously complete)",
                              "weights": dict(options.weights), "recalled": comparison.recalled,
                              "missed": comparison.missed}
 
@@ -380,9 +404,8 @@ class CoverageEvaluator:
                   flips=comparison.flips, critical=len(critical)),
             score(note, summary, self, "critical_flips", float(len(critical)), flips=critical),
         ]
-        if note.reference and note.reference.strip():
-            reference = concepts_of(note.reference, _extract_cached(note.reference))
-            value, detail = reference_f1(reference, summary_concepts, options)
+        if reference is not None:
+            value, detail = reference_f1(reference[1], summary_concepts, options)
             out.append(score(note, summary, self, "concept_f1_ref", value, **detail))
         return out
 
