@@ -30,6 +30,15 @@ from clinsum.records import Note, Score, Summary
 ROUGE_METRICS = ("rouge1", "rouge2", "rougeLsum")
 
 
+def _rouge_score_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rouge-score")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 @dataclass(frozen=True)
 class Overlap:
     """Precision, recall and F-measure of one ROUGE variant."""
@@ -125,7 +134,7 @@ def _union_positions(ref: list[int], columns: np.ndarray, flat: list[int], senti
     #   c[j] = max(T[i-1][j], T[i-1][j-1] + match), restarted at each sentinel. Adding
     #   segment * (a + 1) (above any LCS length) makes one global running max restart.
     offset = segment * (a + 1)
-    table = np.zeros((a + 1, len(flat)), dtype=np.int64)
+    table = np.zeros((a + 1, len(flat)), dtype=np.int32)
     for i in range(1, a + 1):
         previous = table[i - 1]
         row = previous.copy()
@@ -165,7 +174,8 @@ class OverlapEvaluator:
     """ROUGE F-measures against the note's reference; nothing when the note has none."""
 
     name = "overlap"
-    version = "rouge-score-0.1.2/v1"
+    version = f"rouge-score-{_rouge_score_version()}/v1"
+    """The package's version is part of ours: a new rouge-score may score differently."""
 
     async def evaluate(self, note: Note, summary: Summary) -> list[Score]:
         if note.reference is None or not note.reference.strip() or not summary.ok:
