@@ -105,7 +105,7 @@ def is_loopback_host(host: str | None, allowed: Sequence[Network] | None = None)
     if "://" in host:
         host = urlsplit(host).hostname or ""
     host = host.strip().strip("[]").rstrip(".").lower()
-    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
+    if host in LOOPBACK_NAMES:
         return True
     address = _ip(host)
     if address is None:
@@ -143,6 +143,8 @@ class _Guard:
         self.originals: dict[tuple[Any, str], Any] = {}
         self.owned: set[tuple[Any, str]] = set()
         """(owner, name) pairs that were not in the owner's own ``__dict__`` before patching."""
+        self.resolve: Any = None
+        """The original ``getaddrinfo``, to check what a loopback *name* really resolves to."""
         self.verdicts: dict[str, bool] = {}
         """Host -> allowed, so that repeated connections to one host are judged once."""
 
@@ -161,10 +163,14 @@ class _Guard:
         if family == getattr(socket, "AF_UNIX", object()):
             return
         if isinstance(address, tuple) and address:
-            host = address[0]
+            host, port = address[0], (address[1] if len(address) > 1 else "?")
             if not self.host_allowed(host):
-                port = address[1] if len(address) > 1 else "?"
                 raise OfflineViolation(_format(host, port), action)
+            if isinstance(host, str) and _ip(host) is None and self.resolve is not None:
+                # connect() resolves a name in C, past our getaddrinfo: check what it will reach.
+                answers = {info[4][0] for info in self.resolve(host, None, family)}
+                if not all(self.host_allowed(a) for a in answers):
+                    raise OfflineViolation(f"{_format(host, port)} ({', '.join(sorted(answers))})", action)
         elif isinstance(address, (str, bytes)):  # AF_UNIX path given on another family: local
             return
         else:
@@ -246,6 +252,7 @@ def _patch(guard: _Guard) -> None:
     orig_getaddrinfo = socket.getaddrinfo
     orig_gethostbyname = socket.gethostbyname
     orig_gethostbyname_ex = socket.gethostbyname_ex
+    guard.resolve = orig_getaddrinfo
 
     def connect(self: socket.socket, address: Any) -> None:
         guard.check_address(self.family, address, "connect to")

@@ -139,6 +139,30 @@ def test_loopback_still_works_under_the_guard(local_http: HTTPServer) -> None:
         assert httpx.get(f"http://localhost:{local_http.port}/ping", timeout=5).text == "pong"
 
 
+def test_raw_connect_by_loopback_name_works(local_http: HTTPServer) -> None:
+    with offline_guard(), socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(("localhost", local_http.port))  # resolved in C: the guard checks the answers
+        sock.sendall(b"GET /nothing HTTP/1.0\r\n\r\n")
+        assert sock.recv(12).startswith(b"HTTP/1.")
+
+
+def test_localhost_mapped_to_a_public_address_is_refused(monkeypatch: pytest.MonkeyPatch,
+                                                         socket_spies: dict[str, list[Any]]) -> None:
+    def hosts_file_says(host: Any, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("203.0.113.1", port or 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", hosts_file_says)  # as if /etc/hosts mapped localhost away
+    with offline_guard():
+        with pytest.raises(OfflineViolation, match="no loopback address"):
+            socket.getaddrinfo("localhost", 80)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock, pytest.raises(
+            OfflineViolation, match=r"203\.0\.113\.1"
+        ):
+            sock.connect(("localhost", 80))
+    assert socket_spies["connect"] == []
+
+
 def test_the_guard_is_removed_afterwards_and_nests() -> None:
     originals = (socket.socket.connect, socket.socket.connect_ex, socket.socket.sendto,
                  socket.create_connection, socket.getaddrinfo, socket.gethostbyname)
@@ -169,6 +193,7 @@ def test_violation_is_fatal_so_never_retried() -> None:
     ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("[::1]", True), ("localhost", True),
     ("http://localhost:11434", True), ("http://[::1]:11434/", True), ("::ffff:127.0.0.1", True),
     ("10.0.0.5", False), ("0.0.0.0", False), ("example.com", False), ("localhost.evil.com", False),
+    ("db.localhost", False), ("127.1", False),
     ("http://gpu-box:11434", False), ("", False), (None, False),
 ])
 def test_loopback_hosts(host: str | None, loopback: bool) -> None:
