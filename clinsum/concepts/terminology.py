@@ -99,6 +99,8 @@ class Lexicon:
     """First word of a key → the longest key length (in words) starting with it."""
     vocabulary: frozenset[str] = frozenset()
     """Every word occurring in some key (for fuzzy correction of misspelt words)."""
+    known_words: frozenset[str] = frozenset()
+    """Ordinary (normalised) words of medical English that fuzzy matching must not "correct"."""
     meta: dict[str, str] = field(default_factory=dict)
 
     def add(self, concept: Concept, names: Iterable[str], surface_acronyms: Iterable[str] = ()) -> int:
@@ -166,6 +168,10 @@ class Lexicon:
         except (OSError, EOFError, StopIteration, UnicodeDecodeError) as error:
             raise ClinsumError(f"cannot read the lexicon {path}: {error}. "
                                "Rebuild it with: python scripts/build_lexicon.py") from error
+        words_path = path.with_name(path.name.replace(".tsv.gz", ".words.gz"))
+        if words_path.exists():
+            with gzip.open(words_path, "rt", encoding="utf-8") as words:
+                lexicon.known_words = frozenset(words.read().split())
         lexicon.finish()
         return lexicon
 
