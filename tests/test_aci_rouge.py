@@ -170,3 +170,16 @@ def test_factories_build_evaluators_and_refuse_unknown_options() -> None:
     assert create_length({}, None).name == "length"
     with pytest.raises(ConfigError, match="stemmer"):
         create_overlap({"stemmer": True}, None)
+
+
+def test_the_reproduction_depends_on_the_defaults_it_claims() -> None:
+    """Stemming, or joining a summary's lines, moves GPT-4's cells well off the published ones."""
+    notes, published = _notes(), _published()["GPT-4"]
+    summaries = _summaries("GPT-4.jsonl", "GPT-4")
+    stemmed = rouge_scorer.RougeScorer(["rouge1"], use_stemmer=True)
+    with_stemming = [stemmed.score(notes[s.note_id].reference or "", s.text)["rouge1"].fmeasure
+                     for s in summaries]
+    one_line = [rouge(notes[s.note_id].reference or "", " ".join(s.text.split()))["rougeLsum"].fmeasure
+                for s in summaries]
+    assert abs(100 * sum(with_stemming) / 40 - published["rouge1"]) > 1
+    assert abs(100 * sum(one_line) / 40 - published["rougeLsum"]) > 1
