@@ -199,7 +199,8 @@ async def test_valid_verdict_becomes_scores_with_version_usage_and_rationales() 
 
     assert {s.evaluator for s in scores} == {"judge"}
     metrics = by_metric(scores)
-    assert set(metrics) == {f"judge_{a}" for a in ATTRIBUTES} | {"judge_overall", "judge_errors_critical"}
+    assert set(metrics) == {f"judge_{a}" for a in ATTRIBUTES} | {
+        "judge_overall", "judge_errors_critical", "judge_cost_usd"}
     assert metrics["judge_accurate"].value == 2
     assert metrics["judge_accurate"].detail["judges"]["fake:judge-1"]["rationale"] == "accurate is rated 2."
     assert metrics["judge_cited"].value is None and metrics["judge_cited"].detail["not_applicable"]
@@ -210,6 +211,7 @@ async def test_valid_verdict_becomes_scores_with_version_usage_and_rationales() 
     usage = metrics["judge_overall"].detail["usage"]
     assert usage == {"calls": 1, "cached": 0, "input_tokens": 100, "output_tokens": 20,
                      "cost_usd": 0.001, "latency_s": 0.5}
+    assert metrics["judge_cost_usd"].value == 0.001  # the judge's own cost lands in the leaderboard
 
     request = judge.requests[0]
     assert request.json_schema == verdict_json_schema(Rubric.load())
@@ -310,6 +312,9 @@ async def test_samples_give_mean_and_spread_and_distinct_sample_requests() -> No
     assert evaluator.version.endswith("+k3+t0.7")
     assert accurate.detail["spread"] == spread                  # top level: what reports show
     assert scores["judge_overall"].detail["usage"]["calls"] == 3
+    # the leaderboard shows the spread as its own metric
+    overall_std = scores["judge_overall"].detail["judges"]["fake:judge"]["overall"]["std"]
+    assert overall_std > 0 and scores["judge_overall_sd"].value == pytest.approx(overall_std)
 
 
 async def test_a_jury_that_disagrees_keeps_the_mean_and_each_judges_scores() -> None:

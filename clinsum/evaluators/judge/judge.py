@@ -200,8 +200,17 @@ class JudgeEvaluator:
         overall_means = [statistics.fmean(v) for o in alive if (v := o.overall_values(self.rubric))]
         # a jury's own detail does not repeat the verdicts its members' scores already hold
         with_verdicts = not (self.jury and evaluator == NAME)
+        overall_detail = self._overall_detail(outcomes, failed, with_verdicts=with_verdicts)
         scores.append(make("judge_overall", statistics.fmean(overall_means) if overall_means else None,
-                           self._overall_detail(outcomes, failed, with_verdicts=with_verdicts)))
+                           overall_detail))
+        # The spread of repeated samples and the judge's own cost, as metrics, so that the
+        # leaderboard shows them with confidence intervals beside the scores they qualify.
+        if self.samples > 1 and alive:
+            sds = [std for o in alive if (std := spread(o.overall_values(self.rubric))["std"]) is not None]
+            scores.append(make("judge_overall_sd", statistics.fmean(sds) if sds else None,
+                               {"rule": "standard deviation of judge_overall across samples, mean over judges"}))
+        if overall_detail["usage"].get("cost_usd") is not None and not overall_detail.get("failed"):
+            scores.append(make("judge_cost_usd", overall_detail["usage"]["cost_usd"], {}))
 
         verified = [statistics.fmean(o.critical_values(verified=True)) for o in alive]
         unverified = [statistics.fmean(o.critical_values(verified=False)) for o in alive]
