@@ -79,8 +79,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.per_system:
         print("| system | concept_f1_ref | concept-only F1 | MEDCON | ROUGE-2 |")
         print("|---|---:|---:|---:|---:|")
-        for model, a, p, medcon, rouge in sorted(rows, key=lambda r: -r[3]):
-            print(f"| {model} | {100 * a:.2f} | {100 * p:.2f} | {medcon:.2f} | {rouge:.2f} |")
+        for model, a, p, published, rouge in sorted(rows, key=lambda r: -r[3]):
+            print(f"| {model} | {100 * a:.2f} | {100 * p:.2f} | {published:.2f} | {rouge:.2f} |")
     medcon = [r[3] for r in rows]
     print(f"\nACI-Bench test1, {len(rows)} systems x {len(references)} encounters ({elapsed:.0f} s)")
     print(f"Spearman concept_f1_ref (assertion-aware) vs MEDCON: {spearmanr([r[1] for r in rows], medcon)[0]:.3f}")
