@@ -24,6 +24,7 @@ from clinsum.cli import evaluation, history  # noqa: E402,F401  (registration by
 from clinsum.cli import judging  # noqa: E402,F401
 from clinsum.cli import feedback  # noqa: E402,F401
 from clinsum.cli import providers  # noqa: E402,F401
+from clinsum.cli import concepts  # noqa: E402,F401
 
 
 def main() -> None:
