@@ -65,7 +65,9 @@ async def test_plain_answer_reports_text_usage_cost_and_ids(env: HTTPServer) -> 
     env.expect_oneshot_request("/v1/messages", method="POST").respond_with_response(
         json_response(anthropic_text("Patient with CAP, started on ceftriaxone."), headers={"request-id": "req_abc"})
     )
-    gen = await provider(system_prompt="You summarize clinical notes.").generate(Request(prompt="Summarize: ..."))
+    gen = await provider(system_prompt="You summarize clinical notes.", effort="low").generate(
+        Request(prompt="Summarize: ...")
+    )
 
     assert gen.text == "Patient with CAP, started on ceftriaxone."
     assert (gen.input_tokens, gen.output_tokens) == (2095, 503)
@@ -78,8 +80,9 @@ async def test_plain_answer_reports_text_usage_cost_and_ids(env: HTTPServer) -> 
     assert sent["model"] == "claude-sonnet-5-5"
     assert sent["system"] == "You summarize clinical notes."
     assert sent["messages"] == [{"role": "user", "content": "Summarize: ..."}]
-    assert sent["max_tokens"] == 1024
+    assert sent["max_tokens"] == 4096
     assert "temperature" not in sent  # refused by API version 2026-10-21
+    assert sent["output_config"] == {"effort": "low"}
     assert env.log[0][0].headers.get("anthropic-version")
 
 
@@ -93,6 +96,7 @@ async def test_json_schema_uses_native_json_outputs(env: HTTPServer) -> None:
     fmt = sent["output_config"]["format"]
     assert fmt["type"] == "json_schema"
     assert set(fmt["schema"]["properties"]) == {"accurate", "evidence"}
+    assert "effort" not in sent["output_config"]
     assert "tools" not in sent
 
 

@@ -100,7 +100,7 @@ async def test_plain_answer_reports_text_usage_cost_and_ids(local_http: HTTPServ
     assert sent["systemInstruction"]["parts"] == [{"text": "Summarize clinical notes."}]
     config = sent["generationConfig"]
     assert config["temperature"] == 0.0
-    assert config["maxOutputTokens"] == 1024
+    assert config["maxOutputTokens"] == 8192
     assert config["seed"] == 7
     assert "responseMimeType" not in config
 

@@ -42,6 +42,11 @@ class AnthropicOptions(ProviderOptions):
     response cache is what makes a re-run stable.
     """
 
+    max_output_tokens: int = 4096
+    """``max_tokens``; thinking counts against it on models that think (Opus 5.5 always
+    does), so the default leaves room for thinking plus a summary."""
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    """``output_config.effort``: how much the model thinks; None keeps the model's default."""
     structured_output: Literal["auto", "json_schema", "tool"] = "auto"
     """How a JSON schema is enforced: native JSON outputs, a forced tool, or chosen by model."""
     base_url: str | None = None
@@ -88,14 +93,15 @@ class AnthropicProvider(BaseProvider):
         system = self.system_for(request)
         if system:
             params["system"] = system
+        output_config: dict[str, Any] = {}
+        if self.options.effort is not None:
+            output_config["effort"] = self.options.effort
         if request.json_schema is not None:
             if structured_mode(self.model, self.options.structured_output) == "json_schema":
                 anthropic = require("anthropic", "anthropic")
-                params["output_config"] = {
-                    "format": {
-                        "type": "json_schema",
-                        "schema": anthropic.transform_schema(request.json_schema),
-                    }
+                output_config["format"] = {
+                    "type": "json_schema",
+                    "schema": anthropic.transform_schema(request.json_schema),
                 }
             else:
                 params["tools"] = [
@@ -106,6 +112,8 @@ class AnthropicProvider(BaseProvider):
                     }
                 ]
                 params["tool_choice"] = {"type": "tool", "name": VERDICT_TOOL}
+        if output_config:
+            params["output_config"] = output_config
         return params
 
     async def generate(self, request: Request) -> Generation:

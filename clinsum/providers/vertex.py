@@ -41,6 +41,9 @@ _USABLE_FINISH = {None, "STOP", "FINISH_REASON_UNSPECIFIED", "MAX_TOKENS"}
 class VertexOptions(ProviderOptions):
     """Options for ``vertex:MODEL``."""
 
+    max_output_tokens: int = 8192
+    """Thinking tokens count against it on Gemini 2.5 (Pro cannot stop thinking), so the
+    default leaves room for thinking plus a summary; only tokens used are billed."""
     project: str | None = None
     """Google Cloud project; default ``GOOGLE_CLOUD_PROJECT``, then the ADC project."""
     location: str | None = None
