@@ -36,8 +36,7 @@ from pydantic import ValidationError
 
 from clinsum.errors import InputError
 from clinsum.evaluators import agreement as ag
-from clinsum.inputs import Loaded
-from clinsum.inputs import _rows as rows_with_errors  # yields bad rows as errors, so they can be skipped
+from clinsum.inputs import Loaded, rows_or_errors
 from clinsum.records import Rating, Score
 
 RATING_FIELDS = ("note_id", "system", "rater", "dimension", "value", "comment", "schema_version")
@@ -65,7 +64,7 @@ def load_ratings(path: Path | str, *, skip_invalid: bool = False,
     skipped: list[InputError] = []
     first_line: dict[tuple[str, str, str, str], int] = {}
     seen_rows = False
-    for file, line, row in rows_with_errors(path, allowed):
+    for file, line, row in rows_or_errors(path, allowed):
         seen_rows = True
         try:
             if isinstance(row, InputError):

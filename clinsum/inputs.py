@@ -137,7 +137,7 @@ def _field_with_bad_byte(row: Mapping[str, Any]) -> str | None:
 # -- rows ----------------------------------------------------------------------------------
 
 # (file, line, row or the error that replaced it); the file differs per row in a .txt folder.
-_Row = tuple[str, int, "dict[str, Any] | InputError"]
+Row = tuple[str, int, "dict[str, Any] | InputError"]
 
 
 def read_rows(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -145,13 +145,13 @@ def read_rows(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
 
     Raises :class:`InputError` (file, line, field) at the first bad record.
     """
-    for _, line, row in _rows(Path(path)):
+    for _, line, row in rows_or_errors(Path(path)):
         if isinstance(row, InputError):
             raise row
         yield line, row
 
 
-def _rows(path: Path, allowed: Sequence[str] | None = None) -> Iterator[_Row]:
+def rows_or_errors(path: Path, allowed: Sequence[str] | None = None) -> Iterator[Row]:
     """Rows with bad records yielded as errors (so a caller may skip them).
 
     ``allowed`` lists the known fields: a CSV header with another column is
@@ -168,7 +168,7 @@ def _rows(path: Path, allowed: Sequence[str] | None = None) -> Iterator[_Row]:
                      path=str(path))
 
 
-def _jsonl_rows(source: _Source) -> Iterator[_Row]:
+def _jsonl_rows(source: _Source) -> Iterator[Row]:
     path = str(source.path)
     first_record = True
     for number, line in enumerate(source.lines, start=1):
@@ -201,7 +201,7 @@ def _jsonl_rows(source: _Source) -> Iterator[_Row]:
 _JSON_ARRAY = "holds a JSON array; clinsum reads JSONL, one JSON object a line"
 
 
-def _csv_rows(source: _Source, allowed: Sequence[str] | None) -> Iterator[_Row]:
+def _csv_rows(source: _Source, allowed: Sequence[str] | None) -> Iterator[Row]:
     path = str(source.path)
     lines = (text + "\n" for text in source.lines)
     reader = csv.reader(lines, strict=True)
@@ -297,18 +297,18 @@ def load_notes(path: Path | str, *, skip_invalid: bool = False) -> Loaded[Note]:
     """Read notes from JSONL, CSV, a ``.txt`` file or a folder of ``.txt`` files."""
     path = Path(path)
     folder = path.is_dir() or path.suffix.lower() == ".txt"
-    rows = _text_file_rows(path) if folder else _rows(path, NOTE_FIELDS)
+    rows = _text_file_rows(path) if folder else rows_or_errors(path, NOTE_FIELDS)
     return _collect(path, rows, _note_from_row, lambda note: note.id, skip_invalid, what="notes")
 
 
 def load_summaries(path: Path | str, *, skip_invalid: bool = False) -> Loaded[Summary]:
     """Read summaries made elsewhere from JSONL or CSV: ``{"note_id", "system", "text", ...}``."""
     path = Path(path)
-    return _collect(path, _rows(path, SUMMARY_FIELDS), _summary_from_row, lambda s: (s.note_id, s.system),
+    return _collect(path, rows_or_errors(path, SUMMARY_FIELDS), _summary_from_row, lambda s: (s.note_id, s.system),
                     skip_invalid, what="summaries")
 
 
-def _collect(path: Path, rows: Iterator[_Row], build: Callable[[dict[str, Any]], R],
+def _collect(path: Path, rows: Iterator[Row], build: Callable[[dict[str, Any]], R],
              key: Callable[[R], str | tuple[str, str]], skip_invalid: bool, *, what: str) -> Loaded[R]:
     records: list[R] = []
     skipped: list[InputError] = []
@@ -345,7 +345,7 @@ def _duplicate(key: str | tuple[str, str], first_line: int) -> str:
     return f"duplicate summary for note_id {key[0]!r} and system {key[1]!r}, first at line {first_line}"
 
 
-def _text_file_rows(path: Path) -> Iterator[_Row]:
+def _text_file_rows(path: Path) -> Iterator[Row]:
     """A folder of ``.txt`` notes (sorted, hidden files skipped), or one ``.txt`` file."""
     if path.is_dir():
         files = sorted(p for p in path.iterdir()
