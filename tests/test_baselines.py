@@ -31,6 +31,9 @@ def _request(note_id: str = "n1", text: str = "Some text.") -> Request:
 def test_sentences_split_lines_and_drop_section_headers() -> None:
     text = "CHIEF COMPLAINT\n\nKnee pain.\n\nHISTORY OF PRESENT ILLNESS\nShe fell. She limps.\nA/P:\nIce."
     assert sentences(text) == ["Knee pain.", "She fell.", "She limps.", "Ice."]
+    # Upper-case lines with values or a full stop are content, not headers.
+    assert sentences("VITALS\nBP 130/85. HR 72.\nCBC WNL.\nPLAN:\nRecheck.") == [
+        "BP 130/85.", "HR 72.", "CBC WNL.", "Recheck."]
 
 
 def test_sentences_keep_titles_initials_and_lowercase_continuations_together() -> None:

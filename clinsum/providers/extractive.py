@@ -40,8 +40,6 @@ _BOUNDARY = re.compile(
     r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])"  # punctuation, space, then a capital or digit
     r"|(?<=\s[.!?])\s+"  # or tokenized text (" . "), whatever follows
 )
-_HEADER = re.compile(r"^[^a-z]*[A-Z][^a-z]*:?$")
-"""A line without lower-case letters: ``CHIEF COMPLAINT``, ``A/P:``, ``PHYSICAL EXAM``."""
 _INLINE_HEADER = re.compile(r"^([A-Z][A-Z /&-]{1,40}):\s+(?=\S)")
 """``HPI: The patient...``: an upper-case label opening a line, dropped from its sentence."""
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)]|[a-zA-Z][.)])\s*$")
@@ -70,7 +68,7 @@ def sentences(text: str) -> list[str]:
     found: list[str] = []
     for raw_line in text.splitlines():
         line = raw_line.strip()
-        if not line or _HEADER.match(line):
+        if not line or _is_header(line):
             continue
         line = _INLINE_HEADER.sub("", line)
         pending = ""
@@ -82,6 +80,14 @@ def sentences(text: str) -> list[str]:
         if pending:
             found.append(pending)
     return found
+
+
+def _is_header(line: str) -> bool:
+    """``CHIEF COMPLAINT``, ``A/P:``, ``PHYSICAL EXAM``: no lower-case letter, and either a closing
+    colon or neither a digit nor closing punctuation (``BP 130/85.`` and ``CBC WNL.`` are content)."""
+    if any(ch.islower() for ch in line) or not any(ch.isupper() for ch in line):
+        return False
+    return line.endswith(":") or not (any(ch.isdigit() for ch in line) or line.endswith((".", "!", "?")))
 
 
 def _split_line(line: str) -> list[str]:
