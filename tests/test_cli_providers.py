@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ollama_fake import closed_port, local_server
+from pytest_httpserver import HTTPServer
 from typer.testing import CliRunner
 
 from clinsum.cli import app
@@ -114,3 +117,31 @@ def test_listing_imports_no_sdk() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def ollama_server() -> Iterator[HTTPServer]:
+    with local_server() as server:
+        yield server
+
+
+def test_probe_reports_a_running_ollama_and_its_models(ollama_server: HTTPServer, tmp_path: Path) -> None:
+    ollama_server.expect_request("/api/version").respond_with_json({"version": "0.6.8"})
+    ollama_server.expect_request("/api/tags").respond_with_json(
+        {"models": [{"name": "llama3.1:8b", "size": 4920753328}, {"name": "qwen2.5:7b", "size": 4683087332}]}
+    )
+    env = {"OLLAMA_HOST": f"http://127.0.0.1:{ollama_server.port}"}
+    ollama = {s.provider: s for s in provider_statuses(env, tmp_path, probe=True)}["ollama"]
+    assert ollama.configured is True and ollama.fix is None
+    assert "running, Ollama 0.6.8, 2 model(s) pulled: llama3.1:8b, qwen2.5:7b" in ollama.detail
+    assert _by_name(env, tmp_path)["ollama"].detail.endswith("not probed")  # no probe unless asked
+
+
+def test_probe_reports_an_ollama_that_is_not_running(tmp_path: Path) -> None:
+    env = {"OLLAMA_HOST": f"127.0.0.1:{closed_port()}"}
+    result = CliRunner().invoke(app, ["providers", "--probe", "--format", "json"], env=env)
+    assert result.exit_code == 0, result.output
+    ollama = {r["provider"]: r for r in json.loads(result.stdout)}["ollama"]
+    assert ollama["configured"] is False
+    assert "not reachable (ConnectError)" in ollama["detail"]
+    assert ollama["fix"] == "start it with `ollama serve`"

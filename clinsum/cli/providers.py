@@ -2,7 +2,8 @@
 
 It looks without touching: SDKs are found with ``importlib.util.find_spec`` (never
 imported), credentials are reported as set or not (never printed), hosts are shown
-without any user:password part, and nothing is sent over the network.
+without any user:password part, and nothing is sent over the network unless
+``--probe`` asks the Ollama host whether it runs.
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ def _vertex(env: Mapping[str, str], home: Path) -> tuple[bool, str, str | None]:
     return adc is not None, "; ".join(parts), fix
 
 
-def _ollama(env: Mapping[str, str]) -> tuple[bool, str, bool]:
+def _ollama(env: Mapping[str, str]) -> tuple[str, str, bool]:
+    """The host (safe to print), a description, and whether it is loopback."""
     from clinsum.offline import is_loopback_host
 
     raw = env.get("OLLAMA_HOST")
@@ -122,7 +124,21 @@ def _ollama(env: Mapping[str, str]) -> tuple[bool, str, bool]:
     local = is_loopback_host(host)
     source = "OLLAMA_HOST" if raw else "default"
     where = "loopback" if local else "NOT loopback: not usable offline"
-    return True, f"host {host} ({source}, {where}); not probed", local
+    return host, f"host {host} ({source}, {where}); not probed", local
+
+
+def probe_ollama(host: str, timeout_s: float = 2.0) -> tuple[bool, str]:
+    """Ask the Ollama server for its version and pulled models (``--probe`` only)."""
+    import httpx
+
+    try:
+        version = httpx.get(f"{host}/api/version", timeout=timeout_s).json().get("version", "?")
+        models = [m.get("name", "?") for m in httpx.get(f"{host}/api/tags", timeout=timeout_s).json()
+                  .get("models", [])]
+    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+        return False, f"not reachable ({type(exc).__name__})"
+    shown = ", ".join(models[:5]) + (", ..." if len(models) > 5 else "")
+    return True, f"running, Ollama {version}, {len(models)} model(s) pulled" + (f": {shown}" if shown else "")
 
 
 def _langchain(env: Mapping[str, str]) -> str:
@@ -134,8 +150,13 @@ def _langchain(env: Mapping[str, str]) -> str:
     return detail
 
 
-def provider_statuses(env: Mapping[str, str] | None = None, home: Path | None = None) -> list[ProviderStatus]:
-    """One status per provider the registry knows (built-in and plugins)."""
+def provider_statuses(env: Mapping[str, str] | None = None, home: Path | None = None,
+                      *, probe: bool = False) -> list[ProviderStatus]:
+    """One status per provider the registry knows (built-in and plugins).
+
+    Nothing touches the network unless ``probe``: then the Ollama host is asked for its
+    version and models.
+    """
     from clinsum.providers import registry
 
     env = os.environ if env is None else env
@@ -158,9 +179,14 @@ def provider_statuses(env: Mapping[str, str] | None = None, home: Path | None = 
             status = ProviderStatus(name, target, "langchain", module_installed("langchain"), None,
                                     _langchain(env), None)
         elif name == "ollama":
-            ok, detail, local = _ollama(env)
-            status = ProviderStatus(name, target, "ollama", module_installed("ollama"), ok, detail, local,
-                                    None if local else "export OLLAMA_HOST=http://127.0.0.1:11434 for offline use")
+            host, detail, local = _ollama(env)
+            ok = True  # a host is always configured: OLLAMA_HOST or the default
+            fix = None if local else "export OLLAMA_HOST=http://127.0.0.1:11434 for offline use"
+            if probe:
+                ok, answer = probe_ollama(host)
+                detail = detail.replace("not probed", answer)
+                fix = fix if ok else "start it with `ollama serve`"
+            status = ProviderStatus(name, target, "ollama", module_installed("ollama"), ok, detail, local, fix)
         else:
             module = target.partition(":")[0]
             status = ProviderStatus(name, target, module, module_installed(module), None,
@@ -180,11 +206,14 @@ def _mark(value: bool | None) -> str:
 @app.command("providers")
 def providers(
     format: Annotated[ListFormat, typer.Option("--format", "-f", help="table or json.")] = ListFormat.table,
+    probe: Annotated[bool, typer.Option(
+        "--probe", help="Ask the Ollama host whether it runs and which models it has.")] = False,
 ) -> None:
     """List the providers, whether their SDK is installed, whether credentials or a host are
-    configured (secrets are never shown), and which can run offline."""
+    configured (secrets are never shown), and which can run offline. Nothing is sent over
+    the network, except to the Ollama host with --probe."""
     with reported_errors():
-        statuses = provider_statuses()
+        statuses = provider_statuses(probe=probe)
     if format is ListFormat.json:
         write_stdout(json.dumps([asdict(s) for s in statuses], indent=2))
         return
