@@ -7,7 +7,8 @@ and drives the runner.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -100,13 +101,8 @@ async def _run(config: RunConfig, store: Store, notes: Sequence[Note] | None, ru
                          notes=notes)
     else:
         notes = store.notes(run_id)
-    store.set_status(run_id, "running")
-    try:
+    with _status(store, run_id):
         await runner.generate_and_score(run_id, notes, systems, progress)
-    except BaseException:
-        store.set_status(run_id, "interrupted")
-        raise
-    store.set_status(run_id, "finished")
     return run_id
 
 
@@ -126,10 +122,18 @@ async def score(config: RunConfig, store: Store, notes: Sequence[Note], summarie
                      notes=notes)
     for summary in summaries:
         store.add_summary(run_id, summary)
-    try:
+    with _status(store, run_id):
         await runner.score_summaries(run_id, notes, summaries, progress)
+    return run_id
+
+
+@contextmanager
+def _status(store: Store, run_id: str) -> Iterator[None]:
+    """Mark a run running, then finished, or interrupted if anything stops it."""
+    store.set_status(run_id, "running")
+    try:
+        yield
     except BaseException:
         store.set_status(run_id, "interrupted")
         raise
     store.set_status(run_id, "finished")
-    return run_id
