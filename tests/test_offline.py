@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -230,11 +231,13 @@ async def test_offline_evaluation_against_a_local_ollama(local_http: HTTPServer)
 async def test_a_remote_ollama_under_the_guard_fails_with_the_violation(
     socket_spies: dict[str, list[Any]],
 ) -> None:
+    started = time.perf_counter()
     with offline_guard():
         for host in ("http://203.0.113.1:11434", "http://example.com:11434"):
             ollama = create_ollama("ollama:llama3.1:8b", {"host": host, "timeout_s": 2})
             with pytest.raises(OfflineViolation):
-                await Dispatcher(None, base_delay_s=0).generate(ollama, Request(prompt="a note"))
+                await Dispatcher(None, base_delay_s=5).generate(ollama, Request(prompt="a note"))
+    assert time.perf_counter() - started < 2  # fatal: the dispatcher did not back off and retry
     assert socket_spies["connect"] == []
 
 
@@ -292,3 +295,36 @@ def test_cli_run_offline_refuses_a_remote_provider_before_any_connection(
     assert "ollama:llama3.1:8b" in result.output and "off this machine" in result.output
     assert socket_spies["connect"] == []
     assert not guard_installed()
+
+
+def _summary_or_verdict(payload: dict[str, Any]) -> str:
+    """A summary, or (when a JSON schema is asked for) a judge verdict scoring 4 on every attribute."""
+    schema = payload.get("format")
+    if not schema:
+        return "58M with CHF and HTN; fatigue for 5 weeks; echo planned."
+    names = schema["properties"]["attributes"]["properties"]
+    return json.dumps({"errors": [], "attributes": {n: {"rationale": "Faithful to the note.", "score": 4}
+                                                    for n in names}})
+
+
+def test_cli_offline_run_with_an_ollama_judge(local_http: HTTPServer, tmp_path: Path,
+                                             socket_spies: dict[str, list[Any]]) -> None:
+    from clinsum.cli import app
+    from clinsum.store import Store
+
+    fake = OllamaFake(local_http, _summary_or_verdict)
+    result = CliRunner().invoke(app, [
+        "run", "--notes", str(_notes(tmp_path)), "--provider", "ollama:llama3.1:8b",
+        "--judge", "ollama:qwen2.5:7b", "--metric", "length", "--offline", "--db", str(tmp_path / "c.db"),
+    ], env={"OLLAMA_HOST": f"http://127.0.0.1:{local_http.port}"})
+    assert result.exit_code == 0, result.output
+    judged = [r for r in fake.requests if r.get("format")]
+    assert {r["model"] for r in judged} == {"qwen2.5:7b"} and len(judged) == 2
+    store = Store.open(str(tmp_path / "c.db"))
+    run_id = store.latest_run_id()
+    assert run_id is not None
+    accurate = [s for s in store.scores(run_id) if s.metric == "judge_accurate"]
+    assert sorted(s.note_id for s in accurate) == ["n1", "n2"]
+    assert all(s.value == 4 for s in accurate)
+    contacted = {address[0] for address in socket_spies["connect"] if isinstance(address, tuple)}
+    assert contacted <= {"127.0.0.1"}
