@@ -75,6 +75,12 @@ class RunConfig(BaseModel):
     limit: int | None = Field(default=None, ge=1)
     """Only the first N notes."""
     offline: bool = False
+    batch: bool = False
+    """Send the summaries of providers that have a batch API (Anthropic) as one batch, at batch prices."""
+    batch_poll_s: float = Field(default=60.0, gt=0)
+    """How often a batch's status is asked for."""
+    batch_max_wait_s: float | None = Field(default=None, gt=0)
+    """Stop waiting for a batch after this long (the run is interrupted; ``--resume`` collects the batch)."""
     skip_invalid: bool = False
     judge: JudgeConfig | None = None
     prices: dict[str, dict[str, float]] = Field(default_factory=dict)

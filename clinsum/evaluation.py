@@ -20,7 +20,7 @@ from clinsum.evaluators import registry as evaluator_registry
 from clinsum.evaluators.base import Evaluator
 from clinsum.prompts import load_template
 from clinsum.providers import registry as provider_registry
-from clinsum.providers.base import Provider
+from clinsum.providers.base import Provider, Request
 from clinsum.records import Note, Summary
 from clinsum.runner import Progress, Runner, System, new_run_id
 from clinsum.store import Store
@@ -102,8 +102,36 @@ async def _run(config: RunConfig, store: Store, notes: Sequence[Note] | None, ru
     else:
         notes = store.notes(run_id)
     with _status(store, run_id):
+        if config.batch:
+            await _answer_in_batches(config, store, run_id, notes, systems, runner)
         await runner.generate_and_score(run_id, notes, systems, progress)
     return run_id
+
+
+async def _answer_in_batches(config: RunConfig, store: Store, run_id: str, notes: Sequence[Note],
+                             systems: Sequence[System], runner: Runner) -> None:
+    """Put the batch answers of batch-capable providers in the response cache, before the run proper.
+
+    The runner then finds them as cache hits and calls live only for what the batch could
+    not answer. Each batch id is stored as soon as the batch is submitted, so a resumed run
+    collects the same batch instead of paying for a new one.
+    """
+    from clinsum.providers.anthropic import AnthropicProvider
+    from clinsum.providers.anthropic_batch import AnthropicBatch, prefill_cache
+
+    assert runner.template is not None
+    done = {(s.note_id, s.system) for s in store.summaries(run_id) if s.ok}
+    for system in systems:
+        if not isinstance(system.provider, AnthropicProvider):
+            continue
+        todo = [Request(prompt=runner.template.render(n), note=n) for n in notes if (n.id, system.label) not in done]
+        if todo:
+            batch = AnthropicBatch(system.provider, poll_interval_s=config.batch_poll_s,
+                                   max_wait_s=config.batch_max_wait_s)
+            await prefill_cache(batch, store, todo,
+                                batch_id=store.batch_id(run_id, system.label),
+                                on_submitted=lambda batch_id, label=system.label: store.save_batch_id(
+                                    run_id, label, batch_id))
 
 
 async def score(config: RunConfig, store: Store, notes: Sequence[Note], summaries: Sequence[Summary],

@@ -98,7 +98,22 @@ def _m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial]
+def _m002_batches(db: sqlite3.Connection) -> None:
+    _script(
+        db,
+        """
+        CREATE TABLE batches (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            system TEXT NOT NULL,
+            batch_id TEXT NOT NULL,        -- the provider's batch id, to resume without resubmitting
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, system)
+        )
+        """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial, _m002_batches]
 """Migration N is ``MIGRATIONS[N-1]``; append, never edit one that has shipped."""
 
 _SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|credential|authorization)", re.I)
@@ -323,6 +338,17 @@ class Store:
     def ratings(self) -> list[Rating]:
         return [Rating.model_validate_json(r) for (r,) in self.db.execute(
             "SELECT record FROM ratings ORDER BY note_id, system, rater, dimension")]
+
+    # -- provider batches -----------------------------------------------------
+
+    def batch_id(self, run_id: str, system: str) -> str | None:
+        row = self.db.execute("SELECT batch_id FROM batches WHERE run_id = ? AND system = ?",
+                              (run_id, system)).fetchone()
+        return row[0] if row else None
+
+    def save_batch_id(self, run_id: str, system: str, batch_id: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO batches (run_id, system, batch_id, created_at) VALUES (?, ?, ?, ?)",
+                        (run_id, system, batch_id, now()))
 
     # -- response cache -------------------------------------------------------
 

@@ -45,6 +45,8 @@ def run(
     concurrency: Annotated[int | None, typer.Option(help="Calls in flight per provider.")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N notes.")] = None,
     resume: Annotated[str | None, typer.Option(metavar="RUN_ID", help="Finish an interrupted run.")] = None,
+    batch: Annotated[bool | None, typer.Option(
+        "--batch", help="Anthropic summaries through the Message Batches API (half price, slower).")] = None,
     offline: Annotated[bool | None, typer.Option(
         "--offline", help="Refuse remote providers and any non-loopback connection.")] = None,
     skip_invalid: Annotated[bool | None, typer.Option(
@@ -74,7 +76,7 @@ def run(
                 config, notes=str(notes) if notes else None, providers=provider,
                 provider_options=provider_option, metrics=metric, judges=judge,
                 judge_samples=judge_samples, prompt_template=str(prompt) if prompt else None,
-                concurrency=concurrency, limit=limit, offline=offline, skip_invalid=skip_invalid)
+                concurrency=concurrency, limit=limit, offline=offline, skip_invalid=skip_invalid, batch=batch)
         skipped: list[Any] = []
         run_notes = None
         if resume is None:
