@@ -19,13 +19,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from clinsum.errors import FatalError, ProviderError, RateLimited
+from clinsum.offline import violation_in
 from clinsum.providers.base import Generation, Provider, Request
 from clinsum.store import Store
 
 log = logging.getLogger(__name__)
 
 # Options that change how a call is made, not what it answers.
-_NOT_IN_CACHE_KEY = {"concurrency", "timeout_s"}
+_NOT_IN_CACHE_KEY = {"concurrency", "timeout_s", "prices"}
 
 
 def cache_key(provider: Provider, request: Request) -> str:
@@ -105,6 +106,9 @@ class Dispatcher:
             try:
                 return await provider.generate(request)
             except ProviderError as exc:
+                violation = violation_in(exc)  # an SDK may wrap the offline guard's refusal as a
+                if violation is not None and violation is not exc:  # connection error: final
+                    raise violation from exc
                 if not exc.retryable or attempt >= self.max_attempts:
                     raise
                 delay = self.backoff(attempt)

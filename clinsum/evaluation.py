@@ -32,8 +32,8 @@ def build_systems(config: RunConfig) -> list[System]:
     systems = []
     for provider_config in config.providers:
         options = dict(provider_config.options)
-        if config.prices and "prices" not in options and provider_config.spec in config.prices:
-            options["prices"] = config.prices[provider_config.spec]
+        if config.prices and "prices" not in options:
+            options["prices"] = config.prices  # the whole table: entries may be patterns (ollama:*)
         provider = provider_registry.create(provider_config.spec, options)
         label = provider_config.name or getattr(provider, "system", None) or provider_config.spec
         systems.append(System(label, provider))
@@ -88,10 +88,10 @@ async def run(config: RunConfig, store: Store, *, notes: Sequence[Note] | None =
 async def _run(config: RunConfig, store: Store, notes: Sequence[Note] | None, run_id: str | None,
                progress: Progress | None, check: Callable[[list[Provider]], None] | None = None) -> str:
     systems = build_systems(config)
-    if check is not None:
-        check([s.provider for s in systems])
     dispatcher = Dispatcher(store, max_attempts=config.max_attempts, concurrency=config.concurrency)
     evaluators = build_evaluators(config, dispatcher)
+    if check is not None:  # summarizers and judges alike: nothing may leave the machine
+        check([s.provider for s in systems] + [p for e in evaluators for p in getattr(e, "providers", [])])
     runner = Runner(store, dispatcher, evaluators, load_template(config.prompt_template))
     if run_id is None:
         if notes is None:

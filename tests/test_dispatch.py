@@ -109,3 +109,20 @@ async def test_concurrency_is_limited_per_provider():
     dispatcher = Dispatcher(None)
     await asyncio.gather(*(dispatcher.generate(provider, Request(prompt=str(i))) for i in range(12)))
     assert peak == 3
+
+
+async def test_an_offline_refusal_wrapped_by_an_sdk_is_never_retried():
+    from clinsum.offline import OfflineViolation
+
+    def refused(request):
+        try:
+            raise OfflineViolation("203.0.113.1:443", "connect")
+        except OfflineViolation as violation:
+            wrapped = TransientError("connection error")  # what an SDK's connection error becomes
+            wrapped.__cause__ = violation
+            return wrapped
+
+    provider = ScriptedProvider(default=refused)
+    with pytest.raises(OfflineViolation):
+        await Dispatcher(None, sleep=Sleeps()).generate(provider, Request(prompt="p"))
+    assert len(provider.calls) == 1

@@ -163,3 +163,15 @@ def test_a_killed_run_resumes_and_never_repeats_a_stored_call(tmp_path):
     assert called_on_resume == {n.id for n in NOTES} - stored_before
     assert {s.note_id for s in store.summaries(run["id"])} == {n.id for n in NOTES}
     assert store.run(run["id"])["status"] == "finished"
+
+
+def test_offline_refuses_a_remote_judge_before_any_call(tmp_path, monkeypatch):
+    from clinsum.errors import ConfigError
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+    config = RunConfig(offline=True, providers=["extractive:lead"], metrics=["judge"],  # type: ignore[list-item]
+                       judge={"judges": ["anthropic:claude-sonnet-5-5"]})  # type: ignore[arg-type]
+    store = Store.open(tmp_path / "s.db")
+    with pytest.raises(ConfigError, match="anthropic:claude-sonnet-5-5"):
+        asyncio.run(evaluation.run(config, store, notes=NOTES[:1]))
+    assert store.runs() == []  # refused before the run was even recorded
