@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -130,8 +131,7 @@ async def _answer_in_batches(config: RunConfig, store: Store, run_id: str, notes
                                    max_wait_s=config.batch_max_wait_s)
             await prefill_cache(batch, store, todo,
                                 batch_id=store.batch_id(run_id, system.label),
-                                on_submitted=lambda batch_id, label=system.label: store.save_batch_id(
-                                    run_id, label, batch_id))
+                                on_submitted=partial(store.save_batch_id, run_id, system.label))
 
 
 async def score(config: RunConfig, store: Store, notes: Sequence[Note], summaries: Sequence[Summary],

@@ -81,8 +81,12 @@ class Provider(Protocol):
     """
 
     spec: str
-    options: ProviderOptions
     local: bool
+
+    @property
+    def options(self) -> ProviderOptions:
+        """Read-only here, so a provider may narrow it to its own options model."""
+        ...
 
     async def generate(self, request: Request) -> Generation: ...
 
