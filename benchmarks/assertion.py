@@ -1,6 +1,7 @@
 """Validation 4: assertion status on the labelled sentence set, clinsum's ConText vs medspaCy's.
 
     .venv/bin/python benchmarks/assertion.py [--split dev|test|all] [--no-medspacy] [--errors]
+    .venv/bin/python benchmarks/assertion.py --speed 10
 
 Reads fixtures/assertion_sentences.tsv (written for clinsum; ``split`` = dev
 for rule development, test held out) and prints per-class precision, recall and
@@ -106,6 +107,58 @@ def medspacy_predictor() -> Callable[[Sequence[Example]], list[str]]:
     return predict
 
 
+def speed(repeat: int) -> None:
+    """Assertion time alone on the fixture visit notes: clinsum vs medspaCy (sentence splitting + ConText).
+
+    Both get the same mention spans (from clinsum's extractor, found once beforehand).
+    """
+    import json
+
+    import medspacy
+    from spacy.tokens import Span
+
+    from clinsum.concepts import assertion
+    from clinsum.concepts.extract import extract
+
+    try:
+        from loguru import logger
+
+        logger.remove()
+    except ImportError:
+        pass
+    notes_path = FIXTURE.parent / "aci_notes.jsonl"
+    texts = [json.loads(line)["text"] for line in notes_path.read_text("utf-8").splitlines() if line.strip()]
+    spans = [[(m.start, m.end) for m in extract(text)] for text in texts]
+    words = sum(len(t.split()) for t in texts) * repeat
+    mentions = sum(len(s) for s in spans) * repeat
+
+    started = time.perf_counter()
+    for _ in range(repeat):
+        for text, text_spans in zip(texts, spans, strict=True):
+            assertion._analyse.cache_clear()
+            assertion.assertions_for(text, text_spans)
+    ours = time.perf_counter() - started
+
+    nlp = medspacy.load(medspacy_enable=["medspacy_pyrush", "medspacy_context"])
+    started = time.perf_counter()
+    for _ in range(repeat):
+        for text, text_spans in zip(texts, spans, strict=True):
+            doc = nlp.make_doc(text)
+            ents = []
+            for start, end in text_spans:
+                span = doc.char_span(start, end, label="CONCEPT", alignment_mode="expand")
+                if span is not None and all(span.start >= e.end or span.end <= e.start for e in ents):
+                    ents.append(Span(doc, span.start, span.end, label="CONCEPT"))
+            doc.ents = ents
+            for _name, component in nlp.pipeline:
+                doc = component(doc)
+    theirs = time.perf_counter() - started
+    notes = len(texts) * repeat
+    print(f"{notes} notes, {words} words, {mentions} mentions")
+    print(f"clinsum assertion:  {ours:.2f} s ({notes / ours:.0f} notes/s)")
+    print(f"medspaCy ConText:   {theirs:.2f} s ({notes / theirs:.0f} notes/s)  -> {theirs / ours:.1f}x")
+
+
 def report(name: str, examples: Sequence[Example], predicted: Sequence[str]) -> list[str]:
     gold = [e.gold for e in examples]
     lines = [f"{name}: accuracy {accuracy(gold, predicted):.3f} on {len(gold)} spans",
@@ -121,7 +174,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--split", choices=("dev", "test", "all"), default="all")
     parser.add_argument("--no-medspacy", action="store_true")
     parser.add_argument("--errors", action="store_true", help="list the misclassified dev examples")
+    parser.add_argument("--speed", type=int, metavar="N", default=0,
+                        help="also time assertion alone on the fixture notes, repeated N times")
     args = parser.parse_args(argv)
+    if args.speed:
+        speed(args.speed)
+        return
     examples = load_examples()
     splits = ("dev", "test") if args.split == "all" else (args.split,)
     systems: list[tuple[str, Callable[[Sequence[Example]], list[str]]]] = [

@@ -27,17 +27,26 @@ tokenizer, which keeps assertion a small fraction of extraction time.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import sys
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from itertools import pairwise
 
+from clinsum.concepts.context_rules import (
+    TOKEN,
+    Match,
+    PhraseMatcher,
+    in_clause,
+    load_rules,
+    rules_hash,
+)
 from clinsum.concepts.sections import SectionIndex, find_turns, is_negative_answer
+
+__all__ = ["PRIORITY", "RULES_VERSION", "Trigger", "assertion_of", "assertions_for", "load_rules",
+           "triggers_in"]
 
 CATEGORIES = ("NEGATED", "FAMILY", "HYPOTHETICAL", "POSSIBLE", "HISTORICAL")
 _STATUS = {"NEGATED": "negated", "FAMILY": "family", "HYPOTHETICAL": "hypothetical",
@@ -45,20 +54,9 @@ _STATUS = {"NEGATED": "negated", "FAMILY": "family", "HYPOTHETICAL": "hypothetic
 PRIORITY = ("negated", "family", "hypothetical", "possible", "historical", "present")
 """Resolution order when a mention is in the scope of several categories."""
 
-_ALGORITHM_VERSION = "4"
+_ALGORITHM_VERSION = "5"
 _MAX_ADJACENT_WORDS = 2
 """Triggers of different categories compose when at most this many words and no punctuation separate them."""
-
-
-@dataclass(frozen=True)
-class Rule:
-    pattern: str
-    """Regular expression (literal phrases are escaped when loaded)."""
-    category: str
-    """A category in CATEGORIES, ``PSEUDO``, or for terminations the categories terminated."""
-    direction: str
-    max_scope: int | None
-    source: str
 
 
 @dataclass(frozen=True)
@@ -71,47 +69,13 @@ class Trigger:
     scope_end: int
 
 
-def load_rules(text: str | None = None) -> list[Rule]:
-    """Parse the rule table (the packaged ``context_rules.tsv`` by default)."""
-    if text is None:
-        text = resources.files("clinsum.concepts").joinpath("context_rules.tsv").read_text("utf-8")
-    rules = []
-    for line in text.splitlines():
-        if not line.strip() or line.startswith("#") or line.startswith("phrase\t"):
-            continue
-        phrase, category, direction, max_scope, source = (line.split("\t") + [""] * 5)[:5]
-        if phrase.startswith("re:"):
-            body = phrase[3:]
-            if "(?<" in body:
-                pattern = body  # the expression draws its own boundaries
-            else:
-                left = r"(?<![\w/])" if body[0].isalnum() or body.startswith("(?:") else ""
-                pattern = rf"{left}{body}(?![\w/])"
-        else:
-            body = r"\s+".join(re.escape(word).replace("'", "['’]") for word in phrase.split())
-            left = r"(?<![\w/])" if phrase[0].isalnum() else ""
-            right = r"(?![\w/])" if phrase[-1].isalnum() else ""
-            pattern = f"{left}{body}{right}"
-        rules.append(Rule(pattern, category, direction, int(max_scope) if max_scope else None, source))
-    return rules
-
-
-def _rules_text() -> str:
-    return resources.files("clinsum.concepts").joinpath("context_rules.tsv").read_text("utf-8")
-
-
-RULES_VERSION = f"{_ALGORITHM_VERSION}-{hashlib.sha256(_rules_text().encode()).hexdigest()[:8]}"
+RULES_VERSION = f"{_ALGORITHM_VERSION}-{rules_hash()}"
 """Changes whenever the rule table or the algorithm changes; part of the coverage evaluator's version."""
 
 _RULES = load_rules()
-# Longest pattern first, so that at one position the longest phrase (a pseudo-trigger such as
-# "no increase", or "no evidence of") wins over the trigger it contains.
-_ORDER = sorted(range(len(_RULES)), key=lambda i: -len(_RULES[i].pattern))
 # Terminations are matched separately so that one ("he has") never hides a trigger ("he denies").
-_TRIGGERS = re.compile("|".join(f"(?P<r{i}>{_RULES[i].pattern})" for i in _ORDER
-                                if _RULES[i].direction != "terminate"), re.IGNORECASE)
-_TERMINATIONS = re.compile("|".join(f"(?P<r{i}>{_RULES[i].pattern})" for i in _ORDER
-                                    if _RULES[i].direction == "terminate"), re.IGNORECASE)
+_TRIGGERS = PhraseMatcher([r for r in _RULES if r.direction != "terminate"])
+_TERMINATIONS = PhraseMatcher([r for r in _RULES if r.direction == "terminate"])
 
 # Clause boundaries: line breaks, bullets, semicolons, and sentence punctuation followed by space
 # (a "?" only when it ends a word, so "? pneumonia" stays a trigger inside its clause).
@@ -173,7 +137,26 @@ def _analyse(text: str) -> _Analysis:
         ends.append(len(text))
         questions.append(False)
     sections = SectionIndex(text)
-    triggers = [_clause_triggers(text, s, e) for s, e in zip(starts, ends, strict=True)]
+    tokens = [(m.start(), m.end()) for m in TOKEN.finditer(text)]
+    norms = [text[s:e].lower().replace("’", "'") for s, e in tokens]
+    token_starts = [t[0] for t in tokens]
+    trigger_expressions = _TRIGGERS.expression_matches(text)
+    termination_expressions = _TERMINATIONS.expression_matches(text)
+    trigger_starts = [m[0] for m in trigger_expressions]
+    termination_starts = [m[0] for m in termination_expressions]
+    triggers: list[list[Trigger]] = []
+    for start, end in zip(starts, ends, strict=True):
+        lo, hi = bisect_right(token_starts, start - 1), bisect_right(token_starts, end - 1)
+        while hi > lo and tokens[hi - 1][1] > end:
+            hi -= 1
+        found = _TRIGGERS.clause_matches(tokens, norms, lo, hi,
+                                         in_clause(trigger_expressions, trigger_starts, start, end))
+        if not any(rule.direction != "pseudo" for _s, _e, rule in found):
+            triggers.append([])
+            continue
+        terminations = _TERMINATIONS.clause_matches(
+            tokens, norms, lo, hi, in_clause(termination_expressions, termination_starts, start, end))
+        triggers.append(_clause_triggers(text, start, end, found + terminations, tokens[lo:hi]))
     denied, family = _dialogue_context(text, starts, ends, questions, triggers)
     return _Analysis(starts, ends, triggers, sections, denied, family)
 
@@ -212,12 +195,8 @@ def _dialogue_context(text: str, starts: list[int], ends: list[int], questions: 
     return sorted(denied), family
 
 
-def _clause_triggers(text: str, start: int, end: int) -> list[Trigger]:
-    found = _matches(_TRIGGERS, text, start, end)
-    if not found:
-        return []
-    found += _matches(_TERMINATIONS, text, start, end)
-    words = [(m.start(), m.end()) for m in _WORD.finditer(text, start, end)]
+def _clause_triggers(text: str, start: int, end: int, found: list[Match],
+                     words: list[tuple[int, int]]) -> list[Trigger]:
     word_starts = [w[0] for w in words]
     terminations = [(s, e, set(rule.category.split(","))) for s, e, rule in found
                     if rule.direction == "terminate"]
@@ -255,14 +234,6 @@ def _clause_triggers(text: str, start: int, end: int) -> list[Trigger]:
                     break
         triggers.append(Trigger(s, e, rule.category, rule.direction, scope_start, scope_end))
     return triggers
-
-
-def _matches(pattern: re.Pattern[str], text: str, start: int, end: int) -> list[tuple[int, int, Rule]]:
-    found = []
-    for match in pattern.finditer(text, start, end):
-        assert match.lastgroup is not None
-        found.append((match.start(), match.end(), _RULES[int(match.lastgroup[1:])]))
-    return found
 
 
 def _separated(text: str, start: int, end: int) -> bool:
