@@ -144,7 +144,7 @@ def speed(repeat: int) -> None:
     for _ in range(repeat):
         for text, text_spans in zip(texts, spans, strict=True):
             doc = nlp.make_doc(text)
-            ents = []
+            ents: list[Span] = []
             for start, end in text_spans:
                 span = doc.char_span(start, end, label="CONCEPT", alignment_mode="expand")
                 if span is not None and all(span.start >= e.end or span.end <= e.start for e in ents):
