@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f_ref, detail = reference_f1(r, s, options)
         add("concept_recall (source = dialogue) [evaluator]", as_run.recall)
         add("concept_recall (source = reference)", vs_reference.recall)
-        add("reference concept recall, unweighted", detail["recall"] if r else 1.0)
+        add("concept_recall_ref [evaluator]", detail["recall"])
         add("concept_f1_ref [evaluator]", f_ref)
         add("unsupported_concepts (dialogue + reference) [evaluator]", len(as_run.unsupported))
         add("1 - concept_support (dialogue + reference) [evaluator]", 1 - as_run.support)

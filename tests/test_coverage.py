@@ -93,6 +93,19 @@ async def test_reference_supports_a_clinical_restatement_of_the_source() -> None
     assert val(without["unsupported_concepts"]) >= 1
     assert val(with_reference["unsupported_concepts"]) < val(without["unsupported_concepts"])
     assert "concept_f1_ref" in with_reference and "concept_f1_ref" not in without
+    assert "concept_recall_ref" in with_reference and "concept_recall_ref" not in without
+
+
+async def test_reference_f1_matches_concepts_and_status() -> None:
+    reference = "No chest pain. Hypertension on lisinopril. Cough."
+    same = await scores("Cough. Hypertension, lisinopril. No chest pain.", reference=reference)
+    assert val(same["concept_f1_ref"]) == 1.0 and val(same["concept_recall_ref"]) == 1.0
+    flipped = await scores("Cough. Hypertension, lisinopril. Chest pain.", reference=reference)
+    assert 0 < val(flipped["concept_f1_ref"]) < 1.0
+    assert "chest pain" in flipped["concept_recall_ref"].detail["missed"]
+    blind = await scores("Cough. Hypertension, lisinopril. Chest pain.", reference=reference,
+                         options={"reference_assertions": False})
+    assert val(blind["concept_f1_ref"]) == 1.0
 
 
 async def test_key_concepts_are_the_recall_target() -> None:

@@ -22,9 +22,9 @@ assertion. Scores, each with its evidence in ``detail``:
     suspected or made conditional; ``minor`` otherwise.
 ``concept_f1``
     harmonic mean of recall and support.
-``concept_f1_ref``
-    F1 of the summary's concepts against the reference summary's (MEDCON-like),
-    only when the note has a reference.
+``concept_f1_ref`` / ``concept_recall_ref``
+    F1 (and its recall) of the summary's concepts against the reference
+    summary's (MEDCON-like, unweighted), only when the note has a reference.
 
 Matching. Two mentions are the same concept when their concept ids are equal or
 their preferred names normalise to the same string (the lexicon merges sources,
@@ -279,8 +279,9 @@ def reference_f1(reference: Mapping[str, Concept], summary: Mapping[str, Concept
                    for x in a.assertions for y in b.assertions)
 
     matched = [key for key, c in summary.items() if key in reference and same(reference[key], c)]
-    precision = len(matched) / len(summary) if summary else 0.0
-    recall = len(matched) / len(reference) if reference else 0.0
+    # an empty side is vacuously precise or complete (as concept_support and concept_recall are)
+    precision = len(matched) / len(summary) if summary else 1.0
+    recall = len(matched) / len(reference) if reference else 1.0
     value = f1(precision, recall) or 0.0
     return value, {"precision": precision, "recall": recall, "matched": sorted(matched),
                    "reference_only": sorted(set(reference) - set(matched)),
@@ -407,6 +408,8 @@ class CoverageEvaluator:
         if reference is not None:
             value, detail = reference_f1(reference[1], summary_concepts, options)
             out.append(score(note, summary, self, "concept_f1_ref", value, **detail))
+            out.append(score(note, summary, self, "concept_recall_ref", detail["recall"],
+                             recalled=detail["matched"], missed=detail["reference_only"]))
         return out
 
 
