@@ -43,6 +43,12 @@ def test_negation_scope_covers_a_list() -> None:
     assert {status(text, p) for p in ("weight gain", "dizziness", "vomiting", "diarrhea")} == {"negated"}
 
 
+def test_negating_prefix() -> None:
+    assert status("He is a nonsmoker.", "nonsmoker") == "negated"
+    assert status("She is a non-smoker.", "smoker") == "negated"
+    assert status("Nonalcoholic fatty liver disease.", "Nonalcoholic fatty liver disease") == "present"
+
+
 def test_scope_ends_at_termination_terms() -> None:
     assert status("He denies chest pain but reports shortness of breath.", "shortness of breath") == "present"
     assert status("No fever, however she has a sore throat.", "sore throat") == "present"

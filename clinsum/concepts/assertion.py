@@ -54,7 +54,7 @@ _STATUS = {"NEGATED": "negated", "FAMILY": "family", "HYPOTHETICAL": "hypothetic
 PRIORITY = ("negated", "family", "hypothetical", "possible", "historical", "present")
 """Resolution order when a mention is in the scope of several categories."""
 
-_ALGORITHM_VERSION = "5"
+_ALGORITHM_VERSION = "6"
 _MAX_ADJACENT_WORDS = 2
 """Triggers of different categories compose when at most this many words and no punctuation separate them."""
 
@@ -88,6 +88,9 @@ _CLAUSE_BREAK = re.compile(
 )
 _WORD = re.compile(r"[\w'’/]+")
 _GAP_PUNCTUATION = re.compile(r"[,.:()]")
+_NEGATING_PREFIX = re.compile(r"non-?(?:smoker|smoking|drinker|drinking|tender|drug\s+user)s?$", re.IGNORECASE)
+"""A mention that is itself a negated word; kept narrow, since "non-small cell" or "nonalcoholic
+fatty liver disease" name conditions that are present."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ def assertions_for(text: str, spans: Sequence[tuple[int, int]]) -> list[str]:
     if not spans:
         return []
     analysis = _analyse(text)
-    return [_status(analysis, start, end) for start, end in spans]
+    return [_status(analysis, start, end, text) for start, end in spans]
 
 
 def assertion_of(text: str, start: int, end: int) -> str:
@@ -242,8 +245,10 @@ def _separated(text: str, start: int, end: int) -> bool:
     return bool(_GAP_PUNCTUATION.search(gap)) or len(_WORD.findall(gap)) > _MAX_ADJACENT_WORDS
 
 
-def _status(analysis: _Analysis, start: int, end: int) -> str:
+def _status(analysis: _Analysis, start: int, end: int, text: str) -> str:
     found: set[str] = set()
+    if _NEGATING_PREFIX.match(text[start:end]) or text[max(0, start - 4):start].lower() == "non-":
+        found.add("negated")  # "nonsmoker", "non-smoker" (the lexicon may match the word whole)
     i = bisect_right(analysis.clause_starts, start) - 1
     if i >= 0 and start < analysis.clause_ends[i]:
         for trigger in analysis.triggers[i]:
