@@ -271,6 +271,8 @@ def build(source_names: Iterable[str], stats: bool = False) -> Lexicon:
                     # The team's table: an all-capital short form is case-sensitive; anything else
                     # written in it is trusted as a normalised name.
                     (surface if is_acronym(name) else normal).append(name if is_acronym(name) else key)
+                    if concept.group == "disorder" and " " not in key and not is_acronym(name):
+                        normal.extend(adjectives(name))
                     continue
                 single = " " not in key
                 if key in blocked or key.isdigit() or (single and len(key) <= 3) or len(key) < 3:

@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 from clinsum.concepts.assertion import assertions_for
-from clinsum.concepts.terminology import Concept, Lexicon, is_barrier, load_lexicon, token_words
+from clinsum.concepts.terminology import Concept, Lexicon, is_barrier, load_lexicon, token_parts
 from clinsum.errors import InputError
 from clinsum.records import Mention
 
@@ -83,11 +83,13 @@ class ConceptExtractor:
             docs.append(doc)
             words.append(None)
             for token in doc:
-                if is_barrier(token.text):
+                token_text = token.text
+                if is_barrier(token_text):
                     words.append(None)
                     continue
-                for norm, start, end in token_words(token.text, token.idx + offset):
-                    words.append(Word(norm, start, end, text[start:end]))
+                base = token.idx + offset
+                for norm, start, end in token_parts(token_text):
+                    words.append(Word(norm, base + start, base + end, token_text[start:end]))
         return words, docs
 
     # -- matching ----------------------------------------------------------------------------
@@ -172,8 +174,13 @@ class ConceptExtractor:
                               offsets: Sequence[int]) -> list[tuple[int, int, str]]:
         """(start, end, long form) for every occurrence of an abbreviation the text defines."""
         if self._abbreviations is None:
+            import warnings
+
             from scispacy.abbreviation import AbbreviationDetector
 
+            # The detector runs its (often empty) per-document matcher on every call; spaCy warns
+            # about the empty matcher each time. Silence that one warning only.
+            warnings.filterwarnings("ignore", message=r"\[W036\]", category=UserWarning)
             self._abbreviations = AbbreviationDetector(self.nlp)
         found: list[tuple[int, int, str]] = []
         for doc, offset in zip(docs, offsets, strict=True):

@@ -20,6 +20,7 @@ import threading
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from clinsum.errors import ClinsumError
@@ -44,14 +45,14 @@ def fold(text: str) -> str:
 def stem(word: str) -> str:
     """Fold simple English plurals, identically for names and text (``injuries`` → ``injury``).
 
-    Deliberately crude: words of four letters or fewer and Greek/Latin endings (-is, -us, -ss)
+    Deliberately crude: words of three letters or fewer and Greek/Latin endings (-is, -us, -ss)
     are left alone, so ``diabetes`` → ``diabete`` on both sides and still matches itself.
     """
-    if len(word) <= 4 or not word.isalpha():
+    if len(word) <= 3 or not word.isalpha():
         return word
     if word.endswith("ies") and len(word) > 5:
         return word[:-3] + "y"
-    if word.endswith(("ss", "us", "is", "ys", "as")):
+    if word.endswith(("ss", "us", "is", "as")):
         return word
     if word.endswith(("ches", "shes", "xes", "sses")):
         return word[:-2]
@@ -62,10 +63,16 @@ def stem(word: str) -> str:
 
 def token_words(token_text: str, token_start: int) -> Iterator[tuple[str, int, int]]:
     """The words of one tokenizer token: alphanumeric runs, folded and stemmed, with char offsets."""
+    for norm, start, end in token_parts(token_text):
+        yield norm, token_start + start, token_start + end
+
+
+@lru_cache(maxsize=200_000)
+def token_parts(token_text: str) -> tuple[tuple[str, int, int], ...]:
+    """``token_words`` relative to the token, cached (tokens repeat a lot in clinical text)."""
     if token_text in _POSSESSIVE:
-        return
-    for run in _ALNUM_RUN.finditer(token_text):
-        yield stem(fold(run.group())), token_start + run.start(), token_start + run.end()
+        return ()
+    return tuple((stem(fold(run.group())), run.start(), run.end()) for run in _ALNUM_RUN.finditer(token_text))
 
 
 def is_barrier(token_text: str) -> bool:
