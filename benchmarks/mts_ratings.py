@@ -54,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         add("concept_recall (source = dialogue) [evaluator]", as_run.recall)
         add("concept_recall (source = reference)", vs_reference.recall)
         add("concept_recall_ref [evaluator]", detail["recall"])
+        add("concept_recall_ref, only where the reference has concepts", detail["recall"] if r else None)
+        add("concept_recall (source = dialogue), only where it has concepts", as_run.recall if d else None)
         add("concept_f1_ref [evaluator]", f_ref)
         add("unsupported_concepts (dialogue + reference) [evaluator]", len(as_run.unsupported))
         add("1 - concept_support (dialogue + reference) [evaluator]", 1 - as_run.support)
