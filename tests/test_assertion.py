@@ -72,6 +72,20 @@ def test_adjacent_triggers_compose_and_separated_ones_do_not() -> None:
     assert status("Denies chest pain, history of diabetes.", "diabetes") == "historical"
 
 
+def test_experiencer_is_not_cut_by_time_or_negation_triggers() -> None:
+    text = "His father died a few years ago of colon cancer and thyroid cancer."
+    assert status(text, "colon cancer") == "family"
+    assert status(text, "thyroid cancer") == "family"
+    assert status("No fever, his mother has diabetes.", "diabetes") == "family"
+
+
+def test_negative_result_scope() -> None:
+    text = "Elevated creatinine and negative pregnancy test."
+    assert status(text, "creatinine") == "present"
+    assert status(text, "pregnancy") == "negated"
+    assert status("No problems with urination, abdominal pain, or chest pain.", "chest pain") == "negated"
+
+
 def test_section_defaults() -> None:
     note = ("PAST MEDICAL HISTORY\n\nHypertension.\n\nFAMILY HISTORY\n\nMother with diabetes.\n"
             "No family history of stroke.\n\nASSESSMENT AND PLAN\n\nPneumonia. Start amoxicillin.\n"

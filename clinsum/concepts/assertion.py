@@ -54,7 +54,7 @@ _STATUS = {"NEGATED": "negated", "FAMILY": "family", "HYPOTHETICAL": "hypothetic
 PRIORITY = ("negated", "family", "hypothetical", "possible", "historical", "present")
 """Resolution order when a mention is in the scope of several categories."""
 
-_ALGORITHM_VERSION = "6"
+_ALGORITHM_VERSION = "7"
 _MAX_ADJACENT_WORDS = 2
 """Triggers of different categories compose when at most this many words and no punctuation separate them."""
 
@@ -218,7 +218,7 @@ def _clause_triggers(text: str, start: int, end: int, found: list[Match],
                     scope_end = min(scope_end, ts)
                     break
             for os_, _oe, other in openers:
-                if os_ >= e and other.category != rule.category and _separated(text, e, os_):
+                if os_ >= e and _cuts(rule.category, other.category) and _separated(text, e, os_):
                     scope_end = min(scope_end, os_)
                     break
         if rule.direction in ("backward", "bidirectional"):
@@ -232,11 +232,21 @@ def _clause_triggers(text: str, start: int, end: int, found: list[Match],
                     scope_start = max(scope_start, te)
                     break
             for _os, oe, other in reversed(openers):
-                if oe <= s and other.category != rule.category and _separated(text, oe, s):
+                if oe <= s and _cuts(rule.category, other.category) and _separated(text, oe, s):
                     scope_start = max(scope_start, oe)
                     break
         triggers.append(Trigger(s, e, rule.category, rule.direction, scope_start, scope_end))
     return triggers
+
+
+def _cuts(category: str, other: str) -> bool:
+    """Whether a trigger of ``other`` category ends a scope of ``category`` (see ``_separated``).
+
+    Negation, uncertainty, time and conditionals end where another kind of statement begins
+    ("denies chest pain, history of diabetes"). The experiencer does not change with them: in "his
+    father died years ago of colon cancer" the cancer is still the father's.
+    """
+    return category != other and category != "FAMILY"
 
 
 def _separated(text: str, start: int, end: int) -> bool:
