@@ -90,7 +90,8 @@ def stopwords() -> frozenset[str]:
 
 
 # Disorders are named by adjectives as often as by nouns ("hypertensive patients", "a diabetic
-# foot", "psychotic symptoms"). Regular English derivations, applied to one-word disorder names.
+# foot", "psychotic symptoms"). Regular English derivations, applied to one-word disorder and
+# finding names.
 ADJECTIVE_RULES = (("ension", "ensive"), ("epsy", "eptic"), ("emia", "emic"), ("osis", "otic"),
                    ("esia", "etic"), ("enia", "enic"), ("itis", "itic"), ("opathy", "opathic"))
 
@@ -160,6 +161,9 @@ def mesh_diseases() -> Iterator[Entry]:
         yield Concept(f"mesh:{info['mesh_id']}", info["name"], group), names
 
 
+NOT_MEDICATION_TREES = ("D08", "D12.776", "D13", "D23")
+
+
 def drugs() -> Iterator[Entry]:
     import drug_named_entity_recognition as package
 
@@ -171,6 +175,13 @@ def drugs() -> Iterator[Entry]:
         for canonical in canonicals:
             variants.setdefault(canonical, []).append(variant)
     for canonical, info in sorted(data["drug_canonical_to_data"].items()):
+        trees = info.get("mesh_tree") or []
+        # MeSH headings of enzymes, receptors and other proteins, nucleic acids and biological
+        # factors ("Receptors, Adrenergic", "RNA, Messenger") are molecules the body makes, not
+        # medications: dropped unless DrugBank or MedlinePlus knows them as a drug.
+        if (trees and all(t.startswith(NOT_MEDICATION_TREES) for t in trees)
+                and not info.get("drugbank_id") and not info.get("medline_plus_id")):
+            continue
         if info.get("drugbank_id"):
             concept_id = f"drugbank:{info['drugbank_id']}"
         elif info.get("mesh_id"):
@@ -271,7 +282,7 @@ def build(source_names: Iterable[str], stats: bool = False) -> Lexicon:
                     # The team's table: an all-capital short form is case-sensitive; anything else
                     # written in it is trusted as a normalised name.
                     (surface if is_acronym(name) else normal).append(name if is_acronym(name) else key)
-                    if concept.group == "disorder" and " " not in key and not is_acronym(name):
+                    if concept.group in ("disorder", "finding") and " " not in key and not is_acronym(name):
                         normal.extend(adjectives(name))
                     continue
                 single = " " not in key
@@ -281,7 +292,7 @@ def build(source_names: Iterable[str], stats: bool = False) -> Lexicon:
                     counts[f"{source}: dropped"] += 1
                     continue
                 normal.append(key)
-                if concept.group == "disorder" and single:
+                if concept.group in ("disorder", "finding") and single:
                     normal.extend(a for a in adjectives(name) if a not in blocked)
             new_normal = [k for k in dict.fromkeys(normal) if k not in lexicon.keys]
             new_surface = [s for s in dict.fromkeys(surface) if s not in lexicon.acronyms]

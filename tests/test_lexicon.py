@@ -43,7 +43,7 @@ def test_artifact_is_packaged_small_and_loads_fast() -> None:
     started = time.perf_counter()
     fresh = Lexicon.read(LEXICON_PATH)
     assert time.perf_counter() - started < 5  # the goal is < 2 s; generous for a loaded CI machine
-    assert len(fresh.keys) > 100_000 and len(fresh.concepts) > 30_000
+    assert len(fresh.keys) > 80_000 and len(fresh.concepts) > 25_000
     assert fresh.known_words, "the ordinary-word list beside the lexicon was not loaded"
 
 

@@ -157,7 +157,8 @@ class ConceptExtractor:
             norm = None if word is None else word.norm
             fixed = False
             if (word is not None and not taken[position] and len(word.norm) >= FUZZY_MIN_LENGTH
-                    and word.norm.isalpha() and word.norm not in vocabulary and word.norm not in known):
+                    and word.norm.isalpha() and word.norm not in vocabulary
+                    and not is_known_word(word.norm, known)):
                 replacement = self.correct(word.norm)
                 if replacement is not None:
                     norm, fixed = replacement, True
@@ -236,6 +237,22 @@ class ConceptExtractor:
         return [Mention(start=start, end=end, text=text[start:end], concept_id=concept.id, name=concept.name,
                         group=cast(Any, concept.group), assertion=cast(Any, assertion))
                 for ((start, end), concept), assertion in zip(ordered, assertions, strict=True)]
+
+
+_INFLECTIONS = (("ation", ("e", "")), ("ing", ("", "e", "ed")), ("ed", ("", "e", "ing")), ("e", ("ation", "ed", "ing")),
+                ("ly", ("",)), ("er", ("", "e")), ("ment", ("",)))
+
+
+def is_known_word(word: str, known: frozenset[str]) -> bool:
+    """Whether a word, or a regular inflection of it, is an ordinary word ("examine": "examination")."""
+    if word in known:
+        return True
+    for suffix, alternatives in _INFLECTIONS:
+        if word.endswith(suffix):
+            root = word[: -len(suffix)]
+            if any(root + alternative in known for alternative in alternatives):
+                return True
+    return False
 
 
 def _chunks(text: str) -> list[tuple[int, str]]:

@@ -45,14 +45,14 @@ def fold(text: str) -> str:
 def stem(word: str) -> str:
     """Fold simple English plurals, identically for names and text (``injuries`` → ``injury``).
 
-    Deliberately crude: words of three letters or fewer and Greek/Latin endings (-is, -us, -ss)
-    are left alone, so ``diabetes`` → ``diabete`` on both sides and still matches itself.
+    Deliberately crude: words of three letters or fewer and Greek/Latin endings (-is, -us, -ss,
+    -as but not the plural -ias of "arrhythmias") are left alone, so ``diabetes`` → ``diabete`` on both sides and still matches itself.
     """
     if len(word) <= 3 or not word.isalpha():
         return word
     if word.endswith("ies") and len(word) > 5:
         return word[:-3] + "y"
-    if word.endswith(("ss", "us", "is", "as")):
+    if word.endswith(("ss", "us", "is", "as")) and not word.endswith("ias"):
         return word
     if word.endswith(("ches", "shes", "xes", "sses")):
         return word[:-2]
