@@ -15,6 +15,7 @@ Import both fixtures in a test module:
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -37,11 +38,27 @@ def local_http_server() -> Iterator[HTTPServer]:
             server.stop()
 
 
+_slow_done = threading.Condition()
+_slow_active = 0
+"""``slow`` handlers still sleeping, across the server's threads."""
+
+
+def _wait_for_slow_handlers(timeout_s: float = 10.0) -> None:
+    """Block until no ``slow`` handler is still sleeping (its request would be logged late)."""
+    with _slow_done:
+        _slow_done.wait_for(lambda: _slow_active == 0, timeout=timeout_s)
+
+
 @pytest.fixture
 def local_http(local_http_server: HTTPServer) -> Iterator[HTTPServer]:
-    """The module's fake server, with no expectations or log left from an earlier test."""
+    """The module's fake server, with no expectations or log left from an earlier test.
+
+    A client that timed out leaves its ``slow`` handler sleeping; the next test
+    starts only when it has finished, so a late request never lands in its log.
+    """
     local_http_server.clear()
     yield local_http_server
+    _wait_for_slow_handlers()
     local_http_server.clear()
 
 
@@ -49,8 +66,16 @@ def slow(response: Response, seconds: float):  # type: ignore[no-untyped-def]
     """A handler that answers only after ``seconds`` (to trigger client timeouts)."""
 
     def handler(_request: Request) -> Response:
-        time.sleep(seconds)
-        return response
+        global _slow_active
+        with _slow_done:
+            _slow_active += 1
+        try:
+            time.sleep(seconds)
+            return response
+        finally:
+            with _slow_done:
+                _slow_active -= 1
+                _slow_done.notify_all()
 
     return handler
 
