@@ -128,6 +128,17 @@ async def test_key_concept_status_comes_from_the_source() -> None:
     assert val(kept["concept_recall"]) == 1.0
 
 
+async def test_key_concept_found_by_synonym_or_not_at_all() -> None:
+    source = "He reports shortness of breath at night. No fever."
+    result = await scores("Denies dyspnea.", source=source, key_concepts=["dyspnea", "gout"])
+    detail = result["concept_recall"].detail
+    assert detail["not_in_source"] == ["gout"]  # reported, counted as a present key concept
+    # "dyspnea" is absent from the source text, but its concept (shortness of breath) is there, present:
+    # the summary's denial is a flip, not a recall
+    assert [f["severity"] for f in detail["flips"]] == ["critical"]
+    assert val(result["concept_recall"]) == 0.0
+
+
 async def test_weights_change_recall() -> None:
     summary = "Hypertension. Cough."  # keeps disorders/findings, drops the drug
     default = await scores(summary)

@@ -54,7 +54,7 @@ from clinsum.evaluators.base import score
 from clinsum.records import Mention, Note, Score, Summary
 
 NAME = "coverage"
-_LOGIC_VERSION = "1"
+_LOGIC_VERSION = "2"
 
 DEFAULT_WEIGHTS: dict[str, float] = {
     "drug": 3.0, "disorder": 3.0, "allergy": 3.0, "finding": 2.0, "procedure": 1.5, "test": 1.5,
@@ -290,15 +290,20 @@ def reference_f1(reference: Mapping[str, Concept], summary: Mapping[str, Concept
 
 # -- key concepts chosen by a clinician ---------------------------------------------------------------
 
-def key_concepts_of(source_text: str, phrases: Sequence[str]) -> dict[str, Concept]:
-    """One pseudo-concept per phrase: located in the source (case-insensitive), its status from ConText.
+def key_concepts_of(source_text: str, phrases: Sequence[str],
+                    source: Mapping[str, Concept] | None = None) -> tuple[dict[str, Concept], list[str]]:
+    """One pseudo-concept per phrase, and the phrases found nowhere in the source.
 
-    A phrase that names a lexicon concept takes that concept's key, so the summary may use a synonym;
-    otherwise it is matched as a phrase (exactly or fuzzily) in the summary text.
+    A phrase is located in the source case-insensitively and takes its status from ConText there. A
+    phrase that names a lexicon concept takes that concept's key, so the summary may use a synonym,
+    and when the phrase itself is absent, the source's mentions of that concept stand for it. Other
+    phrases are matched as phrases (exactly or fuzzily) in the summary. A phrase found nowhere counts
+    as present (the clinician chose it) and is reported.
     """
     from clinsum.concepts.assertion import assertions_for
 
     keys: dict[str, Concept] = {}
+    absent: list[str] = []
     for phrase in phrases:
         phrase = phrase.strip()
         if not phrase:
@@ -308,15 +313,21 @@ def key_concepts_of(source_text: str, phrases: Sequence[str]) -> dict[str, Conce
         named = mentions[0] if len(mentions) == 1 and mentions[0].end - mentions[0].start >= 0.6 * len(phrase) \
             else None
         key = concept_key(named) if named is not None else f"phrase:{normalise(phrase)}"
-        assertions = assertions_for(source_text, spans) if spans else ["present"]
         concept = Concept(key, named.concept_id if named else key, named.name if named else phrase,
                           named.group if named else "finding")
+        if not spans and source is not None and key in source:
+            concept.mentions = list(source[key].mentions)
+            keys[key] = concept
+            continue
+        if not spans:
+            absent.append(phrase)
+        assertions = assertions_for(source_text, spans) if spans else ["present"]
         for (start, end), assertion in zip(spans or [(0, 0)], assertions, strict=True):
             concept.mentions.append(Mention(start=start, end=end, text=source_text[start:end] or phrase,
                                             concept_id=concept.concept_id, name=concept.name,
                                             group=cast(Any, concept.group), assertion=cast(Any, assertion)))
         keys[key] = concept
-    return keys
+    return keys, absent
 
 
 def phrase_in_summary(key: Concept, summary_text: str, threshold: float) -> Concept | None:
@@ -371,7 +382,7 @@ class CoverageEvaluator:
                              reference=reference)
         recall_detail: dict[str, Any]
         if note.key_concepts:
-            keys = key_concepts_of(note.text, note.key_concepts)
+            keys, absent = key_concepts_of(note.text, note.key_concepts, source_concepts)
             in_summary = dict(summary_concepts)
             for key, concept in keys.items():
                 if key.startswith("phrase:") and key not in in_summary:
@@ -384,7 +395,7 @@ class CoverageEvaluator:
                             uniform)
             recall = keyed.recall
             recall_detail = {"key_concepts": "note", "recalled": keyed.recalled, "missed": keyed.missed,
-                             "flips": keyed.flips}
+                             "flips": keyed.flips, "not_in_source": absent}
         else:
             recall = comparison.recall
             recall_detail = {"key_concepts": "source concepts weighted by group" if source_concepts
