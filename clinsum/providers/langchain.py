@@ -61,6 +61,7 @@ from clinsum.providers.common import (
     cost_usd,
     is_context_overflow,
     parse_retry_after,
+    price_overrides,
     require,
     timed,
 )
@@ -127,7 +128,7 @@ class LangChainProvider(BaseProvider):
                 f"'{spec}': LangChain has no portable seed parameter; put seed in model_kwargs "
                 "if this integration supports it (model_kwargs={\"seed\": ...})"
             )
-        self.prices = _price_overrides(spec, self.options.prices)
+        self.prices = price_overrides(spec, self.options.prices)
         self.factory_form = is_factory_spec(self.model)
         self._models: dict[float, Any] = {}
         self._structured: dict[tuple[float, str], Any] = {}
@@ -358,14 +359,6 @@ def _request_id(raw: Any, metadata: Mapping[str, Any]) -> str | None:
     if isinstance(message_id, str) and not message_id.startswith(("run-", "lc_run")):
         return message_id
     return None
-
-
-def _price_overrides(spec: str, prices: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if not prices:
-        return None
-    if "input_per_mtok" in prices or "output_per_mtok" in prices:
-        return {spec: dict(prices)}
-    return dict(prices)
 
 
 # -- errors ----------------------------------------------------------------------------------------

@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Mapping
 from typing import Any
 
 from pydantic import Field, ValidationError
@@ -44,6 +43,7 @@ from clinsum.providers.common import (
     classify_http,
     cost_usd,
     is_context_overflow,
+    price_overrides,
     require,
     timed,
 )
@@ -98,7 +98,7 @@ class OllamaProvider(BaseProvider):
         super().__init__(spec, options)
         self.host = resolve_host(self.options.host)
         self.local = is_loopback_host(self.host)
-        self.prices = _price_overrides(spec, self.options.prices)
+        self.prices = price_overrides(spec, self.options.prices)
         self._client = client
         self._loop_client: tuple[asyncio.AbstractEventLoop, Any] | None = None
 
@@ -233,15 +233,6 @@ class OllamaProvider(BaseProvider):
         if status < 0:  # an error inside a 200 body
             return FatalError(f"Ollama at {self.host} reported an error: {message}")
         return classify_http(status, message, None, model=self.model)
-
-
-def _price_overrides(spec: str, prices: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Accept both a table keyed ``provider:model`` and a single price for this spec."""
-    if not prices:
-        return None
-    if "input_per_mtok" in prices or "output_per_mtok" in prices:
-        return {spec: dict(prices)}
-    return dict(prices)
 
 
 def create(spec: str, options: dict[str, Any] | None = None, *, client: Any | None = None) -> OllamaProvider:
