@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from provider_fakes import json_response
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -36,14 +36,6 @@ def local_server() -> Iterator[HTTPServer]:
         server.clear()
         if server.is_running():
             server.stop()
-
-
-def slow(response: Response, seconds: float) -> Callable[[Request], Response]:
-    def handler(_request: Request) -> Response:
-        time.sleep(seconds)
-        return response
-
-    return handler
 
 
 def chat_body(content: str, *, model: str = "llama3.1:8b", prompt_eval_count: int | None = 26,
@@ -100,10 +92,6 @@ class OllamaFake:
         prompt_tokens = min(word_tokens(prompt) + 10, num_ctx)  # Ollama truncates silently to num_ctx
         return json_response(chat_body(content, model=payload["model"], prompt_eval_count=prompt_tokens,
                                        eval_count=word_tokens(content)))
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body), status=status, headers=headers, content_type="application/json")
 
 
 def closed_port() -> int:

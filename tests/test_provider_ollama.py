@@ -8,7 +8,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from ollama_fake import OllamaFake, chat_body, closed_port, json_response, local_server, slow
+from ollama_fake import OllamaFake, chat_body, closed_port, local_server
+from provider_fakes import json_response, slow
 from pytest_httpserver import HTTPServer
 
 from clinsum.dispatch import Dispatcher
