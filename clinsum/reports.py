@@ -17,12 +17,12 @@ LEADERBOARD_COLUMNS = ["system", "metric", "n", "mean", "ci_low", "ci_high"]
 
 # Preferred column order in the terminal table; other metrics follow alphabetically.
 METRIC_ORDER = [
-    "judge_overall", "concept_f1", "concept_recall", "concept_support", "assertion_flips",
-    "unsupported_concepts", "concept_f1_ref", "rouge1", "rouge2", "rougeLsum",
+    "judge_overall", "concept_f1", "concept_recall", "concept_support", "assertion_flips", "critical_flips",
+    "unsupported_concepts", "concept_f1_ref", "concept_recall_ref", "rouge1", "rouge2", "rougeLsum",
     "judge_overall_sd", "judge_errors_critical", "summary_words", "compression_ratio",
     "failed", "latency_s", "cost_usd", "judge_cost_usd",
 ]
-HIGHER_IS_WORSE = {"assertion_flips", "unsupported_concepts", "failed", "latency_s", "cost_usd",
+HIGHER_IS_WORSE = {"assertion_flips", "critical_flips", "unsupported_concepts", "failed", "latency_s", "cost_usd",
                    "judge_errors_critical", "judge_overall_sd", "judge_cost_usd"}
 
 
