@@ -109,11 +109,37 @@ def evaluate(abstracts: list[Abstract], show_errors: int = 0,
     return results
 
 
+def notes_profile(path: Path, lexicon: Path | None) -> None:
+    """Mentions per note by group on a JSONL of {"text"} (how much a lexicon finds in clinical notes)."""
+    import json
+
+    from clinsum.concepts.extract import ConceptExtractor, extractor
+    from clinsum.concepts.terminology import load_lexicon
+
+    if lexicon is None:
+        extract = extractor().extract
+    else:
+        import spacy
+
+        extract = ConceptExtractor(load_lexicon(lexicon), spacy.blank("en")).extract
+    texts = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    groups: Counter[str] = Counter()
+    concepts: set[str] = set()
+    for text in texts:
+        for m in extract(text):
+            groups[m.group] += 1
+            concepts.add(m.concept_id)
+    per_note = ", ".join(f"{g} {n / len(texts):.1f}" for g, n in sorted(groups.items()))
+    print(f"{path.name}: {sum(groups.values()) / len(texts):.1f} mentions per note ({per_note}); "
+          f"{len(concepts)} distinct concepts in {len(texts)} notes")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--lexicon", type=Path, help="a lexicon built with scripts/build_lexicon.py -o")
+    parser.add_argument("--notes", type=Path, help="also profile mentions on a JSONL of clinical notes")
     parser.add_argument("--errors", type=int, default=0, help="list the N most frequent errors per type")
     args = parser.parse_args()
     abstracts = read_pubtator(args.corpus)
@@ -129,6 +155,9 @@ def main() -> None:
         floor, goal = floors[kind]
         print(f"{kind:10s} {r['gold']:6.0f} {r['predicted']:6.0f} {r['precision']:6.3f} {r['recall']:6.3f} "
               f"{r['f1']:6.3f}   {floor:.2f}  {goal:.2f}")
+    if args.notes:
+        print()
+        notes_profile(args.notes, args.lexicon)
 
 
 if __name__ == "__main__":

