@@ -69,6 +69,8 @@ class RunConfig(BaseModel):
     metric_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Options per metric, for example ``coverage = { weights = { drug = 3 } }``."""
     prompt_template: str | None = None
+    out: str | None = None
+    """Folder for summaries.jsonl, scores.jsonl and leaderboard.csv."""
     concurrency: int | None = Field(default=None, ge=1)
     """Calls in flight per provider; overrides each provider's own limit."""
     max_attempts: int = Field(default=4, ge=1, le=10)
@@ -103,7 +105,7 @@ def load_config(path: str | Path) -> RunConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
     base = path.parent
-    for key in ("notes", "prompt_template"):
+    for key in ("notes", "prompt_template", "out"):
         if isinstance(data.get(key), str):
             data[key] = str(_relative_to(base, data[key]))
     judge = data.get("judge")

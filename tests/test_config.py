@@ -12,7 +12,7 @@ def test_a_config_file_says_what_the_flags_say(tmp_path):
     (tmp_path / "conf").mkdir()
     path = tmp_path / "conf" / "eval.toml"
     path.write_text(
-        'notes = "notes.jsonl"\nmetrics = ["overlap"]\nconcurrency = 4\noffline = true\n'
+        'notes = "notes.jsonl"\nout = "results"\nmetrics = ["overlap"]\nconcurrency = 4\noffline = true\n'
         'providers = ["extractive:lead"]\n'
         '[[providers]]\nspec = "ollama:llama3.1:8b"\nname = "llama"\noptions = { temperature = 0.2 }\n'
         '[judge]\njudges = ["ollama:llama3.1:8b"]\nsamples = 3\n')
@@ -21,6 +21,7 @@ def test_a_config_file_says_what_the_flags_say(tmp_path):
     path.write_text(path.read_text().replace('providers = ["extractive:lead"]\n', ""))
     config = load_config(path)
     assert config.notes == str(tmp_path / "conf" / "notes.jsonl")  # relative to the file
+    assert config.out == str(tmp_path / "conf" / "results")
     assert config.providers[0].name == "llama" and config.providers[0].options == {"temperature": 0.2}
     assert config.judge is not None and config.judge.samples == 3
     assert config.offline and config.concurrency == 4

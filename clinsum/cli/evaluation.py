@@ -88,6 +88,7 @@ def run(
         with _progress() as progress:
             run_id = asyncio.run(evaluation.run(config, store, notes=run_notes, run_id=resume,
                                                 progress=progress))
+        out = out or (Path(config.out) if config.out else None)
         failed = _finish(store, run_id, out, sort_by)
     if fail_on_errors and failed:
         raise typer.Exit(EXIT_GATE)
@@ -121,7 +122,7 @@ def score(
         with _progress() as progress:
             run_id = asyncio.run(evaluation.score(config, store, note_records, loaded.records,
                                                   progress=progress))
-        _finish(store, run_id, out, sort_by)
+        _finish(store, run_id, out or (Path(config.out) if config.out else None), sort_by)
 
 
 def _demo_config() -> Any:
