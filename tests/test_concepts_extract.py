@@ -68,6 +68,15 @@ def test_abbreviation_defined_as_something_else_is_not_matched_by_its_usual_sens
     assert "PE" in by_text("CT angiogram showed a PE.")
 
 
+def test_acronym_in_parentheses_after_a_concept_names_that_concept() -> None:
+    # Schwartz & Hearst reject "AZT" for "zidovudine" (no Z-at-word-start); the position decides.
+    text = "Patients on zidovudine (AZT) did well. AZT was stopped. BP (mmHg) was 120/80."
+    mentions = extract(text)
+    azt = [m for m in mentions if m.text == "AZT"]
+    assert [m.concept_id for m in azt] == ["drugbank:DB00495"] * 2
+    assert "mmHg" not in {m.text for m in mentions}
+
+
 def test_misspellings_are_corrected_conservatively() -> None:
     assert found("Long history of diabetis.")[0][1] == "clinsum:dm"
     assert found("Admitted with pnuemonia.")[0][1] == "clinsum:pneumonia"

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -225,13 +226,23 @@ class ConceptExtractor:
             spans[(first.start, last.end)] = m.concept
         if "(" in text:
             offsets = [offset for offset, _ in _chunks(text)]
-            for start, end, long_form in self.defined_abbreviations(docs, offsets):
+            defined = self.defined_abbreviations(docs, offsets)
+            defined_forms = {text[start:end] for start, end, _ in defined}
+            for start, end, long_form in defined:
                 concept = self.concept_of_phrase(long_form)
                 inside = [s for s in spans if s[0] >= start and s[1] <= end]
                 for span in inside:
                     del spans[span]
                 if concept is not None:
                     spans[(start, end)] = concept
+            for short_form, concept in _named_in_parentheses(text, spans).items():
+                if short_form in defined_forms:
+                    continue
+                for occurrence in re.finditer(rf"(?<![\w-]){re.escape(short_form)}(?![\w-])", text):
+                    span = (occurrence.start(), occurrence.end())
+                    for other in [s for s in spans if s[0] < span[1] and span[0] < s[1]]:
+                        del spans[other]
+                    spans[span] = concept
         ordered = sorted(spans.items())
         assertions = _assertions(text, [span for span, _ in ordered])
         return [Mention(start=start, end=end, text=text[start:end], concept_id=concept.id, name=concept.name,
@@ -253,6 +264,32 @@ def is_known_word(word: str, known: frozenset[str]) -> bool:
             if any(root + alternative in known for alternative in alternatives):
                 return True
     return False
+
+
+_PARENTHESISED_ACRONYM = re.compile(r"\(\s*([A-Za-z][A-Za-z0-9-]{1,9})\s*\)")
+
+
+def _named_in_parentheses(text: str, spans: dict[tuple[int, int], Concept]) -> dict[str, Concept]:
+    """Acronyms in parentheses right after a mention: "zidovudine (AZT)", "nitroglycerin (NTG)".
+
+    Schwartz & Hearst only accept a short form whose letters appear in the long form ("AZT" is not
+    in "zidovudine"); a capitalised token in parentheses right after a recognised concept names the
+    same concept far more often than not. Only forms with at least two capitals count, so
+    "(left)" or "(x2)" are ignored.
+    """
+    ends = {end: concept for (_, end), concept in spans.items()}
+    found: dict[str, Concept] = {}
+    for match in _PARENTHESISED_ACRONYM.finditer(text):
+        form = match.group(1)
+        if sum(c.isupper() for c in form) < 2:
+            continue
+        before = match.start()
+        while before > 0 and text[before - 1] in " \t":
+            before -= 1
+        concept = ends.get(before)
+        if concept is not None:
+            found.setdefault(form, concept)
+    return found
 
 
 def _chunks(text: str) -> list[tuple[int, str]]:
