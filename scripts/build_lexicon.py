@@ -220,7 +220,10 @@ def icd10cm() -> Iterator[Entry]:
             name = _ICD_NOISE.sub("", name).strip(" ,")
             if name and not _ICD_QUALIFIED.search(name) and len(name.split()) <= 6:
                 cleaned.append(name)
-        if cleaned:
+        # The inclusion terms of a residual code ("Other specified symptoms ...") are different
+        # things filed together ("bruit", "abnormal chest percussion"): one concept would
+        # conflate them, so a code whose own description is rejected contributes nothing.
+        if cleaned and cleaned[0] == _ICD_NOISE.sub("", names[0]).strip(" ,"):
             group = "finding" if code[0] == "R" else "disorder"
             yield Concept(f"icd10cm:{code}", cleaned[0], group), cleaned
 
@@ -307,7 +310,8 @@ def build(source_names: Iterable[str], stats: bool = False) -> Lexicon:
                 # a short one-word name that only becomes an ordinary word once folded is dropped.
                 collides = (single and len(name) <= 5 and key in ordinary
                             and fold(name) not in ordinary_folded)
-                if key in blocked or key.isdigit() or (single and len(key) <= 3) or len(key) < 3 or collides:
+                no_word = not any(char.isalpha() for char in key)  # "2-3", "5 %"
+                if key in blocked or no_word or (single and len(key) <= 3) or len(key) < 3 or collides:
                     if single and name.lower() in AMBIGUOUS and len(name) <= 4:
                         surface.append(name.upper())
                     counts[f"{source}: dropped"] += 1
