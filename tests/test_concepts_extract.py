@@ -61,6 +61,13 @@ def test_abbreviation_defined_in_the_text_takes_the_long_form_concept() -> None:
     assert {m.concept_id for m in mentions} == {long_form.concept_id}
 
 
+def test_abbreviation_whose_long_form_ends_in_a_disorder_takes_its_head() -> None:
+    text = "Levodopa-induced dyskinesia (LID) is common. LID was scored."
+    lid = [m for m in extract(text) if m.text == "LID"]
+    assert len(lid) == 2 and {m.group for m in lid} == {"disorder"}
+    assert {m.concept_id for m in lid} == {by_text("dyskinesia")["dyskinesia"].concept_id}
+
+
 def test_abbreviation_defined_as_something_else_is_not_matched_by_its_usual_sense() -> None:
     # PE usually means pulmonary embolism; here the text defines it as physical examination.
     text = "A physical examination (PE) was normal. PE was repeated."

@@ -195,7 +195,11 @@ class ConceptExtractor:
         return found
 
     def concept_of_phrase(self, phrase: str) -> Concept | None:
-        """The concept of a whole phrase (an abbreviation's long form), allowing one misspelling."""
+        """The concept of a whole phrase (an abbreviation's long form).
+
+        Either one name covers the phrase (all words, or all but one), or the phrase ends with a
+        disorder or finding, its head noun: "levodopa-induced dyskinesia" is a dyskinesia.
+        """
         words, _ = self.words(phrase)
         real = [w for w in words if w is not None]
         if not real:
@@ -203,6 +207,8 @@ class ConceptExtractor:
         matches = self.match([w.norm for w in real], real)
         if len(matches) == 1 and matches[0].end_word - matches[0].start_word >= max(1, len(real) - 1):
             return matches[0].concept
+        if matches and matches[-1].end_word == len(real) and matches[-1].concept.group in ("disorder", "finding"):
+            return matches[-1].concept
         return None
 
     # -- the whole pipeline ------------------------------------------------------------------
