@@ -11,7 +11,9 @@
    become mentions.
 4. Abbreviations the text defines ("chronic obstructive pulmonary disease (COPD)"): scispacy's
    AbbreviationDetector pairs short and long forms; every occurrence of the short form takes the
-   long form's concept, and a short form defined as something outside the lexicon is not matched.
+   long form's concept (or the concept of its head, a final disorder or finding), and a short form
+   defined as something outside the lexicon is not matched. A capitalised acronym in parentheses
+   right after a recognised concept ("zidovudine (AZT)") names that concept too.
 5. Assertion for every mention from clinsum.concepts.assertion (ConText, section-aware).
 """
 
