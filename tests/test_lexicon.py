@@ -59,7 +59,8 @@ def test_every_concept_has_a_prefixed_id_a_name_and_one_known_group(lexicon: Lex
     ("metformin", "drugbank:DB00331", "drug"),
     ("crohn disease", "mesh:D003424", "disorder"),
     ("tricuspid valve insufficiency", "mesh:D014262", "disorder"),
-    ("nasal congestion", "icd10cm:R09.81", "finding"),
+    ("postnasal drip", "icd10cm:R09.82", "finding"),
+    ("difficulty swallowing", "clinsum:dysphagia", "finding"),
     ("hemoglobin a1c", "clinsum:a1c", "test"),
     ("colonoscopy", "clinsum:colonoscopy", "procedure"),
 ])
