@@ -89,6 +89,9 @@ def test_misspellings_are_corrected_conservatively() -> None:
     assert found("Admitted with pnuemonia.")[0][1] == "clinsum:pneumonia"
     # ordinary words of medical English are never "corrected" into a concept
     assert found("In conclusion, the combined protection was important.") == []
+    # nor names inside a sentence, nor a prefix into its opposite (macro- is not a misspelt micro-)
+    assert found("She is Filipino.") == []
+    assert all(m.name != "Hypoplasia of breast" for m in extract("Symptomatic macromastia."))
 
 
 def test_plurals_and_inflections_match() -> None:

@@ -148,7 +148,8 @@ class ConceptExtractor:
         for length in range(len(word) - budget, len(word) + budget + 1):
             for candidate in self._buckets.get((word[0], length), ()):
                 distance = OSA.distance(word, candidate, score_cutoff=budget)
-                if distance <= budget and (best is None or (distance, candidate) < best):
+                if distance <= budget and not _opposite_prefixes(word, candidate) \
+                        and (best is None or (distance, candidate) < best):
                     best = (distance, candidate)
         return best[1] if best else None
 
@@ -159,8 +160,11 @@ class ConceptExtractor:
         for position, word in enumerate(words):
             norm = None if word is None else word.norm
             fixed = False
+            # A capitalised word inside a sentence is a name ("Filipino", "Mrs. Jennings"), not a typo.
+            proper_noun = (word is not None and word.surface[:1].isupper() and word.surface[1:].islower()
+                           and position > 0 and words[position - 1] is not None)
             if (word is not None and not taken[position] and len(word.norm) >= FUZZY_MIN_LENGTH
-                    and word.norm.isalpha() and word.norm not in vocabulary
+                    and word.norm.isalpha() and not proper_noun and word.norm not in vocabulary
                     and not is_known_word(word.norm, known)):
                 replacement = self.correct(word.norm)
                 if replacement is not None:
@@ -256,6 +260,19 @@ class ConceptExtractor:
         return [Mention(start=start, end=end, text=text[start:end], concept_id=concept.id, name=concept.name,
                         group=cast(Any, concept.group), assertion=cast(Any, assertion))
                 for ((start, end), concept), assertion in zip(ordered, assertions, strict=True)]
+
+
+# Prefixes that differ by a letter or two and mean the opposite: "macromastia" is not a misspelt
+# "micromastia", nor "hypokalemia" a misspelt "hyperkalemia".
+_CONTRASTING_PREFIXES = ("hyper", "hypo", "macro", "micro", "intra", "inter", "extra", "ante", "anti",
+                         "brady", "tachy", "poly", "oligo", "hetero", "homo", "endo", "exo", "ecto",
+                         "infra", "supra")
+
+
+def _opposite_prefixes(word: str, candidate: str) -> bool:
+    first = next((p for p in _CONTRASTING_PREFIXES if word.startswith(p)), None)
+    second = next((p for p in _CONTRASTING_PREFIXES if candidate.startswith(p)), None)
+    return first != second
 
 
 _INFLECTIONS = (("ation", ("e", "")), ("ing", ("", "e", "ed")), ("ed", ("", "e", "ing")), ("e", ("ation", "ed", "ing")),
