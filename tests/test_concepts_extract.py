@@ -94,6 +94,13 @@ def test_misspellings_are_corrected_conservatively() -> None:
     assert all(m.name != "Hypoplasia of breast" for m in extract("Symptomatic macromastia."))
 
 
+def test_non_prefixed_single_word_is_not_a_mention_but_names_with_non_are() -> None:
+    mentions = by_text("Abdomen soft, non-tender. Non-Hodgkin lymphoma. Tender over the knee.")
+    assert "tender" not in mentions  # the one in "non-tender"
+    assert mentions["Tender"].concept_id == "clinsum:tenderness"
+    assert mentions["Non-Hodgkin lymphoma"].group == "disorder"
+
+
 def test_plurals_and_inflections_match() -> None:
     assert found("kidney stones")[0][1] == found("kidney stone")[0][1]
     assert found("Hypertensive patients")[0][1] == "clinsum:htn"

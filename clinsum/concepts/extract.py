@@ -235,6 +235,8 @@ class ConceptExtractor:
         for m in matches:
             first, last = words[m.start_word], words[m.end_word - 1]
             assert first is not None and last is not None
+            if m.end_word - m.start_word == 1 and _after_non(text, words, m.start_word):
+                continue
             spans[(first.start, last.end)] = m.concept
         if "(" in text:
             offsets = [offset for offset, _ in _chunks(text)]
@@ -289,6 +291,17 @@ def is_known_word(word: str, known: frozenset[str]) -> bool:
             if any(root + alternative in known for alternative in alternatives):
                 return True
     return False
+
+
+def _after_non(text: str, words: Sequence[Word | None], position: int) -> bool:
+    """Whether a one-word match is the tail of "non-X" ("non-tender", "non tender"): a statement
+    that X is absent, not a mention of X. Names that start with "non" ("non-Hodgkin lymphoma") are
+    longer matches that include the "non"; a longer match after "non" ("non-productive cough") is
+    kept, since its head is still what the text is about."""
+    previous = words[position - 1] if position > 0 else None
+    current = words[position]
+    return (previous is not None and current is not None and previous.norm == "non"
+            and text[previous.end:current.start] in ("-", " ", "- ", "‐"))
 
 
 _PARENTHESISED_ACRONYM = re.compile(r"\(\s*([A-Za-z][A-Za-z0-9-]{1,9})\s*\)")
