@@ -66,7 +66,7 @@ def config(base: str, **extra: Any) -> RunConfig:
                      metrics=[], batch=True, batch_poll_s=0.01, **extra)
 
 
-def test_a_batch_run_pays_batch_prices_and_resumes_without_resubmitting(tmp_path, local_http, monkeypatch):  # noqa: F811
+def test_a_batch_run_pays_batch_prices_and_resumes_without_resubmitting(tmp_path, local_http, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
     api = BatchApi(local_http, ended_after_polls=3)
     store = Store.open(tmp_path / "s.db")

@@ -450,7 +450,7 @@ def test_clinsum_run_with_a_judge_adds_judge_scores(tmp_path: Path) -> None:
 
 
 async def test_a_jury_of_real_adapters_anthropic_tool_and_ollama(
-        local_http: Any, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        local_http: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two SDK adapters against their HTTP fakes: the schema goes out natively, the jury disagrees."""
     from ollama_fake import OllamaFake, local_server
     from provider_fakes import anthropic_message

@@ -11,13 +11,13 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from ollama_fake import OllamaFake, local_server
+from ollama_fake import OllamaFake
+from provider_fakes import local_http, local_http_server  # noqa: F401
 from pytest_httpserver import HTTPServer
 from typer.testing import CliRunner
 
@@ -40,17 +40,6 @@ OUTSIDE_V4 = ("203.0.113.1", 80)
 OUTSIDE_V6 = ("2001:db8::1", 80, 0, 0)
 
 
-@pytest.fixture(scope="module")
-def _server() -> Iterator[HTTPServer]:
-    with local_server() as server:  # one per module: stopping a server costs 0.5 s
-        yield server
-
-
-@pytest.fixture
-def local_http(_server: HTTPServer) -> Iterator[HTTPServer]:
-    _server.clear()
-    yield _server
-    _server.clear()
 
 
 @pytest.fixture

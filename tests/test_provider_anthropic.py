@@ -46,7 +46,7 @@ SCHEMA = {
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, local_http: HTTPServer) -> HTTPServer:  # noqa: F811
+def env(monkeypatch: pytest.MonkeyPatch, local_http: HTTPServer) -> HTTPServer:
     """The SDK's own environment variables point at the fake."""
     for name in ("ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_PROFILE", "ANTHROPIC_CONFIG_DIR"):
         monkeypatch.delenv(name, raising=False)
@@ -221,7 +221,7 @@ async def test_unknown_price_leaves_cost_empty(env: HTTPServer) -> None:
     assert gen.input_tokens == 2095
 
 
-async def test_injected_client_and_price_override(local_http: HTTPServer) -> None:  # noqa: F811
+async def test_injected_client_and_price_override(local_http: HTTPServer) -> None:
     import anthropic
 
     client = anthropic.AsyncAnthropic(api_key="k", base_url=local_http.url_for("/").rstrip("/"), max_retries=0)
@@ -305,7 +305,7 @@ def errored(key: str, kind: str, message: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def batch(local_http: HTTPServer) -> AnthropicBatch:  # noqa: F811
+def batch(local_http: HTTPServer) -> AnthropicBatch:
     import anthropic
 
     client = anthropic.AsyncAnthropic(api_key="k", base_url=local_http.url_for("/").rstrip("/"), max_retries=0)
@@ -321,7 +321,7 @@ ITEMS = [
 ]
 
 
-async def test_run_submits_polls_and_maps_every_outcome(batch: AnthropicBatch, local_http: HTTPServer) -> None:  # noqa: F811
+async def test_run_submits_polls_and_maps_every_outcome(batch: AnthropicBatch, local_http: HTTPServer) -> None:
     serve_batch(
         local_http,
         [
@@ -364,7 +364,7 @@ async def test_run_submits_polls_and_maps_every_outcome(batch: AnthropicBatch, l
 
 async def test_resume_reads_an_existing_batch_without_resubmitting(
     batch: AnthropicBatch,
-    local_http: HTTPServer,  # noqa: F811
+    local_http: HTTPServer,
 ) -> None:
     serve_batch(local_http, [succeeded("note-1", "resumed")], polls_in_progress=0)
     outcomes = await batch.run(ITEMS[:1], batch_id=BATCH_ID)
@@ -377,7 +377,7 @@ async def test_resume_reads_an_existing_batch_without_resubmitting(
 
 async def test_wait_gives_up_after_max_wait_with_a_resumable_error(
     batch: AnthropicBatch,
-    local_http: HTTPServer,  # noqa: F811
+    local_http: HTTPServer,
 ) -> None:
     serve_batch(local_http, [], polls_in_progress=1000)
     batch.max_wait_s = 0.03
@@ -385,14 +385,14 @@ async def test_wait_gives_up_after_max_wait_with_a_resumable_error(
         await batch.wait(BATCH_ID)
 
 
-async def test_missing_result_is_transient(batch: AnthropicBatch, local_http: HTTPServer) -> None:  # noqa: F811
+async def test_missing_result_is_transient(batch: AnthropicBatch, local_http: HTTPServer) -> None:
     serve_batch(local_http, [succeeded("note-1", "only one")], polls_in_progress=0)
     outcomes = await batch.run(ITEMS[:2], batch_id=BATCH_ID)
     assert isinstance(outcomes["note-1"], Generation)
     assert isinstance(outcomes["note 2/ed"], TransientError)
 
 
-async def test_submit_rate_limited(batch: AnthropicBatch, local_http: HTTPServer) -> None:  # noqa: F811
+async def test_submit_rate_limited(batch: AnthropicBatch, local_http: HTTPServer) -> None:
     body = {"type": "error", "error": {"type": "rate_limit_error", "message": "too many batches"}}
     local_http.expect_request("/v1/messages/batches", method="POST").respond_with_response(
         json_response(body, 429, {"retry-after": "60"})
@@ -419,7 +419,7 @@ async def test_duplicate_and_empty_batches_are_refused(batch: AnthropicBatch) ->
 
 async def test_prefill_cache_puts_batch_answers_under_the_runner(
     batch: AnthropicBatch,
-    local_http: HTTPServer,  # noqa: F811
+    local_http: HTTPServer,
     tmp_path: Any,
 ) -> None:
     from clinsum.dispatch import Dispatcher, cache_key

@@ -16,7 +16,8 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from ollama_fake import OllamaFake, local_server
+from ollama_fake import OllamaFake
+from provider_fakes import local_http, local_http_server  # noqa: F401
 from pytest_httpserver import HTTPServer
 
 from clinsum.dispatch import Dispatcher
@@ -283,17 +284,10 @@ async def test_a_model_that_never_answers_times_out_as_transient() -> None:
 # -- HTTP level: ChatOllama (langchain-ollama) against the Ollama-protocol fake ---------------------------
 
 
-@pytest.fixture(scope="module")
-def _server() -> Iterator[HTTPServer]:
-    with local_server() as server:  # one per module: stopping a server costs 0.5 s
-        yield server
-
-
 @pytest.fixture
-def ollama_http(_server: HTTPServer) -> Iterator[HTTPServer]:
-    _server.clear()
-    yield _server
-    _server.clear()
+def ollama_http(local_http: HTTPServer) -> HTTPServer:
+    """The shared fake server (tests/provider_fakes.py), speaking Ollama's protocol in these tests."""
+    return local_http
 
 
 async def test_chat_ollama_over_http(ollama_http: HTTPServer) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 
 import pytest
-from ollama_fake import OllamaFake, chat_body, closed_port, local_server
-from provider_fakes import json_response, slow
+from ollama_fake import OllamaFake, chat_body, closed_port
+from provider_fakes import json_response, local_http, local_http_server, slow  # noqa: F401
 from pytest_httpserver import HTTPServer
 
 from clinsum.dispatch import Dispatcher
@@ -28,17 +27,10 @@ SCHEMA = {
 }
 
 
-@pytest.fixture(scope="module")
-def _server() -> Iterator[HTTPServer]:
-    with local_server() as server:  # one per module: stopping a server costs 0.5 s
-        yield server
-
-
 @pytest.fixture
-def ollama_http(_server: HTTPServer) -> Iterator[HTTPServer]:
-    _server.clear()
-    yield _server
-    _server.clear()
+def ollama_http(local_http: HTTPServer) -> HTTPServer:
+    """The shared fake server (tests/provider_fakes.py), speaking Ollama's protocol in these tests."""
+    return local_http
 
 
 def provider(server: HTTPServer, **options: object) -> OllamaProvider:

@@ -80,7 +80,7 @@ def expect(server: HTTPServer, model: str = MODEL) -> Any:
     return server.expect_oneshot_request(vertex_path(model), method="POST")
 
 
-async def test_plain_answer_reports_text_usage_cost_and_ids(local_http: HTTPServer) -> None:  # noqa: F811
+async def test_plain_answer_reports_text_usage_cost_and_ids(local_http: HTTPServer) -> None:
     expect(local_http).respond_with_json(vertex_answer("67M with CAP on ceftriaxone."))
     gen = await provider(local_http, seed=7, system_prompt="Summarize clinical notes.").generate(
         Request(prompt="Note: ...")
@@ -105,7 +105,7 @@ async def test_plain_answer_reports_text_usage_cost_and_ids(local_http: HTTPServ
     assert "responseMimeType" not in config
 
 
-async def test_structured_answer_sends_json_schema(local_http: HTTPServer) -> None:  # noqa: F811
+async def test_structured_answer_sends_json_schema(local_http: HTTPServer) -> None:
     verdict = {"accurate": 5, "evidence": "all doses match"}
     expect(local_http).respond_with_json(vertex_answer(json.dumps(verdict)))
     gen = await provider(local_http).generate(Request(prompt="Rate", json_schema=SCHEMA, temperature=0.7))
@@ -117,7 +117,7 @@ async def test_structured_answer_sends_json_schema(local_http: HTTPServer) -> No
     assert config["temperature"] == 0.7  # per-request override for judge sampling
 
 
-async def test_thinking_tokens_are_billed_as_output(local_http: HTTPServer) -> None:  # noqa: F811
+async def test_thinking_tokens_are_billed_as_output(local_http: HTTPServer) -> None:
     expect(local_http, "gemini-2.5-pro").respond_with_json(
         vertex_answer("ok", prompt_tokens=1000, candidates_tokens=100, thoughts_tokens=400)
     )
@@ -129,7 +129,7 @@ async def test_thinking_tokens_are_billed_as_output(local_http: HTTPServer) -> N
     assert list(config["thinkingConfig"].values()) == [512]
 
 
-async def test_rate_limited_with_retry_after_header(local_http: HTTPServer) -> None:  # noqa: F811
+async def test_rate_limited_with_retry_after_header(local_http: HTTPServer) -> None:
     expect(local_http).respond_with_response(
         vertex_error(429, "RESOURCE_EXHAUSTED", "Resource exhausted. Please try again later.", {"Retry-After": "9"})
     )
@@ -138,7 +138,7 @@ async def test_rate_limited_with_retry_after_header(local_http: HTTPServer) -> N
     assert caught.value.retry_after == 9.0
 
 
-async def test_rate_limited_with_retry_info_in_body(local_http: HTTPServer) -> None:  # noqa: F811
+async def test_rate_limited_with_retry_info_in_body(local_http: HTTPServer) -> None:
     body = {
         "error": {
             "code": 429,
@@ -154,13 +154,13 @@ async def test_rate_limited_with_retry_info_in_body(local_http: HTTPServer) -> N
 
 
 @pytest.mark.parametrize(("status", "grpc"), [(500, "INTERNAL"), (503, "UNAVAILABLE")])
-async def test_server_errors_are_transient(local_http: HTTPServer, status: int, grpc: str) -> None:  # noqa: F811
+async def test_server_errors_are_transient(local_http: HTTPServer, status: int, grpc: str) -> None:
     expect(local_http).respond_with_response(vertex_error(status, grpc, "Internal error encountered."))
     with pytest.raises(TransientError):
         await provider(local_http).generate(Request(prompt="x"))
 
 
-async def test_timeout_is_transient(local_http: HTTPServer) -> None:  # noqa: F811
+async def test_timeout_is_transient(local_http: HTTPServer) -> None:
     expect(local_http).respond_with_handler(slow(json_response(vertex_answer("late")), 0.6))
     with pytest.raises(TransientError, match="in time"):
         await provider(local_http, timeout_s=0.2).generate(Request(prompt="x"))
@@ -168,7 +168,7 @@ async def test_timeout_is_transient(local_http: HTTPServer) -> None:  # noqa: F8
 
 @pytest.mark.parametrize(("status", "grpc"), [(401, "UNAUTHENTICATED"), (403, "PERMISSION_DENIED")])
 async def test_auth_errors_are_fatal_and_say_what_to_check(
-    local_http: HTTPServer,  # noqa: F811
+    local_http: HTTPServer,
     status: int,
     grpc: str,
 ) -> None:
@@ -180,7 +180,7 @@ async def test_auth_errors_are_fatal_and_say_what_to_check(
     assert not caught.value.retryable
 
 
-async def test_context_too_long_is_a_clear_fatal_error(local_http: HTTPServer) -> None:  # noqa: F811
+async def test_context_too_long_is_a_clear_fatal_error(local_http: HTTPServer) -> None:
     expect(local_http).respond_with_response(
         vertex_error(
             400,
@@ -193,7 +193,7 @@ async def test_context_too_long_is_a_clear_fatal_error(local_http: HTTPServer) -
     assert str(caught.value).startswith(CONTEXT_TOO_LONG)
 
 
-async def test_unknown_model_is_fatal(local_http: HTTPServer) -> None:  # noqa: F811
+async def test_unknown_model_is_fatal(local_http: HTTPServer) -> None:
     expect(local_http, "gemini-9").respond_with_response(
         vertex_error(404, "NOT_FOUND", "Publisher Model `gemini-9` was not found or your project does not have access")
     )
@@ -202,13 +202,13 @@ async def test_unknown_model_is_fatal(local_http: HTTPServer) -> None:  # noqa: 
 
 
 @pytest.mark.parametrize("body", ["not json at all", '{"unexpected": true}'])
-async def test_malformed_body_is_transient(local_http: HTTPServer, body: str) -> None:  # noqa: F811
+async def test_malformed_body_is_transient(local_http: HTTPServer, body: str) -> None:
     expect(local_http).respond_with_response(Response(body, 200, content_type="application/json"))
     with pytest.raises(TransientError, match="malformed"):
         await provider(local_http).generate(Request(prompt="x"))
 
 
-async def test_blocked_prompt_is_fatal_with_reason(local_http: HTTPServer) -> None:  # noqa: F811
+async def test_blocked_prompt_is_fatal_with_reason(local_http: HTTPServer) -> None:
     expect(local_http).respond_with_json(
         {
             "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
@@ -221,7 +221,7 @@ async def test_blocked_prompt_is_fatal_with_reason(local_http: HTTPServer) -> No
         await provider(local_http).generate(Request(prompt="x"))
 
 
-async def test_unusable_finish_reasons_are_fatal(local_http: HTTPServer) -> None:  # noqa: F811
+async def test_unusable_finish_reasons_are_fatal(local_http: HTTPServer) -> None:
     expect(local_http).respond_with_json(vertex_answer("", finish_reason="SAFETY"))
     with pytest.raises(FatalError, match="finish_reason=SAFETY"):
         await provider(local_http).generate(Request(prompt="x"))
@@ -266,7 +266,7 @@ def write_adc_file(path: Any) -> str:
 async def test_registry_builds_from_adc_file_and_sdk_environment(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Any,
-    local_http: HTTPServer,  # noqa: F811
+    local_http: HTTPServer,
 ) -> None:
     for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
         monkeypatch.delenv(name, raising=False)
@@ -284,7 +284,7 @@ async def test_registry_builds_from_adc_file_and_sdk_environment(
     assert request.headers["Authorization"] == "Bearer ya29.from-adc-file"
 
 
-async def test_price_option_from_run_config(local_http: HTTPServer) -> None:  # noqa: F811
+async def test_price_option_from_run_config(local_http: HTTPServer) -> None:
     # what the run config's [prices."vertex:gemini-2.0-flash"] table becomes (no packaged price)
     expect(local_http, "gemini-2.0-flash").respond_with_json(vertex_answer("ok"))
     prov = create(
@@ -361,7 +361,7 @@ def cloud_fakes(server: HTTPServer) -> None:
 def test_clinsum_run_with_both_cloud_adapters_as_summarizers_and_judges(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Any,
-    local_http: HTTPServer,  # noqa: F811
+    local_http: HTTPServer,
 ) -> None:
     from typer.testing import CliRunner
 
