@@ -20,7 +20,15 @@ from typing import Any, Literal
 
 from clinsum.errors import FatalError, ProviderError, SetupError, TransientError
 from clinsum.providers.base import BaseProvider, Generation, ProviderOptions, Request
-from clinsum.providers.common import CONTEXT_TOO_LONG, classify_http, cost_usd, price_overrides, require, timed
+from clinsum.providers.common import (
+    CONTEXT_TOO_LONG,
+    already_classified,
+    classify_http,
+    cost_usd,
+    price_overrides,
+    require,
+    timed,
+)
 
 VERDICT_TOOL = "record_verdict"
 """Name of the forced tool that carries structured output on models without JSON outputs."""
@@ -203,8 +211,9 @@ def _retry_after(headers: Any) -> str | float | None:
 
 def convert_error(exc: Exception, *, model: str | None = None) -> ProviderError:
     """Turn an ``anthropic`` SDK exception into one of ours (see ``clinsum.errors``)."""
-    if isinstance(exc, ProviderError):
-        return exc
+    known = already_classified(exc)
+    if known is not None:
+        return known
     anthropic = require("anthropic", "anthropic")
     if isinstance(exc, anthropic.APITimeoutError):
         return TransientError(f"the Anthropic API did not answer in time ({exc})")

@@ -31,12 +31,22 @@ from importlib import resources
 from types import ModuleType
 from typing import Any
 
-from clinsum.errors import ConfigError, FatalError, ProviderError, RateLimited, SetupError, TransientError
+from clinsum.errors import (
+    ClinsumError,
+    ConfigError,
+    FatalError,
+    ProviderError,
+    RateLimited,
+    SetupError,
+    TransientError,
+)
+from clinsum.offline import violation_in
 
 __all__ = [
     "CONTEXT_TOO_LONG",
     "Price",
     "Stopwatch",
+    "already_classified",
     "classify_http",
     "cost_usd",
     "is_context_overflow",
@@ -110,6 +120,23 @@ def parse_retry_after(value: str | float | None, *, now: datetime | None = None)
     if math.isnan(seconds) or math.isinf(seconds):
         return None
     return max(0.0, seconds)
+
+
+def already_classified(exc: BaseException) -> ProviderError | None:
+    """The error to raise for ``exc`` when it needs no SDK-specific reading, else None.
+
+    The offline guard's refusal (even wrapped by an SDK as a connection error)
+    comes back as itself, a ``ProviderError`` as it is, and any other clinsum
+    error as a ``FatalError``. Every adapter's ``convert_error`` starts here.
+    """
+    violation = violation_in(exc)
+    if violation is not None:
+        return violation
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, ClinsumError):
+        return FatalError(str(exc))
+    return None
 
 
 def classify_http(

@@ -53,10 +53,11 @@ from clinsum.errors import (
     SetupError,
     TransientError,
 )
-from clinsum.offline import is_loopback_host, violation_in
+from clinsum.offline import is_loopback_host
 from clinsum.providers.base import BaseProvider, Generation, ProviderOptions, Request
 from clinsum.providers.common import (
     CONTEXT_TOO_LONG,
+    already_classified,
     classify_http,
     cost_usd,
     is_context_overflow,
@@ -392,13 +393,9 @@ def _retry_after_of(exc: BaseException) -> float | None:
 
 def convert_error(exc: BaseException, *, spec: str) -> ProviderError:
     """Classify an exception raised by any LangChain integration (see the module docstring)."""
-    violation = violation_in(exc)
-    if violation is not None:
-        return violation
-    if isinstance(exc, ProviderError):
-        return exc
-    if isinstance(exc, ClinsumError):
-        return FatalError(str(exc))
+    known = already_classified(exc)
+    if known is not None:
+        return known
     names = " ".join(c.__name__ for c in type(exc).__mro__)
     message = str(exc)
     response = getattr(exc, "response", None)

@@ -35,11 +35,12 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from clinsum.errors import ClinsumError, FatalError, ProviderError, SetupError, TransientError
-from clinsum.offline import is_loopback_host, violation_in
+from clinsum.errors import FatalError, ProviderError, SetupError, TransientError
+from clinsum.offline import is_loopback_host
 from clinsum.providers.base import BaseProvider, Generation, ProviderOptions, Request
 from clinsum.providers.common import (
     CONTEXT_TOO_LONG,
+    already_classified,
     classify_http,
     cost_usd,
     is_context_overflow,
@@ -192,13 +193,9 @@ class OllamaProvider(BaseProvider):
 
     def convert_error(self, exc: Exception) -> ProviderError:
         """Turn an ``ollama``/``httpx`` exception into one of ours."""
-        violation = violation_in(exc)
-        if violation is not None:
-            return violation
-        if isinstance(exc, ProviderError):
-            return exc
-        if isinstance(exc, ClinsumError):
-            return FatalError(str(exc))
+        known = already_classified(exc)
+        if known is not None:
+            return known
         ollama = require("ollama", "ollama")
         import httpx
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from clinsum.errors import FatalError, ProviderError, SetupError, TransientError
 from clinsum.providers.base import BaseProvider, Generation, ProviderOptions, Request
-from clinsum.providers.common import classify_http, cost_usd, price_overrides, require, timed
+from clinsum.providers.common import already_classified, classify_http, cost_usd, price_overrides, require, timed
 
 ADC_FIX = (
     "run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS to a "
@@ -228,8 +228,9 @@ def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[Bas
 
 def convert_error(exc: Exception, *, model: str | None = None) -> ProviderError:
     """Turn a google-genai / google-auth / transport exception into one of ours."""
-    if isinstance(exc, ProviderError):
-        return exc
+    known = already_classified(exc)
+    if known is not None:
+        return known
     errors = require("google.genai.errors", "vertex")
     auth_exceptions = require("google.auth.exceptions", "vertex")
     timeouts, transport = _transport_errors()
