@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from provider_fakes import json_response
@@ -20,22 +19,6 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 Answer = Callable[[dict[str, Any]], str]
-
-
-@contextmanager
-def local_server() -> Iterator[HTTPServer]:
-    """A threaded fake server on 127.0.0.1 (threaded so a slow handler cannot stall teardown).
-
-    Test modules wrap it in a fixture: ``yield from``-style ``with local_server() as s: yield s``.
-    """
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.clear()
-        if server.is_running():
-            server.stop()
 
 
 def chat_body(content: str, *, model: str = "llama3.1:8b", prompt_eval_count: int | None = 26,

@@ -18,6 +18,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -25,9 +26,9 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 
-@pytest.fixture(scope="module")
-def local_http_server() -> Iterator[HTTPServer]:
-    """One threaded fake server on 127.0.0.1 per test module (threaded: a slow handler cannot stall it)."""
+@contextmanager
+def local_server() -> Iterator[HTTPServer]:
+    """A threaded fake server on 127.0.0.1 (threaded: a slow handler cannot stall it)."""
     server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
     server.start()
     try:
@@ -36,6 +37,13 @@ def local_http_server() -> Iterator[HTTPServer]:
         server.clear()
         if server.is_running():
             server.stop()
+
+
+@pytest.fixture(scope="module")
+def local_http_server() -> Iterator[HTTPServer]:
+    """One fake server per test module (stopping a server costs 0.5 s)."""
+    with local_server() as server:
+        yield server
 
 
 _slow_done = threading.Condition()

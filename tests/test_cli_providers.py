@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ollama_fake import closed_port, local_server
+from ollama_fake import closed_port
+from provider_fakes import local_server
 from pytest_httpserver import HTTPServer
 from typer.testing import CliRunner
 

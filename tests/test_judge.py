@@ -392,7 +392,8 @@ def test_factory_builds_judges_and_refuses_unknown_options(monkeypatch: pytest.M
 # -- through a real SDK adapter: the Ollama provider against an Ollama-protocol fake -----
 
 async def test_judge_through_the_ollama_sdk_sends_the_schema_retries_and_is_cached(tmp_path: Path) -> None:
-    from ollama_fake import OllamaFake, local_server
+    from ollama_fake import OllamaFake
+    from provider_fakes import local_server
 
     from clinsum.store import Store
 
@@ -424,7 +425,8 @@ async def test_judge_through_the_ollama_sdk_sends_the_schema_retries_and_is_cach
 
 def test_clinsum_run_with_a_judge_adds_judge_scores(tmp_path: Path) -> None:
     """`clinsum run --provider extractive:lead --judge ollama:MODEL` end to end, Ollama faked on 127.0.0.1."""
-    from ollama_fake import OllamaFake, local_server
+    from ollama_fake import OllamaFake
+    from provider_fakes import local_server
     from typer.testing import CliRunner
 
     from clinsum.cli import app
@@ -452,8 +454,8 @@ def test_clinsum_run_with_a_judge_adds_judge_scores(tmp_path: Path) -> None:
 async def test_a_jury_of_real_adapters_anthropic_tool_and_ollama(
         local_http: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two SDK adapters against their HTTP fakes: the schema goes out natively, the jury disagrees."""
-    from ollama_fake import OllamaFake, local_server
-    from provider_fakes import anthropic_message
+    from ollama_fake import OllamaFake
+    from provider_fakes import anthropic_message, local_server
 
     from clinsum.providers.anthropic import VERDICT_TOOL
 
