@@ -33,6 +33,9 @@ class ProviderOptions(BaseModel):
     timeout_s: float = 120.0
     concurrency: int = 4
     """Maximum calls in flight to this provider at once."""
+    prices: dict[str, Any] | None = None
+    """Price overrides from the run config (one price, or ``provider:model`` -> price);
+    providers that cost nothing ignore them."""
 
 
 class Request(BaseModel):
