@@ -9,36 +9,24 @@ from typing import Any
 
 from rich.table import Table
 
+from clinsum.evaluators import metrics
 from clinsum.evaluators.aggregate import Row, aggregate, leaderboard
 from clinsum.inputs import write_csv, write_jsonl
 from clinsum.records import Score, Summary
 
 LEADERBOARD_COLUMNS = ["system", "metric", "n", "mean", "ci_low", "ci_high"]
 
-# Preferred column order in the terminal table; other metrics follow alphabetically.
-METRIC_ORDER = [
-    "judge_overall", "concept_f1", "concept_recall", "concept_support", "assertion_flips", "critical_flips",
-    "unsupported_concepts", "concept_f1_ref", "concept_recall_ref", "rouge1", "rouge2", "rougeLsum",
-    "judge_overall_sd", "judge_errors_critical", "summary_words", "compression_ratio",
-    "failed", "latency_s", "cost_usd", "judge_cost_usd",
-]
-HIGHER_IS_WORSE = {"assertion_flips", "critical_flips", "unsupported_concepts", "failed", "latency_s", "cost_usd",
-                   "judge_errors_critical", "judge_overall_sd", "judge_cost_usd"}
-
 
 def default_sort_metric(rows: Sequence[Row]) -> str:
-    present = {r.metric for r in rows}
-    return next((m for m in METRIC_ORDER if m in present), "failed")
+    """The first metric present in declared display order that has a direction."""
+    present = sorted({r.metric for r in rows}, key=metrics.display_key)
+    return next((m for m in present if metrics.direction(m) != "neutral"), "failed")
 
 
 def ordered(rows: Sequence[Row], sort_by: str | None = None) -> tuple[list[Row], str]:
     """Rows grouped by system, systems ranked by ``sort_by`` (best first), and that metric."""
     metric = sort_by or default_sort_metric(rows)
-    return leaderboard(rows, metric, descending=metric not in HIGHER_IS_WORSE), metric
-
-
-def _metric_key(metric: str) -> tuple[int, str]:
-    return (METRIC_ORDER.index(metric) if metric in METRIC_ORDER else len(METRIC_ORDER), metric)
+    return leaderboard(rows, metric, descending=metrics.direction(metric) != "lower"), metric
 
 
 def _number(value: float) -> str:
@@ -56,14 +44,14 @@ def _cell(row: Row | None) -> str:
 def table(rows: Sequence[Row], sort_by: str | None = None, title: str | None = None) -> Table:
     """One column per system (best first), one row per metric: mean [95% CI]."""
     ranked, metric = ordered(rows, sort_by)
-    metrics = sorted({r.metric for r in rows}, key=_metric_key)
+    names = sorted({r.metric for r in rows}, key=metrics.display_key)
     systems = list(dict.fromkeys(r.system for r in ranked))
     cells = {(r.system, r.metric): r for r in rows}
     out = Table(title=title, caption=f"systems ranked by {metric}, best first; mean [95% bootstrap CI]")
     out.add_column("metric", style="bold")
     for system in systems:
         out.add_column(system, justify="right", overflow="fold")
-    for m in metrics:
+    for m in names:
         out.add_row(m, *(_cell(cells.get((system, m))) for system in systems))
     return out
 

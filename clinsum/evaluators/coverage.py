@@ -51,9 +51,26 @@ from typing import Any, cast
 
 from clinsum.errors import ConfigError
 from clinsum.evaluators.base import score
+from clinsum.evaluators.metrics import Metric
 from clinsum.records import Mention, Note, Score, Summary
 
 NAME = "coverage"
+METRICS = (
+    Metric("concept_f1", "higher", "continuous", 0, 1, 20, "harmonic mean of concept recall and support"),
+    Metric("concept_recall", "higher", "continuous", 0, 1, 30,
+           "weighted share of the source's key concepts the summary keeps with a compatible status"),
+    Metric("concept_support", "higher", "continuous", 0, 1, 40,
+           "share of the summary's concepts the source supports with a compatible status"),
+    Metric("assertion_flips", "lower", "count", 0, None, 50,
+           "concepts whose status changed between source and summary"),
+    Metric("critical_flips", "lower", "count", 0, None, 60,
+           "status changes that reverse meaning (denied became present, present became denied...)"),
+    Metric("unsupported_concepts", "lower", "count", 0, None, 70, "summary concepts the source never mentions"),
+    Metric("concept_f1_ref", "higher", "continuous", 0, 1, 80,
+           "concept F1 of the summary against the reference summary (MEDCON-like)"),
+    Metric("concept_recall_ref", "higher", "continuous", 0, 1, 90,
+           "share of the reference summary's concepts the summary has"),
+)
 _LOGIC_VERSION = "2"
 
 DEFAULT_WEIGHTS: dict[str, float] = {

@@ -7,7 +7,15 @@ same confidence intervals.
 
 from __future__ import annotations
 
+from clinsum.evaluators.metrics import Metric
 from clinsum.records import Note, Score, Summary
+
+METRICS = (
+    Metric("failed", "lower", "rate", 0, 1, 170, "1 when the summary could not be produced"),
+    Metric("latency_s", "lower", "continuous", 0, None, 180, "seconds the provider call took", "s"),
+    Metric("cost_usd", "lower", "continuous", 0, None, 190, "what the summary cost, where the price is known", "USD"),
+    Metric("output_tokens", "neutral", "count", 0, None, 195, "tokens the provider generated"),
+)
 
 
 class GenerationEvaluator:

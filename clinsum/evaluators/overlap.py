@@ -25,9 +25,18 @@ from typing import Any
 import numpy as np
 
 from clinsum.evaluators.base import score
+from clinsum.evaluators.metrics import Metric
 from clinsum.records import Note, Score, Summary
 
 ROUGE_METRICS = ("rouge1", "rouge2", "rougeLsum")
+METRICS = (
+    Metric("rouge1", "higher", "continuous", 0, 1, 100, "ROUGE-1 F-measure against the reference"),
+    Metric("rouge2", "higher", "continuous", 0, 1, 110, "ROUGE-2 F-measure against the reference"),
+    Metric("rougeLsum", "higher", "continuous", 0, 1, 120,
+           "ROUGE-L over newline-split sentences, F-measure against the reference"),
+    Metric("summary_words", "neutral", "count", 0, None, 150, "words in the summary"),
+    Metric("compression_ratio", "neutral", "continuous", 0, None, 160, "summary words / source words"),
+)
 
 
 def _rouge_score_version() -> str:
