@@ -27,6 +27,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from pydantic import ValidationError
 
 from clinsum.errors import InputError
 from clinsum.evaluators import agreement as ag
-from clinsum.inputs import Loaded, rows_or_errors
+from clinsum.inputs import Loaded, raise_invalid, rows_or_errors
 from clinsum.records import Rating, Score
 
 RATING_FIELDS = ("note_id", "system", "rater", "dimension", "value", "comment", "schema_version")
@@ -78,14 +79,9 @@ def load_ratings(path: Path | str, *, skip_invalid: bool = False,
                         f"dimension {key[3]!r}, first at line {first_line[key]}",
                         "dimension" if not wide else key[3])
         except _BadField as exc:
-            error = InputError(exc.message, path=file, line=line, field=exc.field)
-            if not skip_invalid:
-                raise error from None
-            skipped.append(error)
+            skipped.append(InputError(exc.message, path=file, line=line, field=exc.field))
             continue
         except InputError as exc:
-            if not skip_invalid:
-                raise
             skipped.append(exc)
             continue
         for rating in built:
@@ -93,6 +89,8 @@ def load_ratings(path: Path | str, *, skip_invalid: bool = False,
         records.extend(built)
     if not seen_rows:
         raise InputError("holds no ratings", path=str(path))
+    if skipped and not skip_invalid:
+        raise_invalid(path, "ratings", skipped)
     return Loaded(records=records, skipped=skipped)
 
 
@@ -102,13 +100,13 @@ def _rating(row: dict[str, Any]) -> Rating:
         raise _BadField(f"unknown field {unknown[0]!r}; allowed fields: {', '.join(RATING_FIELDS)} "
                         "(for one column per dimension, use --dimension-columns)", unknown[0])
     fields = {name: _identifier(row, name) for name in (*_KEY_FIELDS, "dimension")}
-    return _build(fields, _value(row.get("value"), "value"), _comment(row))
+    return _build(fields, _value(row.get("value"), "value"), _comment(row), "value")
 
 
 def _wide_ratings(row: dict[str, Any], dimensions: Sequence[str]) -> list[Rating]:
     fields = {name: _identifier(row, name) for name in _KEY_FIELDS}
     comment = _comment(row)
-    built = [_build({**fields, "dimension": dimension}, _value(row[dimension], dimension), comment)
+    built = [_build({**fields, "dimension": dimension}, _value(row[dimension], dimension), comment, dimension)
              for dimension in dimensions if _present(row.get(dimension))]
     if not built:
         raise _BadField(f"no value in any of the dimension columns {', '.join(dimensions)}",
@@ -116,13 +114,38 @@ def _wide_ratings(row: dict[str, Any], dimensions: Sequence[str]) -> list[Rating
     return built
 
 
-def _build(fields: dict[str, str], value: float, comment: str | None) -> Rating:
+def _build(fields: dict[str, str], value: float, comment: str | None, field: str) -> Rating:
+    _check_scale(fields["dimension"], value, field)
     try:
         return Rating(note_id=fields["note_id"], system=fields["system"], rater=fields["rater"],
                       dimension=fields["dimension"], value=value, comment=comment)
     except ValidationError as exc:  # unreachable with checked fields; kept as a clear error
         first = exc.errors()[0]
         raise _BadField(first["msg"], ".".join(str(p) for p in first["loc"])) from None
+
+
+@cache
+def _rubric_attributes() -> frozenset[str]:
+    from clinsum.evaluators.judge.rubric import Rubric
+
+    return frozenset(Rubric.load().names)
+
+
+def _check_scale(dimension: str, value: float, field: str) -> None:
+    """A dimension named like a rubric attribute is rated on the rubric's scale, 1 to 5.
+
+    Not-applicable is no rating (the judge's 0 stays out of every mean, and so must a rater's).
+
+    Other dimensions (``unsafe``, a team's own scale) take any finite number.
+    """
+    from clinsum.evaluators.judge.rubric import LEVELS
+
+    if dimension not in _rubric_attributes():
+        return
+    low, high = min(LEVELS), max(LEVELS)
+    if not low <= value <= high:
+        raise _BadField(f"{dimension} is a rubric attribute rated {low} to {high}, "
+                        f"got {value:g}; leave a not-applicable rating out", field)
 
 
 def _present(value: Any) -> bool:

@@ -11,10 +11,21 @@ Formats read:
 
 Every problem is an :class:`~clinsum.errors.InputError` that names the file, the
 line as an editor shows it (the CSV header is line 1) and, where there is one,
-the field. Without ``skip_invalid`` the first bad record raises and nothing is
-returned; with it, bad records are collected in ``Loaded.skipped`` and the good
-ones are kept. Problems with the file as a whole (missing, unknown columns in a
-CSV header, broken CSV quoting) always raise.
+the field. Without ``skip_invalid`` every bad record is found and one
+:class:`InvalidRecords` lists them all (the first ``SHOWN_PROBLEMS`` in its
+message, with the count) and nothing is returned; with it, bad records are
+collected in ``Loaded.skipped`` and the good ones are kept. Problems with the
+file as a whole (missing, unknown columns in a CSV header, broken CSV quoting)
+always raise at once.
+
+Text must be valid Unicode: a byte that is not UTF-8, or a lone surrogate
+written as a JSON escape (``"\\ud800"``, which ``json.loads`` accepts but no
+UTF-8 file, store or terminal can hold), is an error naming the field, never
+replaced silently. Numbers must be finite: JSON's ``NaN`` and ``Infinity`` are
+refused wherever they appear, and a summary's latency, cost and token counts
+must not be negative. An empty or blank summary is data (models do return empty
+text) and is kept; a note must have text, since there is nothing to summarize
+without it.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import codecs
 import contextlib
 import csv
 import json
+import math
 import os
 import re
 import uuid
@@ -38,11 +50,14 @@ from clinsum.records import Note, Record, Summary
 
 __all__ = [
     "NOTE_FIELDS",
+    "SHOWN_PROBLEMS",
     "SUMMARY_FIELDS",
+    "InvalidRecords",
     "Loaded",
     "atomic_output",
     "load_notes",
     "load_summaries",
+    "raise_invalid",
     "read_rows",
     "write_csv",
     "write_jsonl",
@@ -59,6 +74,27 @@ _CSV_OBJECT_COLUMNS = ("meta", "usage")
 _CSV_LIST_COLUMNS = ("key_concepts",)
 # Bytes that are not UTF-8 decode (with "surrogateescape") to these code points.
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
+# Any surrogate code point in a decoded JSON string: a "\\ud800"-style escape with no partner.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+SHOWN_PROBLEMS = 20
+"""Bad records listed in an :class:`InvalidRecords` message; the rest are counted."""
+
+
+class InvalidRecords(InputError):
+    """A file with several bad records (one alone is raised as itself): every one is in ``problems``; ``path``, ``line`` and
+    ``field`` are those of the first, and the message lists the first ``SHOWN_PROBLEMS``."""
+
+    def __init__(self, path: str, what: str, problems: Sequence[InputError]) -> None:
+        self.problems = list(problems)
+        first = self.problems[0]
+        shown = self.problems[:SHOWN_PROBLEMS]
+        more = len(self.problems) - len(shown)
+        lines = [f"{len(self.problems)} invalid {what} (nothing was loaded; --skip-invalid keeps "
+                 "the good ones):", *(f"  {problem}" for problem in shown)]
+        if more:
+            lines.append(f"  ... and {more} more")
+        super().__init__("\n".join(lines), path=path)
+        self.line, self.field = first.line, first.field
 
 
 @dataclass(frozen=True)
@@ -177,7 +213,10 @@ def _jsonl_rows(source: _Source) -> Iterator[Row]:
         at_start, first_record = first_record, False
         bad_byte = source.bad_byte(number, number)
         try:
-            row = json.loads(line)
+            row = json.loads(line, parse_constant=_refuse_constant)
+        except _Problem as exc:
+            yield path, number, InputError(exc.message, path=path, line=number)
+            continue
         except json.JSONDecodeError as exc:
             if bad_byte:
                 yield path, number, InputError(bad_byte, path=path, line=number)
@@ -194,8 +233,37 @@ def _jsonl_rows(source: _Source) -> Iterator[Row]:
                                            path=path, line=number)
         elif bad_byte:
             yield path, number, InputError(bad_byte, path=path, line=number, field=_field_with_bad_byte(row))
+        elif (surrogate := _lone_surrogate(row)) is not None:
+            yield path, number, InputError(surrogate.message, path=path, line=number, field=surrogate.field)
         else:
             yield path, number, row
+
+
+def _refuse_constant(name: str) -> float:
+    raise _Problem(f"{name} is not a number clinsum accepts: values must be finite")
+
+
+def _lone_surrogate(value: Any, where: str = "") -> _Problem | None:
+    """A string (or key) anywhere in a decoded row holding a surrogate code point: invalid Unicode."""
+    if isinstance(value, str):
+        match = _SURROGATE.search(value)
+        if match is None:
+            return None
+        return _Problem(f"invalid Unicode: a lone surrogate \\u{ord(match.group()):04x} (character "
+                        f"{match.start() + 1}), which no UTF-8 text can hold; fix the JSON escape "
+                        "that produced it", field=where or None)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{where}.{key}" if where else str(key)
+            problem = _lone_surrogate(key, inner) or _lone_surrogate(item, inner)
+            if problem is not None:
+                return problem
+    if isinstance(value, list):
+        for position, item in enumerate(value):
+            problem = _lone_surrogate(item, f"{where}.{position}" if where else str(position))
+            if problem is not None:
+                return problem
+    return None
 
 
 _JSON_ARRAY = "holds a JSON array; clinsum reads JSONL, one JSON object a line"
@@ -328,15 +396,22 @@ def _collect(path: Path, rows: Iterator[Row], build: Callable[[dict[str, Any]], 
                 raise InputError(_duplicate(record_key, first_line[record_key]), path=file, line=line,
                                  field="id" if isinstance(record_key, str) else "note_id")
         except InputError as exc:
-            if not skip_invalid:
-                raise
             skipped.append(exc)
             continue
         first_line[record_key] = line
         records.append(record)
     if not seen_any:
         raise InputError(f"holds no {what}", path=str(path))
+    if skipped and not skip_invalid:
+        raise_invalid(path, what, skipped)
     return Loaded(records=records, skipped=skipped)
+
+
+def raise_invalid(path: Path | str, what: str, problems: Sequence[InputError]) -> None:
+    """Raise the one bad record as itself, or several as one :class:`InvalidRecords`."""
+    if len(problems) == 1:
+        raise problems[0]
+    raise InvalidRecords(str(path), what, problems)
 
 
 def _duplicate(key: str | tuple[str, str], first_line: int) -> str:
@@ -376,9 +451,25 @@ def _summary_from_row(row: dict[str, Any]) -> Summary:
     _check_fields(row, SUMMARY_FIELDS)
     row["note_id"] = _identifier(row, "note_id")
     row["system"] = _identifier(row, "system", allow_int=False)
-    _require_text(row, allow_empty=row.get("error") is not None)
+    _require_text(row, allow_empty=True)  # an empty summary is data to score and flag
     row["text"] = row.get("text") or ""
-    return _validate(Summary, _without_nulls(row, keep=("note_id", "system", "text")))
+    summary = _validate(Summary, _without_nulls(row, keep=("note_id", "system", "text")))
+    _check_amounts(summary)
+    return summary
+
+
+def _check_amounts(summary: Summary) -> None:
+    """Latency, cost and token counts are finite and not negative (CSV cells may say ``nan``)."""
+    amounts = {"latency_s": summary.latency_s, "usage.cost_usd": summary.usage.cost_usd,
+               "usage.input_tokens": summary.usage.input_tokens,
+               "usage.output_tokens": summary.usage.output_tokens}
+    for name, value in amounts.items():
+        if value is None:
+            continue
+        if not math.isfinite(value):
+            raise _Problem(f"{name} must be a finite number, got {value}", field=name)
+        if value < 0:
+            raise _Problem(f"{name} must not be negative, got {value}", field=name)
 
 
 def _check_fields(row: Mapping[str, Any], allowed: Sequence[str]) -> None:
@@ -408,9 +499,7 @@ def _require_text(row: Mapping[str, Any], *, allow_empty: bool) -> None:
     if allow_empty:
         return
     if text is None or not text.strip():
-        problem = "missing text" if "text" not in row else "text is empty"
-        hint = " (a summary may be empty only when it has an 'error')" if "note_id" in row else ""
-        raise _Problem(f"{problem}{hint}", field="text")
+        raise _Problem("missing text" if "text" not in row else "text is empty", field="text")
 
 
 def _without_nulls(row: Mapping[str, Any], keep: Sequence[str]) -> dict[str, Any]:

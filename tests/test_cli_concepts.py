@@ -68,3 +68,15 @@ def test_jsonl_in_writes_one_line_per_good_input_and_names_bad_lines(tmp_path: P
 def test_file_and_jsonl_in_are_exclusive(tmp_path: Path) -> None:
     result = runner.invoke(app, ["concepts"])
     assert result.exit_code == 2
+
+
+def test_a_lone_surrogate_fails_its_line_not_the_command(tmp_path: Path) -> None:
+    """``"\\ud800"`` is valid JSON but no UTF-8 text; the tokenizer used to crash on it."""
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"id": "a", "text": "Denies \\ud800 chest pain."}\n{"id": "b", "text": "on metformin"}\n',
+                    encoding="utf-8")
+    result = runner.invoke(app, ["concepts", "--jsonl-in", str(path)])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"{path}:1: invalid Unicode: a lone surrogate" in result.stderr
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["b"]

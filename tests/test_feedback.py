@@ -9,6 +9,7 @@ import pytest
 
 from clinsum.errors import InputError
 from clinsum.feedback import FlagRule, load_ratings
+from clinsum.inputs import InvalidRecords
 from clinsum.records import Rating
 from clinsum.store import Store
 
@@ -61,8 +62,16 @@ def test_csv_ratings_with_optional_comment_and_words_for_flags(tmp_path: Path) -
     (rating_row(dimension=3.5), "dimension", "must be a string"),
     (rating_row(score=3), "score", "unknown field 'score'"),
     (rating_row(comment=5), "comment", "comment must be a string"),
+    (rating_row(value=6), "value", "accurate is a rubric attribute rated 1 to 5, got 6"),
+    (rating_row(value=0), "value", "rated 1 to 5, got 0; leave a not-applicable rating out"),
+    (rating_row(dimension="cited", value=-1), "value", "cited is a rubric attribute rated 1 to 5"),
+    ('{"note_id": "n1", "system": "p", "rater": "a", "dimension": "unsafe", "value": NaN}', None,
+     "values must be finite"),
+    ('{"note_id": "n1", "system": "p", "rater": "a", "dimension": "x", "value": -Infinity}', None,
+     "values must be finite"),
 ])
-def test_bad_rows_name_file_line_and_field(tmp_path: Path, row: dict, field: str, message: str) -> None:
+def test_bad_rows_name_file_line_and_field(tmp_path: Path, row: dict | str, field: str | None,
+                                          message: str) -> None:
     path = write_jsonl(tmp_path / "r.jsonl", [rating_row(note_id="ok"), row])
     with pytest.raises(InputError) as caught:
         load_ratings(path)
@@ -84,6 +93,29 @@ def test_skip_invalid_keeps_the_good_rows_and_lists_the_bad(tmp_path: Path) -> N
     assert [(e.line, e.field) for e in loaded.skipped] == [(2, None), (3, "value"), (5, "dimension")]
     assert "invalid JSON" in str(loaded.skipped[0])
     assert "first at line 1" in str(loaded.skipped[2])
+
+
+def test_other_dimensions_take_any_finite_number(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "r.jsonl", [rating_row(dimension="minutes_saved", value=-12.5),
+                                              rating_row(dimension="hallucinations", value=7)])
+    assert [r.value for r in load_ratings(path).records] == [-12.5, 7.0]
+
+
+def test_wide_rating_outside_the_scale_names_its_column(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text("note_id,system,rater,accurate,thorough\nn1,prod,dr-a,4,9\n")
+    with pytest.raises(InputError) as caught:
+        load_ratings(path, dimension_columns=["accurate", "thorough"])
+    assert (caught.value.line, caught.value.field) == (2, "thorough")
+
+
+def test_every_bad_rating_is_reported_without_skip_invalid(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "r.jsonl", [rating_row(note_id="a"), rating_row(note_id="b", value=9),
+                                              "{not json", rating_row(note_id="c", value="x")])
+    with pytest.raises(InvalidRecords) as caught:
+        load_ratings(path)
+    assert [(p.line, p.field) for p in caught.value.problems] == [(2, "value"), (3, None), (4, "value")]
+    assert str(caught.value).startswith(f"{path}: 3 invalid ratings")
 
 
 def test_csv_row_with_a_missing_cell_is_refused_with_its_line(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from clinsum.errors import InputError
 from clinsum.inputs import (
+    InvalidRecords,
     Loaded,
     atomic_output,
     load_notes,
@@ -298,8 +299,12 @@ def test_summaries_with_optional_fields(tmp_path: Path) -> None:
     ({"system": "s", "text": "t"}, "note_id", "missing note_id"),
     ({"note_id": "n", "text": "t"}, "system", "missing system"),
     ({"note_id": "n", "system": 4, "text": "t"}, "system", "must be a string"),
-    ({"note_id": "n", "system": "s", "text": " "}, "text", "empty only when it has an 'error'"),
-    ({"note_id": "n", "system": "s"}, "text", "missing text (a summary may be empty only when"),
+    ({"note_id": "n", "system": "s", "text": 3}, "text", "text must be a string"),
+    ({"note_id": "n", "system": "s", "text": "t", "latency_s": -0.5}, "latency_s", "must not be negative"),
+    ({"note_id": "n", "system": "s", "text": "t", "usage": {"cost_usd": -1}}, "usage.cost_usd",
+     "must not be negative"),
+    ({"note_id": "n", "system": "s", "text": "t", "usage": {"output_tokens": -3}}, "usage.output_tokens",
+     "must not be negative"),
     ({"note_id": "n", "system": "s", "text": "t", "latency_s": "slow"}, "latency_s", "valid number"),
     ({"note_id": "n", "system": "s", "text": "t", "usage": {"tokens": 3}}, "usage.tokens", "Extra inputs"),
     ({"note_id": "n", "system": "s", "text": "t", "score": 3}, "score", "allowed fields: note_id, system"),
@@ -320,12 +325,92 @@ def test_summaries_from_csv_and_a_folder_is_refused(tmp_path: Path) -> None:
     path = csv_file(tmp_path, b"note_id,system,text,usage,latency_s\n"
                               b'1,lead,Text.,"{""input_tokens"": 5}",0.5\n'
                               b"2,lead,,,\n", name="s.csv")
-    loaded = load_summaries(path, skip_invalid=True)
+    loaded = load_summaries(path)
     assert loaded.records == [Summary(note_id="1", system="lead", text="Text.",
-                                      usage=Usage(input_tokens=5), latency_s=0.5)]
-    assert_located(loaded.skipped[0], path, 3, "text")
+                                      usage=Usage(input_tokens=5), latency_s=0.5),
+                              Summary(note_id="2", system="lead", text="")]  # an empty cell: empty summary
     with pytest.raises(InputError, match="is a folder"):
         load_summaries(tmp_path)
+
+
+def test_an_empty_or_blank_production_summary_is_data_not_an_error(tmp_path: Path) -> None:
+    path = jsonl(tmp_path, {"note_id": "a", "system": "prod", "text": ""},
+                 {"note_id": "b", "system": "prod", "text": "  \n "},
+                 {"note_id": "c", "system": "prod", "text": None},
+                 {"note_id": "d", "system": "prod"}, name="s.jsonl")
+    loaded = load_summaries(path)
+    assert loaded.skipped == []
+    assert [(s.note_id, s.text, s.ok) for s in loaded.records] == [
+        ("a", "", True), ("b", "  \n ", True), ("c", "", True), ("d", "", True)]
+
+
+def test_a_note_still_needs_text(tmp_path: Path) -> None:
+    path = jsonl(tmp_path, {"id": "a", "text": " "})
+    assert_located(load_error(path), path, 1, "text")
+
+
+@pytest.mark.parametrize("line", [
+    '{"note_id": "a", "system": "s", "text": "t", "latency_s": NaN}',
+    '{"note_id": "a", "system": "s", "text": "t", "usage": {"cost_usd": Infinity}}',
+    '{"note_id": "a", "system": "s", "text": "t", "latency_s": -Infinity}',
+])
+def test_nan_and_infinity_are_refused_in_json(tmp_path: Path, line: str) -> None:
+    path = jsonl(tmp_path, line, name="s.jsonl")
+    error = load_error(path, load_summaries)
+    assert_located(error, path, 1, None)
+    assert "values must be finite" in str(error)
+
+
+@pytest.mark.parametrize(("cell", "words"), [("nan", "finite"), ("inf", "finite"), ("-1", "negative")])
+def test_non_finite_or_negative_latency_in_csv(tmp_path: Path, cell: str, words: str) -> None:
+    path = csv_file(tmp_path, f"note_id,system,text,latency_s\na,s,t,{cell}\n".encode(), name="s.csv")
+    error = load_error(path, load_summaries)
+    assert_located(error, path, 2, "latency_s")
+    assert words in str(error)
+
+
+@pytest.mark.parametrize(("line", "field"), [
+    ('{"id": "a", "text": "pain \\ud800 here"}', "text"),
+    ('{"id": "a", "text": "t", "meta": {"site": "\\udfff"}}', "meta.site"),
+    ('{"id": "a", "text": "t", "key_concepts": ["ok", "x\\udc80"]}', "key_concepts.1"),
+])
+def test_a_lone_surrogate_is_invalid_unicode_named_by_line_and_field(tmp_path: Path, line: str,
+                                                                       field: str) -> None:
+    path = jsonl(tmp_path, '{"id": "ok", "text": "fine \\ud83d\\ude00"}', line)
+    error = load_error(path)
+    assert_located(error, path, 2, field)
+    assert "lone surrogate" in str(error)
+    loaded = load_notes(path, skip_invalid=True)
+    assert [n.text for n in loaded.records] == ["fine \U0001f600"]  # a surrogate *pair* is a character
+
+
+def test_a_lone_surrogate_in_a_summary(tmp_path: Path) -> None:
+    path = jsonl(tmp_path, '{"note_id": "a", "system": "s", "text": "x \\ud800"}', name="s.jsonl")
+    assert_located(load_error(path, load_summaries), path, 1, "text")
+
+
+def test_every_bad_record_is_reported_not_only_the_first(tmp_path: Path) -> None:
+    bad = [{"id": f"n{i}", "text": ""} for i in range(25)]
+    path = jsonl(tmp_path, {"id": "ok", "text": "fine"}, *bad, "{broken")
+    with pytest.raises(InvalidRecords) as caught:
+        load_notes(path)
+    error = caught.value
+    assert len(error.problems) == 26
+    assert [p.line for p in error.problems] == list(range(2, 28))
+    assert (error.path, error.line, error.field) == (str(path), 2, "text")  # those of the first
+    message = str(error)
+    assert message.startswith(f"{path}: 26 invalid notes")
+    assert f"{path}:21: text is empty" in message  # the 20th problem is shown...
+    assert f"{path}:22:" not in message  # ...the 21st is not, but counted
+    assert "... and 6 more" in message
+    assert len(load_notes(path, skip_invalid=True).skipped) == 26
+
+
+def test_one_bad_record_is_raised_as_itself(tmp_path: Path) -> None:
+    path = jsonl(tmp_path, {"id": "ok", "text": "fine"}, {"id": "b", "text": ""})
+    error = load_error(path)
+    assert not isinstance(error, InvalidRecords)
+    assert str(error) == f"{path}:2: text is empty (field 'text')"
 
 
 def test_read_rows_stops_at_the_first_bad_row(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -111,4 +112,12 @@ def _row(raw: bytes, path: str, line: int) -> dict[str, Any]:
         raise InputError("missing or empty", path=path, line=line, field="id")
     if not isinstance(row.get("text"), str):
         raise InputError("missing or not a string", path=path, line=line, field="text")
+    for field in ("id", "text"):
+        surrogate = _SURROGATE.search(str(row[field]))
+        if surrogate:  # a "\ud800" escape: valid JSON, but no UTF-8 text (nor the tokenizer) can hold it
+            raise InputError(f"invalid Unicode: a lone surrogate \\u{ord(surrogate.group()):04x}",
+                             path=path, line=line, field=field)
     return row
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
