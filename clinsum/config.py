@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +49,32 @@ class ProviderConfig(BaseModel):
 
 
 class JudgeConfig(BaseModel):
+    """The judge's settings: the ``[judge]`` table of a run config, the ``--judge*`` flags, and
+    the options of ``clinsum.evaluators.judge.create`` are this one schema."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     judges: list[str] = Field(default_factory=list)
-    """Judge provider specs; several make a jury."""
+    """Judge provider specs; two or more make a jury. The judge metric needs at least one."""
     provider_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    """Options per judge spec."""
-    samples: int = Field(default=1, ge=1)
-    temperature: float | None = None
+    """Provider options by judge spec; the key ``"*"`` applies to every judge (a spec's own
+    options override it), e.g. ``{"*": {"max_output_tokens": 2000}, "ollama:qwen2.5:7b": {...}}``."""
+    samples: int = Field(default=1, ge=1, le=50)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    """Sampling temperature; None keeps each provider's own (0 by default)."""
     rubric: str | None = None
-    """Path of a rubric file; the packaged PDSQI-9 rubric by default."""
+    """Path of a rubric file in the format of ``rubric_pdsqi9_v1.toml``; the packaged PDSQI-9 rubric by default."""
+    attributes: list[str] | None = None
+    """Rate only these attributes of the rubric (e.g. drop ``cited`` for uncited summaries)."""
+    max_invalid_retries: int = Field(default=2, ge=0, le=5)
+    """Invalid answers retried with the validation error fed back, then recorded as a failure."""
+    target_reader: str | None = None
+    """Who the summary is for; by default from the note's specialty, else the rubric's."""
+
+    @field_validator("judges", mode="before")
+    @classmethod
+    def _one_spec_as_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
 
 class RunConfig(BaseModel):
@@ -123,9 +140,62 @@ def _validate(data: dict[str, Any], where: str) -> RunConfig:
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
-        raise ConfigError(f"{where}: {problems}") from exc
+        raise ConfigError(f"{where}: {describe_validation(exc, RunConfig)}") from None
+
+
+def describe_validation(exc: ValidationError, model: type[BaseModel], noun: str = "key") -> str:
+    """One line for a pydantic error: an unknown key is named with the valid ones, not dumped.
+
+    ``noun`` is what the user calls the fields (``key`` in a config file, ``option``
+    for provider and judge options).
+    """
+    problems = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        where = _where(loc[:-1])
+        if len(loc) == 2 and isinstance(loc[0], str):
+            where = f"[{where}]"  # a table of the config file: [judge]
+        if error["type"] == "extra_forbidden":
+            owner = _model_at(model, loc[:-1])
+            valid = ", ".join(owner.model_fields) if owner is not None else "?"
+            problems.append(f"unknown {noun} '{loc[-1]}'{f' in {where}' if where else ''}; "
+                            f"valid {noun}s: {valid}")
+        else:
+            problems.append(f"{_where(loc) or 'value'}: {error['msg']}")
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return "; ".join(problems[:3]) + more
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that holds the fields at ``loc`` (list indexes and dict keys skipped)."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if current is None:
+            return None
+        if isinstance(part, int):
+            continue
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return None  # a dict key, e.g. metric_options.coverage
+        current = _inner_model(field.annotation)
+    return current
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in typing.get_args(annotation):
+        found = _inner_model(argument)
+        if found is not None:
+            return found
+    return None
 
 
 def parse_option(text: str) -> tuple[str | None, str, Any]:

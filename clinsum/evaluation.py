@@ -28,14 +28,14 @@ from clinsum.store import Store
 
 
 def build_systems(config: RunConfig) -> list[System]:
+    """The run's summarizers, built like its judges (``providers.registry.build``): with the run's
+    prices, and in offline mode refused before they are built unless they are local."""
     if not config.providers:
         raise ConfigError("no providers: give --provider SPEC (for example extractive:lead) or a config")
     systems = []
     for provider_config in config.providers:
-        options = dict(provider_config.options)
-        if config.prices and "prices" not in options:
-            options["prices"] = config.prices  # the whole table: entries may be patterns (ollama:*)
-        provider = provider_registry.create(provider_config.spec, options)
+        provider = provider_registry.build(provider_config.spec, provider_config.options,
+                                           prices=config.prices, offline=config.offline)
         label = provider_config.name or getattr(provider, "system", None) or provider_config.spec
         systems.append(System(label, provider))
     labels = [s.label for s in systems]
@@ -49,9 +49,13 @@ def build_evaluators(config: RunConfig, dispatcher: Dispatcher) -> list[Evaluato
     for metric in dict.fromkeys(config.metrics):  # de-duplicated, order kept
         options: dict[str, Any] = dict(config.metric_options.get(metric, {}))
         if metric == "judge":
+            from clinsum.evaluators.judge import create as create_judge
+
             if config.judge is None or not config.judge.judges:
                 raise ConfigError("the judge metric needs at least one --judge SPEC")
-            options = {**config.judge.model_dump(), **options}
+            options = {**config.judge.model_dump(exclude_unset=True), **options}
+            evaluators.append(create_judge(options, dispatcher, prices=config.prices, offline=config.offline))
+            continue
         evaluators.append(evaluator_registry.create(metric, options, dispatcher))
     return evaluators
 
@@ -136,7 +140,21 @@ async def _answer_in_batches(config: RunConfig, store: Store, run_id: str, notes
 
 async def score(config: RunConfig, store: Store, notes: Sequence[Note], summaries: Sequence[Summary],
                 *, progress: Progress | None = None) -> str:
-    """Score summaries made elsewhere against their notes, as a run of kind ``score``."""
+    """Score summaries made elsewhere against their notes, as a run of kind ``score``.
+
+    Offline mode holds exactly as in ``run``: a remote judge is refused before any
+    call, and the socket guard stays installed while the summaries are scored.
+    """
+    if not config.offline:
+        return await _score(config, store, notes, summaries, progress)
+    from clinsum.offline import check_offline_providers, offline_guard
+
+    with offline_guard():
+        return await _score(config, store, notes, summaries, progress, check=check_offline_providers)
+
+
+async def _score(config: RunConfig, store: Store, notes: Sequence[Note], summaries: Sequence[Summary],
+                 progress: Progress | None, check: Callable[[list[Provider]], None] | None = None) -> str:
     known = {n.id for n in notes}
     missing = sorted({s.note_id for s in summaries} - known)
     if missing:
@@ -144,7 +162,10 @@ async def score(config: RunConfig, store: Store, notes: Sequence[Note], summarie
         raise InputError(f"{len(missing)} summaries refer to notes not in the notes file: {shown}",
                          field="note_id")
     dispatcher = Dispatcher(store, max_attempts=config.max_attempts, concurrency=config.concurrency)
-    runner = Runner(store, dispatcher, build_evaluators(config, dispatcher))
+    evaluators = build_evaluators(config, dispatcher)
+    if check is not None:  # the judges: no note may leave the machine
+        check([p for e in evaluators for p in getattr(e, "providers", [])])
+    runner = Runner(store, dispatcher, evaluators)
     run_id = new_run_id()
     store.create_run(run_id, config.model_dump(mode="json"), kind="score", version=__version__,
                      notes=notes)

@@ -3,9 +3,13 @@
 ``clinsum run --offline`` promises that no byte of a note leaves the machine.
 Two layers keep that promise:
 
-1. ``check_offline_providers`` accepts only providers that say they are local
-   (``local = True``: extractive, replay, ``ollama`` pointed at a loopback host)
-   and refuses the run before any note is read by a provider.
+1. ``refuse_remote_spec`` refuses a provider that is remote by nature
+   (Anthropic, Vertex AI) from its spec, before it is built (so no credential is
+   asked for); ``check_offline_providers`` then accepts only built providers that
+   say they are local (``local = True``: extractive, replay, ``ollama`` pointed at
+   a loopback host) and refuses the run before any note is read by a provider.
+   Both run for summarizers and judges alike, in ``clinsum run`` and ``clinsum score``
+   (``providers.registry.build`` with ``offline=True``).
 2. ``install_guard`` / ``offline_guard`` patch the Python socket layer for the
    whole process, so that even a provider, SDK or telemetry library that
    misjudges itself cannot reach a non-loopback address. Patched:
@@ -43,11 +47,13 @@ from clinsum.errors import ConfigError, FatalError
 __all__ = [
     "DEFAULT_ALLOWED",
     "OfflineViolation",
+    "ALWAYS_REMOTE",
     "check_offline_providers",
     "guard_installed",
     "install_guard",
     "is_loopback_host",
     "offline_guard",
+    "refuse_remote_spec",
     "uninstall_guard",
     "violation_in",
 ]
@@ -314,6 +320,23 @@ def _patch(guard: _Guard) -> None:
     _replace(guard, socket, "getaddrinfo", getaddrinfo)
     _replace(guard, socket, "gethostbyname", gethostbyname)
     _replace(guard, socket, "gethostbyname_ex", gethostbyname_ex)
+
+
+ALWAYS_REMOTE = frozenset({"anthropic", "vertex"})
+"""Providers that always send requests off the machine, whatever their options."""
+
+
+def refuse_remote_spec(spec: str) -> None:
+    """Refuse, from the spec alone, a provider that can never run offline.
+
+    Called before the provider is built, so that offline mode says "offline"
+    rather than asking for a credential the user should not set at all.
+    """
+    name = spec.partition(":")[0].strip().lower()
+    if name in ALWAYS_REMOTE:
+        raise ConfigError(
+            f"offline mode: '{spec}' would send notes off this machine; offline accepts only local "
+            "providers (extractive, replay, ollama on 127.0.0.1/::1/localhost)")
 
 
 def check_offline_providers(providers: Iterable[Any]) -> None:

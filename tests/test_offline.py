@@ -317,3 +317,90 @@ def test_cli_offline_run_with_an_ollama_judge(local_http: HTTPServer, tmp_path: 
     assert all(s.value == 4 for s in accurate)
     contacted = {address[0] for address in socket_spies["connect"] if isinstance(address, tuple)}
     assert contacted <= {"127.0.0.1"}
+
+
+# -- `clinsum score --offline` through the library: evaluation.score -----------------------------
+
+
+def _score_inputs() -> tuple[list[Any], list[Any]]:
+    from clinsum.records import Note, Summary
+
+    notes = [Note(id="n1", text="58M with CHF and HTN, fatigue for 5 weeks. Plan: echo.")]
+    return notes, [Summary(note_id="n1", system="production", text="58M, CHF, HTN; echo planned.")]
+
+
+@pytest.mark.parametrize("judge", ["anthropic:claude-sonnet-4-5", "vertex:gemini-2.5-flash"])
+async def test_score_offline_refuses_a_remote_judge_before_any_call_and_says_offline(
+    judge: str, tmp_path: Path, socket_spies: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from clinsum import evaluation
+    from clinsum.config import RunConfig
+    from clinsum.store import Store
+
+    for variable in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "GOOGLE_CLOUD_PROJECT"):
+        monkeypatch.delenv(variable, raising=False)
+    config = RunConfig(metrics=["length", "judge"], judge={"judges": [judge]}, offline=True)  # type: ignore[arg-type]
+    store = Store.open(tmp_path / "c.db")
+    notes, summaries = _score_inputs()
+    with pytest.raises(ConfigError) as caught:
+        await evaluation.score(config, store, notes, summaries)
+    assert str(caught.value).startswith(f"offline mode: '{judge}' would send notes off this machine")
+    assert "API_KEY" not in str(caught.value)  # offline first, not "set the key"
+    assert store.latest_run_id() is None  # refused before the run was even recorded
+    assert socket_spies["connect"] == [] and socket_spies["getaddrinfo"] == []
+    assert not guard_installed()
+
+
+async def test_score_offline_refuses_a_judge_on_a_remote_ollama_host(
+    tmp_path: Path, socket_spies: dict[str, list[Any]],
+) -> None:
+    from clinsum import evaluation
+    from clinsum.config import RunConfig
+    from clinsum.store import Store
+
+    config = RunConfig(metrics=["judge"], offline=True, judge={  # type: ignore[arg-type]
+        "judges": ["ollama:qwen2.5:7b"], "provider_options": {"*": {"host": "http://203.0.113.1:11434"}}})
+    notes, summaries = _score_inputs()
+    with pytest.raises(ConfigError, match="'ollama:qwen2.5:7b' sends requests off this machine"):
+        await evaluation.score(config, Store.open(tmp_path / "c.db"), notes, summaries)
+    assert socket_spies["connect"] == []
+
+
+async def test_score_offline_with_a_local_judge_runs_under_the_guard(local_http: HTTPServer,
+                                                                     tmp_path: Path) -> None:
+    from clinsum import evaluation
+    from clinsum.config import RunConfig
+    from clinsum.store import Store
+
+    guarded: list[bool] = []
+
+    def answer(payload: dict[str, Any]) -> str:
+        guarded.append(guard_installed())
+        return _summary_or_verdict(payload)
+
+    OllamaFake(local_http, answer)
+    config = RunConfig(metrics=["judge"], offline=True, judge={  # type: ignore[arg-type]
+        "judges": ["ollama:qwen2.5:7b"],
+        "provider_options": {"*": {"host": f"http://127.0.0.1:{local_http.port}"}}})
+    store = Store.open(tmp_path / "c.db")
+    notes, summaries = _score_inputs()
+    run_id = await evaluation.score(config, store, notes, summaries)
+    assert guarded == [True]  # the judge was asked while the socket guard was on
+    assert not guard_installed()
+    assert [s.value for s in store.scores(run_id) if s.metric == "judge_accurate"] == [4]
+
+
+def test_run_offline_with_a_keyless_remote_provider_says_offline_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, socket_spies: dict[str, list[Any]],
+) -> None:
+    from clinsum.cli import app
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
+    result = CliRunner().invoke(app, [
+        "run", "--notes", str(_notes(tmp_path)), "--provider", "anthropic:claude-sonnet-4-5",
+        "--offline", "--metric", "length", "--db", str(tmp_path / "c.db")])
+    assert result.exit_code != 0
+    assert "offline mode: 'anthropic:claude-sonnet-4-5' would send notes off this machine" in result.output
+    assert "ANTHROPIC_API_KEY" not in result.output
+    assert socket_spies["connect"] == []

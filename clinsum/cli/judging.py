@@ -53,7 +53,7 @@ def compare_judge(
     from clinsum.dispatch import Dispatcher
     from clinsum.errors import ConfigError
     from clinsum.evaluators.judge.pairwise import PairwiseJudge, win_rates
-    from clinsum.providers.registry import create as create_provider
+    from clinsum.evaluators.judge.judge import build_judges
 
     with reported_errors(), open_store(db) as store:
         run_id = run or store.latest_run_id()
@@ -63,7 +63,8 @@ def compare_judge(
         notes, by_system = _run_summaries(store, run_id, limit)
         chosen = _systems(systems, by_system)
         options = dict(_option(o) for o in judge_option or [])
-        jury = PairwiseJudge([create_provider(spec, options) for spec in judge], Dispatcher(store))
+        judges = build_judges({"judges": judge, "provider_options": {"*": options}})
+        jury = PairwiseJudge(judges, Dispatcher(store))
         outcomes = asyncio.run(_compare_all(jury, store, run_id, notes, by_system, chosen))
         rates = win_rates(outcomes)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from clinsum.errors import ConfigError
 from clinsum.records import Note
@@ -109,8 +109,11 @@ class BaseProvider:
             options = options.model_dump(exclude_unset=True)
         try:
             self.options = self.options_model(**(options or {}))
-        except ValueError as exc:
-            raise ConfigError(f"invalid options for provider '{spec}': {exc}") from exc
+        except ValidationError as exc:
+            from clinsum.config import describe_validation
+
+            raise ConfigError(f"invalid options for provider '{spec}': "
+                              f"{describe_validation(exc, self.options_model, 'option')}") from None
 
     def system_for(self, request: Request) -> str | None:
         return request.system if request.system is not None else self.options.system_prompt

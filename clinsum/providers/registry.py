@@ -48,6 +48,27 @@ def _load(target: str) -> Factory:
     return factory
 
 
+def build(spec: str, options: dict[str, Any] | None = None, *, prices: dict[str, Any] | None = None,
+          offline: bool = False) -> Provider:
+    """Build a provider for a run: the one place summarizers and judges are made from specs.
+
+    ``prices`` is the run's price table, given to the provider unless its own options set
+    one. With ``offline``, a provider that cannot run offline is refused before it is
+    built (no credential is asked for) and a built one must say it is local.
+    """
+    from clinsum.offline import check_offline_providers, refuse_remote_spec
+
+    if offline:
+        refuse_remote_spec(spec)
+    options = dict(options or {})
+    if prices and "prices" not in options:
+        options["prices"] = prices  # the whole table: entries may be patterns (ollama:*)
+    provider = create(spec, options)
+    if offline:
+        check_offline_providers([provider])
+    return provider
+
+
 def create(spec: str, options: dict[str, Any] | None = None) -> Provider:
     """Build the provider a spec names, with its options."""
     name, _ = parse_spec(spec)

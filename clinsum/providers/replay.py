@@ -6,7 +6,9 @@ the optional fields of ``Summary`` (``usage``, ``latency_s``, ``error``,
 note is answered with that note's stored summary, so stored summaries go
 through the same scoring as generated ones.
 
-- A file with several systems needs the option ``system`` to pick one.
+- A file with several systems needs the option ``system`` to pick one; the
+  system then keeps its name in the results (its label, unless the run config
+  gives the provider a ``name``), so a replayed ``production`` stays ``production``.
 - A note the file has no summary for, or a stored summary with an ``error``,
   fails that note (``FatalError``); the other notes go on.
 - The stored usage, cost, latency and request id are passed through: they are
@@ -46,6 +48,8 @@ class ReplayProvider(BaseProvider):
     def __init__(self, spec: str, options: ProviderOptions | dict[str, Any] | None = None) -> None:
         super().__init__(spec, options)
         self.path = Path(self.model).expanduser()
+        self.system: str | None = self.options.system
+        """The label of the run's system: the replayed system's own name, when the option names it."""
         if not self.path.is_file():
             raise ConfigError(f"replay file not found: {self.path} (spec '{spec}')")
         self._lock = threading.Lock()

@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from clinsum.config import JudgeConfig, describe_validation
 from clinsum.errors import ConfigError
 from clinsum.evaluators.judge.prompt import JUDGE_TEMPLATE, PromptTemplate, judge_prompt
 from clinsum.evaluators.judge.rubric import Rubric
@@ -279,49 +280,48 @@ def _reader_from(note: Note) -> str | None:
     return f"a {specialty} clinician who will take over the care of this patient" if specialty else None
 
 
-class JudgeOptions(BaseModel):
-    """Options of the ``judge`` evaluator (the ``[judge]`` table of a run config, or CLI flags)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    judges: list[str] = Field(min_length=1)
-    """Judge provider specs; two or more make a jury."""
-    provider_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    """Provider options by judge spec; the key ``"*"`` applies to every judge (a spec's own
-    options override it), e.g. ``{"*": {"max_output_tokens": 2000}, "ollama:qwen2.5:7b": {...}}``."""
-    samples: int = Field(default=1, ge=1, le=50)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    """Sampling temperature; None keeps each provider's own (0 by default)."""
-    rubric: Path | None = None
-    """A rubric file in the format of ``rubric_pdsqi9_v1.toml``; the packaged one when unset."""
-    attributes: list[str] | None = None
-    """Rate only these attributes of the rubric (e.g. drop ``cited`` for uncited summaries)."""
-    max_invalid_retries: int = Field(default=2, ge=0, le=5)
-    target_reader: str | None = None
+JudgeOptions = JudgeConfig
+"""The judge's options are the run config's ``[judge]`` schema (one schema, ``clinsum.config``)."""
 
 
-def create(options: dict[str, Any], dispatcher: Any) -> JudgeEvaluator:
-    """Build the judge from options (see ``JudgeOptions``) and the run's dispatcher."""
-    from clinsum.providers.registry import create as create_provider
-
-    options = dict(options)
-    if isinstance(options.get("judges"), str):
-        options["judges"] = [options["judges"]]
+def parse_options(options: JudgeConfig | dict[str, Any]) -> JudgeConfig:
+    if isinstance(options, JudgeConfig):
+        return options
     try:
-        parsed = JudgeOptions(**options)
+        return JudgeConfig.model_validate(options)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid judge options: {problems}") from exc
+        raise ConfigError(f"invalid judge options: {describe_validation(exc, JudgeConfig, 'option')}") from None
+
+
+def build_judges(options: JudgeConfig | dict[str, Any], *, prices: dict[str, Any] | None = None,
+                 offline: bool = False) -> list[Provider]:
+    """The judge providers the options name, each with the shared (``"*"``) and its own options.
+
+    Built through ``providers.registry.build``, like every summarizer: the run's prices
+    apply and offline mode refuses a remote judge before it is built.
+    """
+    from clinsum.providers.registry import build
+
+    parsed = parse_options(options)
+    if not parsed.judges:
+        raise ConfigError("the judge needs at least one spec in judges (--judge SPEC)")
     unknown = sorted(set(parsed.provider_options) - set(parsed.judges) - {"*"})
     if unknown:
         raise ConfigError(f"judge provider_options for judges that are not listed in judges: "
                           f"{', '.join(unknown)} (judges: {', '.join(parsed.judges)}; '*' means all)")
     shared = parsed.provider_options.get("*", {})
-    rubric = Rubric.load(parsed.rubric)
+    return [build(spec, {**shared, **parsed.provider_options.get(spec, {})}, prices=prices, offline=offline)
+            for spec in parsed.judges]
+
+
+def create(options: dict[str, Any], dispatcher: Any, *, prices: dict[str, Any] | None = None,
+           offline: bool = False) -> JudgeEvaluator:
+    """Build the judge from options (the ``[judge]`` schema, ``JudgeConfig``) and the run's dispatcher."""
+    parsed = parse_options(options)
+    providers = build_judges(parsed, prices=prices, offline=offline)
+    rubric = Rubric.load(Path(parsed.rubric) if parsed.rubric else None)
     if parsed.attributes:
         rubric = rubric.only(parsed.attributes)
-    providers = [create_provider(spec, {**shared, **parsed.provider_options.get(spec, {})})
-                 for spec in parsed.judges]
     return JudgeEvaluator(providers, dispatcher, rubric, samples=parsed.samples,
                           temperature=parsed.temperature, max_invalid_retries=parsed.max_invalid_retries,
                           target_reader=parsed.target_reader)
