@@ -45,7 +45,7 @@ def build_systems(config: RunConfig) -> list[System]:
 
 
 def build_evaluators(config: RunConfig, dispatcher: Dispatcher) -> list[Evaluator]:
-    evaluators = []
+    evaluators: list[Evaluator] = []
     for metric in dict.fromkeys(config.metrics):  # de-duplicated, order kept
         options: dict[str, Any] = dict(config.metric_options.get(metric, {}))
         if metric == "judge":

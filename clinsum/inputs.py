@@ -81,8 +81,11 @@ SHOWN_PROBLEMS = 20
 
 
 class InvalidRecords(InputError):
-    """A file with several bad records (one alone is raised as itself): every one is in ``problems``; ``path``, ``line`` and
-    ``field`` are those of the first, and the message lists the first ``SHOWN_PROBLEMS``."""
+    """A file with several bad records (one alone is raised as itself).
+
+    Every one is in ``problems``; ``path``, ``line`` and ``field`` are those of the
+    first, and the message lists the first ``SHOWN_PROBLEMS`` with the count.
+    """
 
     def __init__(self, path: str, what: str, problems: Sequence[InputError]) -> None:
         self.problems = list(problems)

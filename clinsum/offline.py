@@ -45,9 +45,9 @@ from urllib.parse import urlsplit
 from clinsum.errors import ConfigError, FatalError
 
 __all__ = [
+    "ALWAYS_REMOTE",
     "DEFAULT_ALLOWED",
     "OfflineViolation",
-    "ALWAYS_REMOTE",
     "check_offline_providers",
     "guard_installed",
     "install_guard",

@@ -72,5 +72,5 @@ def test_replay_keeps_the_replayed_system_name_as_its_label(tmp_path: Path) -> N
 def test_offline_refuses_a_remote_summarizer_in_build_systems(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     config = RunConfig(providers=["anthropic:claude-sonnet-4-5"], offline=True)  # type: ignore[list-item]
-    with pytest.raises(ConfigError, match="^offline mode: 'anthropic:claude-sonnet-4-5'"):
+    with pytest.raises(ConfigError, match=r"^offline mode: 'anthropic:claude-sonnet-4-5'"):
         build_systems(config)

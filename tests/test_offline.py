@@ -361,7 +361,7 @@ async def test_score_offline_refuses_a_judge_on_a_remote_ollama_host(
     config = RunConfig(metrics=["judge"], offline=True, judge={  # type: ignore[arg-type]
         "judges": ["ollama:qwen2.5:7b"], "provider_options": {"*": {"host": "http://203.0.113.1:11434"}}})
     notes, summaries = _score_inputs()
-    with pytest.raises(ConfigError, match="'ollama:qwen2.5:7b' sends requests off this machine"):
+    with pytest.raises(ConfigError, match=r"'ollama:qwen2\.5:7b' sends requests off this machine"):
         await evaluation.score(config, Store.open(tmp_path / "c.db"), notes, summaries)
     assert socket_spies["connect"] == []
 

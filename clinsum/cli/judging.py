@@ -52,8 +52,8 @@ def compare_judge(
     """
     from clinsum.dispatch import Dispatcher
     from clinsum.errors import ConfigError
-    from clinsum.evaluators.judge.pairwise import PairwiseJudge, win_rates
     from clinsum.evaluators.judge.judge import build_judges
+    from clinsum.evaluators.judge.pairwise import PairwiseJudge, win_rates
 
     with reported_errors(), open_store(db) as store:
         run_id = run or store.latest_run_id()
