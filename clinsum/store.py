@@ -7,15 +7,15 @@ scores of one evaluator are written in one transaction, so a run killed at any
 instant, even by ``kill -9``, leaves only whole records behind and resumes
 where it stopped.
 
-Credentials never reach the store: run configs are stored with every value
-whose key looks like a secret replaced by ``"***"``.
+Credentials never reach the store: run configs are stored through
+``clinsum.redaction.redact`` (secrets by key name, passwords and key-like query
+parameters in URLs, replaced by ``"***"``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -25,6 +25,7 @@ from typing import Any
 
 from clinsum.errors import StoreError
 from clinsum.records import Note, Rating, Score, Summary
+from clinsum.redaction import redact
 
 DEFAULT_PATH = "clinsum.db"
 
@@ -116,16 +117,6 @@ def _m002_batches(db: sqlite3.Connection) -> None:
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial, _m002_batches]
 """Migration N is ``MIGRATIONS[N-1]``; append, never edit one that has shipped."""
 
-_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|credential|authorization)", re.I)
-
-
-def redact(value: Any) -> Any:
-    """A copy of a config structure with every secret-looking value replaced."""
-    if isinstance(value, dict):
-        return {k: ("***" if _SECRET_KEY.search(str(k)) and v else redact(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
 
 
 def now() -> str:
