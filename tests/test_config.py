@@ -88,14 +88,14 @@ def test_parse_option_reads_json_values():
 
 def test_prompt_templates_are_versioned(tmp_path):
     default = load_template()
-    assert default.version == "summarize_v1" and "{note}" in default.text
+    assert default.version == "summarize_v2" and "$note" in default.text
     note = Note(id="n", text="Denies chest pain.")
     assert "Denies chest pain." in default.render(note)
     custom = tmp_path / "t.txt"
-    custom.write_text("Summarize: {note}")
+    custom.write_text("Summarize: $note")
     first = load_template(custom)
-    custom.write_text("Summarize briefly: {note}")
+    custom.write_text("Summarize briefly: $note")
     assert first.version.startswith("custom-") and load_template(custom).version != first.version
     custom.write_text("no placeholder")
-    with pytest.raises(ConfigError, match=r"\{note\}"):
+    with pytest.raises(ConfigError, match=r"must contain \$note"):
         load_template(custom)

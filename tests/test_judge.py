@@ -206,7 +206,7 @@ async def test_valid_verdict_becomes_scores_with_version_usage_and_rationales() 
     assert metrics["judge_cited"].value is None and metrics["judge_cited"].detail["not_applicable"]
     assert metrics["judge_overall"].value == pytest.approx((2 + 4 + 4 + 5 + 5 + 4 + 3 + 5) / 8)
     assert metrics["judge_errors_critical"].value == 0
-    assert evaluator.version == "pdsqi9-v1+judge-v1+fake:judge-1"
+    assert evaluator.version == "pdsqi9-v1+judge-v2+fake:judge-1"
     assert all(s.version == evaluator.version for s in scores)
     usage = metrics["judge_overall"].detail["usage"]
     assert usage == {"calls": 1, "cached": 0, "input_tokens": 100, "output_tokens": 20,
@@ -329,12 +329,12 @@ async def test_a_jury_that_disagrees_keeps_the_mean_and_each_judges_scores() -> 
     assert jury["judge_accurate"].detail["across_judges"]["min"] == 2
     assert jury["judge_accurate"].detail["spread"]["std"] == pytest.approx(2.1213203, abs=1e-6)
     assert jury["judge_errors_critical"].value == 0.5
-    assert jury["judge_accurate"].version == "pdsqi9-v1+judge-v1+fake:lenient|fake:strict"
+    assert jury["judge_accurate"].version == "pdsqi9-v1+judge-v2+fake:lenient|fake:strict"
 
     mine = by_metric(scores, "judge:fake:strict")
     assert mine["judge_accurate@fake:strict"].value == 2
     assert mine["judge_errors_critical@fake:strict"].value == 1
-    assert mine["judge_accurate@fake:strict"].version == "pdsqi9-v1+judge-v1+fake:strict"
+    assert mine["judge_accurate@fake:strict"].version == "pdsqi9-v1+judge-v2+fake:strict"
     assert by_metric(scores, "judge:fake:lenient")["judge_accurate@fake:lenient"].value == 5
     member = by_metric(scores, "judge:fake:strict")["judge_overall@fake:strict"].detail["judges"]["fake:strict"]
     assert member["samples"][0]["errors"][0]["verified"] is True       # the verdict lives with the member
@@ -448,7 +448,7 @@ def test_clinsum_run_with_a_judge_adds_judge_scores(tmp_path: Path) -> None:
     store.close()
     assert {s.note_id for s in scores} == {"n1", "n2"}
     assert {s.value for s in scores if s.metric == "judge_accurate"} == {3}
-    assert all(s.version == "pdsqi9-v1+judge-v1+ollama:llama3.1:8b" for s in scores)
+    assert all(s.version == "pdsqi9-v1+judge-v2+ollama:llama3.1:8b" for s in scores)
 
 
 async def test_a_jury_of_real_adapters_anthropic_tool_and_ollama(

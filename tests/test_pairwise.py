@@ -100,10 +100,10 @@ async def test_invalid_answer_is_retried_with_the_error_then_counted() -> None:
 def test_outcome_scores_name_the_opponent_and_mirror_each_other() -> None:
     vote = JudgeVote(a_first="b", b_first="b", vote="b", consistent=True)
     outcome = PairwiseOutcome(note_id="n1", system_a="x", system_b="y", winner="b", votes={"j": vote})
-    x, y = outcome_scores(outcome, "pairwise-v1+j")
+    x, y = outcome_scores(outcome, "pairwise-v2+j")
     assert (x.system, x.metric, x.value, x.detail["outcome"]) == ("x", "pairwise_win@y", 0.0, "loss")
     assert (y.system, y.metric, y.value, y.detail["outcome"]) == ("y", "pairwise_win@x", 1.0, "win")
-    assert x.evaluator == "pairwise" and x.version == "pairwise-v1+j"
+    assert x.evaluator == "pairwise" and x.version == "pairwise-v2+j"
 
     failed = outcome.model_copy(update={"winner": None})
     assert [s.value for s in outcome_scores(failed, "v")] == [None, None]

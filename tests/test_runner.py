@@ -36,7 +36,7 @@ async def test_every_note_gets_a_summary_from_every_system(tmp_path):
     await make_runner(store).generate_and_score("r", NOTES[:3], [System("a", a), System("b", b)])
     summaries = store.summaries("r")
     assert {(s.system, s.note_id) for s in summaries} == {(x, n.id) for x in "ab" for n in NOTES[:3]}
-    assert all(s.prompt_version == "summarize_v1" for s in summaries)
+    assert all(s.prompt_version == "summarize_v2" for s in summaries)
     assert "Patient 0 has hypertension" in a.calls[0].prompt  # the note went into the prompt
     failed = {s.value for s in store.scores("r") if s.metric == "failed"}
     assert failed == {0.0}

@@ -39,7 +39,7 @@ def run(
     judge: Annotated[list[str] | None, typer.Option(
         "--judge", help="Judge provider spec; repeat for a jury. Adds the judge metric.")] = None,
     judge_samples: Annotated[int | None, typer.Option(help="Judge samples per summary.")] = None,
-    prompt: Annotated[Path | None, typer.Option(help="Prompt template file containing {note}.")] = None,
+    prompt: Annotated[Path | None, typer.Option(help="Prompt template file containing $note.")] = None,
     db: DbOption = DEFAULT_DB,
     out: Annotated[Path | None, typer.Option(help="Write summaries, scores and leaderboard here.")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Calls in flight per provider.")] = None,

@@ -39,7 +39,7 @@ from pydantic import ValidationError
 
 from clinsum.config import JudgeConfig, describe_validation
 from clinsum.errors import ConfigError
-from clinsum.evaluators.judge.prompt import JUDGE_TEMPLATE, PromptTemplate, judge_prompt
+from clinsum.evaluators.judge.prompt import JUDGE_TEMPLATE, PromptTemplate, judge_prompt, load_judge_template
 from clinsum.evaluators.judge.rubric import Rubric
 from clinsum.evaluators.judge.structured import Answer, CallCost, ask
 from clinsum.evaluators.judge.verdict import Verdict, check_quotes, parse_verdict, verdict_json_schema
@@ -124,7 +124,7 @@ class JudgeEvaluator:
         self.samples = samples
         self.temperature = temperature
         self.max_invalid_retries = max_invalid_retries
-        self.template = template or PromptTemplate.load(JUDGE_TEMPLATE)
+        self.template = template or load_judge_template(JUDGE_TEMPLATE)
         self.target_reader = target_reader
         self.schema = verdict_json_schema(self.rubric)
         self.version = self._version(specs)

@@ -25,7 +25,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from clinsum.errors import ConfigError
-from clinsum.evaluators.judge.prompt import PAIRWISE_TEMPLATE, PromptTemplate, pairwise_prompt
+from clinsum.evaluators.judge.prompt import (
+    PAIRWISE_TEMPLATE,
+    PromptTemplate,
+    load_judge_template,
+    pairwise_prompt,
+)
 from clinsum.evaluators.judge.structured import Answer, CallCost, ask
 from clinsum.evaluators.judge.verdict import RATIONALE_MAX, VerdictError, describe_validation, parse_json
 from clinsum.providers.base import Provider
@@ -131,7 +136,7 @@ class PairwiseJudge:
         self.dispatcher = dispatcher
         self.max_invalid_retries = max_invalid_retries
         self.temperature = temperature
-        self.template = template or PromptTemplate.load(PAIRWISE_TEMPLATE)
+        self.template = template or load_judge_template(PAIRWISE_TEMPLATE, pairwise=True)
         self.target_reader = target_reader
         self.version = f"{self.template.version}+{'|'.join(specs)}"
 

@@ -1,60 +1,45 @@
 """Prompt templates of the judge, read from the ``*.txt`` files beside this module.
 
-A template file has comment lines (``#``), one of which is ``# version: NAME``,
-then a ``--- system ---`` section and a ``--- user ---`` section. Placeholders
-are ``$name`` (``string.Template``): the note and summary are inserted
-verbatim and never re-interpreted, whatever braces or dollars they contain.
-
-The note and summaries are fenced by marker lines that carry a boundary derived
-from a hash of the texts: a note cannot contain its own hash, so it cannot
-close its fence early and smuggle text outside it. The boundary is
-deterministic, so the same inputs give the same prompt and hit the cache.
+The files use the one template mechanism of ``clinsum.prompts`` (``# version:``
+header, ``--- system ---`` and ``--- user ---`` sections, ``$name``
+placeholders). The note and the summaries come to the template already fenced
+by marker lines whose boundary is a hash of everything the prompt carries,
+including the note's id, which sits inside the note's fence: no text can close
+its fence early and smuggle an instruction outside it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
-from dataclasses import dataclass
 from pathlib import Path
-from string import Template
 
 from clinsum.errors import ConfigError
 from clinsum.evaluators.judge.rubric import Rubric
+from clinsum.prompts import PromptTemplate, boundary, fence
+
+__all__ = ["JUDGE_TEMPLATE", "PAIRWISE_TEMPLATE", "PromptTemplate", "boundary", "feedback_prompt",
+           "judge_prompt", "load_judge_template", "pairwise_prompt", "rubric_text"]
 
 HERE = Path(__file__).parent
-JUDGE_TEMPLATE = HERE / "prompt_v1.txt"
-PAIRWISE_TEMPLATE = HERE / "pairwise_prompt_v1.txt"
+JUDGE_TEMPLATE = HERE / "prompt_v2.txt"
+PAIRWISE_TEMPLATE = HERE / "pairwise_prompt_v2.txt"
 
-_SECTION = re.compile(r"^--- (system|user) ---$", re.MULTILINE)
-_VERSION = re.compile(r"^#\s*version:\s*(\S+)\s*$", re.MULTILINE)
-
-
-@dataclass(frozen=True)
-class PromptTemplate:
-    version: str
-    system: Template
-    user: Template
-
-    @classmethod
-    def load(cls, path: Path) -> PromptTemplate:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read prompt template: {exc}") from exc
-        version = _VERSION.search(text)
-        parts = _SECTION.split(text)
-        # parts: [header, "system", body, "user", body]
-        if version is None or len(parts) != 5 or parts[1] != "system" or parts[3] != "user":
-            raise ConfigError(f"{path}: a prompt template needs '# version: NAME', then "
-                              "'--- system ---' and '--- user ---' sections, in that order")
-        return cls(version=version.group(1), system=Template(parts[2].strip("\n")),
-                   user=Template(parts[4].strip("\n")))
+JUDGE_PLACEHOLDERS = ("rubric_name", "target_reader", "rubric_text", "attribute_names", "note", "summary",
+                      "boundary")
+PAIRWISE_PLACEHOLDERS = ("target_reader", "note", "summary_a", "summary_b", "boundary")
 
 
-def boundary(*texts: str) -> str:
-    digest = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()
-    return digest[:12]
+def load_judge_template(path: Path, *, pairwise: bool = False) -> PromptTemplate:
+    """A judge (or pairwise) template, packaged or a user's, checked for its placeholders."""
+    template = PromptTemplate.packaged(path) if path.parent == HERE else PromptTemplate.load(path)
+    if template.system is None:
+        raise ConfigError(f"{path}: a judge prompt template needs '--- system ---' and '--- user ---' sections")
+    allowed = PAIRWISE_PLACEHOLDERS if pairwise else JUDGE_PLACEHOLDERS
+    required = ("note", "summary_a", "summary_b") if pairwise else ("note", "summary")
+    return template.check(allowed, required, where=str(path))
+
+
+def _note_block(marker: str, note_id: str, note_text: str) -> str:
+    return fence("NOTE", marker, f"id: {note_id}\n{note_text}")
 
 
 def rubric_text(rubric: Rubric) -> str:
@@ -75,39 +60,40 @@ def rubric_text(rubric: Rubric) -> str:
 def judge_prompt(template: PromptTemplate, rubric: Rubric, *, note_id: str, note_text: str,
                  summary_text: str, target_reader: str | None = None) -> tuple[str, str]:
     """(system, user) prompt to rate one summary."""
-    values = {
+    marker = boundary(note_id, note_text, summary_text)
+    system, user = template.fill({
         "rubric_name": rubric.name,
         "target_reader": target_reader or rubric.target_reader,
         "rubric_text": rubric_text(rubric),
         "attribute_names": ", ".join(rubric.names),
-        "note_id": note_id,
-        "note_text": note_text,
-        "summary_text": summary_text,
-        "boundary": boundary(note_text, summary_text),
-    }
-    return template.system.substitute(values), template.user.substitute(values)
+        "note": _note_block(marker, note_id, note_text),
+        "summary": fence("SUMMARY", marker, summary_text),
+        "boundary": marker,
+    })
+    return system or "", user
 
 
 def pairwise_prompt(template: PromptTemplate, *, note_id: str, note_text: str, summary_a: str,
                     summary_b: str, target_reader: str) -> tuple[str, str]:
     """(system, user) prompt to compare summary A (shown first) with summary B."""
-    values = {
+    marker = boundary(note_id, note_text, summary_a, summary_b)
+    system, user = template.fill({
         "target_reader": target_reader,
-        "note_id": note_id,
-        "note_text": note_text,
-        "summary_a": summary_a,
-        "summary_b": summary_b,
-        "boundary": boundary(note_text, summary_a, summary_b),
-    }
-    return template.system.substitute(values), template.user.substitute(values)
+        "note": _note_block(marker, note_id, note_text),
+        "summary_a": fence("SUMMARY-A", marker, summary_a),
+        "summary_b": fence("SUMMARY-B", marker, summary_b),
+        "boundary": marker,
+    })
+    return system or "", user
 
 
 def feedback_prompt(user_prompt: str, previous_answer: str, problem: str) -> str:
-    """The user prompt again, with the rejected answer and the reason it was rejected."""
+    """The user prompt again, with the rejected answer (fenced: it may echo the note) and the reason."""
+    marker = boundary(user_prompt, previous_answer, problem)
     return (
         f"{user_prompt}\n\n"
-        "Your previous answer was rejected.\n"
-        f"<<<BEGIN PREVIOUS ANSWER>>>\n{previous_answer}\n<<<END PREVIOUS ANSWER>>>\n"
+        f"Your previous answer was rejected. It is between the two lines marked PREVIOUS-ANSWER-{marker}.\n"
+        f"{fence('PREVIOUS-ANSWER', marker, previous_answer)}\n"
         f"Validation error: {problem}\n"
         "Answer again with a single corrected JSON object that matches the schema, and nothing else."
     )
