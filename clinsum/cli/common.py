@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,7 +49,7 @@ def reported_errors() -> Iterator[None]:
     try:
         yield
     except ClinsumError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        console.print(f"[red]error:[/red] {shown(exc, multiline=True)}", highlight=False)
         raise typer.Exit(EXIT_ERROR) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]")
@@ -68,3 +69,28 @@ def open_store(path: Path) -> Iterator[Store]:
 
 def write_stdout(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+_UNSAFE = re.compile(
+    "\x1b\\[[0-?]*[ -/]*[@-~]"          # ANSI CSI sequences (colours, cursor moves, clear screen)
+    "|\x1b\\][^\x07\x1b]*(?:\x07|\x1b\\\\)?"  # OSC sequences (window title, hyperlinks)
+    "|[\x00-\x08\x0b-\x1f\x7f-\x9f]"     # other C0 and C1 control characters (ESC, BEL, CR...)
+    "|[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]"  # bidirectional overrides ("Trojan Source")
+    "|[\ud800-\udfff]"                   # lone surrogates: no terminal can print them
+)
+_UNSAFE_IN_ONE_LINE = re.compile(f"{_UNSAFE.pattern}|[\n\t]")
+
+
+def shown(value: object, *, multiline: bool = False) -> str:
+    """User data (ids, names, texts, errors) made safe to print with rich.
+
+    Escape sequences and control characters are shown as visible escapes
+    (``\\x1b[2J``), never sent to the terminal, so an id cannot clear the screen,
+    retitle the window or fake a line of output; rich markup is escaped, so
+    ``[red]`` and ``pip install 'clinsum[vertex]'`` print as written. Newlines
+    and tabs are kept only with ``multiline`` (a multi-line error message).
+    """
+    pattern = _UNSAFE if multiline else _UNSAFE_IN_ONE_LINE
+    text = pattern.sub(lambda match: match.group().encode("unicode_escape", "backslashreplace")
+                       .decode("ascii"), str(value))
+    return escape(text)

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from clinsum.cli import app
-from clinsum.cli.common import EXIT_ERROR, EXIT_GATE, console, reported_errors, stdout, write_stdout
+from clinsum.cli.common import EXIT_ERROR, EXIT_GATE, console, reported_errors, shown, stdout, write_stdout
 
 MENTION_FIELDS = ("start", "end", "text", "concept_id", "name", "group", "assertion")
 
@@ -37,7 +36,7 @@ def concepts(
         if jsonl_in is not None:
             failures = _jsonl(jsonl_in)
             if failures:
-                console.print(f"[yellow]{failures} line(s) of {escape(str(jsonl_in))} failed[/yellow]")
+                console.print(f"[yellow]{failures} line(s) of {shown(jsonl_in)} failed[/yellow]")
                 raise typer.Exit(EXIT_GATE)
             return
         assert file is not None
@@ -60,12 +59,12 @@ def _table(label: str, text: str) -> None:
     from clinsum.concepts import extract
 
     mentions = extract(text)
-    table = Table(title=f"{len(mentions)} concept mention(s) in {label}", title_justify="left")
+    table = Table(title=f"{len(mentions)} concept mention(s) in {shown(label)}", title_justify="left")
     for column in MENTION_FIELDS:
         table.add_column(column.replace("_", " "), justify="right" if column in ("start", "end") else "left",
                          no_wrap=column in ("start", "end", "concept_id", "assertion"))
     for m in mentions:
-        table.add_row(str(m.start), str(m.end), escape(m.text), m.concept_id, escape(m.name), m.group,
+        table.add_row(str(m.start), str(m.end), shown(m.text), m.concept_id, shown(m.name), m.group,
                       m.assertion)
     stdout.print(table)
 
@@ -89,7 +88,7 @@ def _jsonl(path: Path) -> int:
                 mentions = extract(row["text"])
             except ClinsumError as error:
                 where = "" if isinstance(error, InputError) and error.path else f"{path}:{number}: "
-                console.print(f"[red]error:[/red] {escape(where + str(error))}", highlight=False)
+                console.print(f"[red]error:[/red] {shown(where + str(error))}", highlight=False)
                 failures += 1
                 continue
             write_stdout(json.dumps({"id": row["id"], "mentions": [

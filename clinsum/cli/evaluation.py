@@ -17,6 +17,7 @@ from clinsum.cli.common import (
     console,
     open_store,
     reported_errors,
+    shown,
     stdout,
 )
 
@@ -82,7 +83,7 @@ def run(
         if resume is None:
             run_notes, skipped = evaluation.load_run_notes(config)
             for problem in skipped:
-                console.print(f"[yellow]skipped:[/yellow] {escape(str(problem))}", highlight=False)
+                console.print(f"[yellow]skipped:[/yellow] {shown(problem, multiline=True)}", highlight=False)
             if skipped:
                 console.print(f"[yellow]{len(skipped)} invalid notes skipped[/yellow]")
         with _progress() as progress:
@@ -118,7 +119,7 @@ def score(
         note_records, skipped = evaluation.load_run_notes(config)
         loaded = load_summaries(summaries, skip_invalid=config.skip_invalid)
         for problem in [*skipped, *loaded.skipped]:
-            console.print(f"[yellow]skipped:[/yellow] {escape(str(problem))}", highlight=False)
+            console.print(f"[yellow]skipped:[/yellow] {shown(problem, multiline=True)}", highlight=False)
         with _progress() as progress:
             run_id = asyncio.run(evaluation.score(config, store, note_records, loaded.records,
                                                   progress=progress))
@@ -181,8 +182,8 @@ def _finish(store: Any, run_id: str, out: Path | None, sort_by: str | None) -> i
     if info["failed"]:
         errors = [s for s in store.summaries(run_id) if not s.ok][:5]
         for summary in errors:
-            console.print(f"  [red]{escape(summary.system)} / {escape(summary.note_id)}:[/red] "
-                          f"{escape(summary.error or '')}", highlight=False)
+            console.print(f"  [red]{shown(summary.system)} / {shown(summary.note_id)}:[/red] "
+                          f"{shown(summary.error or '')}", highlight=False)
     if out is not None:
         paths = reports.write_outputs(out, store.summaries(run_id), scores, rows)
         console.print("outputs: " + ", ".join(str(p) for p in paths.values()))

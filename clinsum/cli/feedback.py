@@ -16,6 +16,7 @@ from clinsum.cli.common import (
     console,
     open_store,
     reported_errors,
+    shown,
     stdout,
     write_stdout,
 )
@@ -43,7 +44,7 @@ def import_ratings(
     with reported_errors():
         loaded = load_ratings(file, skip_invalid=skip_invalid, dimension_columns=dimension_columns)
         for problem in loaded.skipped:
-            console.print(f"[yellow]skipped:[/yellow] {problem}", highlight=False)
+            console.print(f"[yellow]skipped:[/yellow] {shown(problem, multiline=True)}", highlight=False)
         with open_store(db) as store:
             imported = store.add_ratings(loaded.records, source or file.name)
     summaries = len({(r.note_id, r.system) for r in loaded.records})
@@ -145,7 +146,7 @@ def _print_tables(report: dict[str, Any]) -> None:
         if row in empty:
             continue
         stats = row["statistics"]
-        table.add_row(row["dimension"], row["metric"], str(row["n"]),
+        table.add_row(shown(row["dimension"]), shown(row["metric"]), str(row["n"]),
                       *(_cell(stats[key]) for key, _ in _PAIRED), _loa(stats))
     _show(table)
     if report["inter_rater"]:
@@ -154,16 +155,16 @@ def _print_tables(report: dict[str, Any]) -> None:
             raters.add_column(header, justify="left" if header in ("dimension", "raters") else "right")
         for row in report["inter_rater"]:
             stats = row["statistics"]
-            raters.add_row(row["dimension"], " / ".join(row["raters"]), str(row["n"]),
+            raters.add_row(shown(row["dimension"]), shown(" / ".join(row["raters"])), str(row["n"]),
                            *(_cell(stats[key]) if key in stats else "" for key, _ in _PAIRED))
         _show(raters)
     if report["flags"]:
-        flags = Table(title=f"Automatic flags against the human flag {report['flags'][0]['human_flag']}")
+        flags = Table(title=f"Automatic flags against the human flag {shown(report['flags'][0]['human_flag'])}")
         for header in ("flag", "n", "TP", "FP", "FN", "TN", *(name for _, name in _FLAGS)):
             flags.add_column(header, justify="left" if header == "flag" else "right")
         for row in report["flags"]:
             stats = row["statistics"]
-            flags.add_row(row["flag"], str(row["n"]), *(str(row[k]) for k in ("tp", "fp", "fn", "tn")),
+            flags.add_row(shown(row["flag"]), str(row["n"]), *(str(row[k]) for k in ("tp", "fp", "fn", "tn")),
                           *(_cell(stats[key]) for key, _ in _FLAGS))
         _show(flags)
     hidden = f"; {len(empty)} pair(s) with no statistic at all (a constant metric) not shown" if empty else ""

@@ -15,6 +15,7 @@ from clinsum.cli.common import (
     ListFormat,
     open_store,
     reported_errors,
+    shown,
     stdout,
     write_stdout,
 )
@@ -31,12 +32,12 @@ def runs(db: DbOption = DEFAULT_DB,
     if format is ListFormat.json:
         write_stdout(json.dumps(items, indent=2))
         return
-    table = Table(title=f"runs in {db}")
+    table = Table(title=f"runs in {shown(db)}")
     for column in ("id", "created_at", "kind", "status", "systems", "notes", "failed"):
         table.add_column(column)
     for item in items:
-        table.add_row(item["id"], item["created_at"], item["kind"], item["status"],
-                      ", ".join(item["systems"]), str(item["notes"]), str(item["failed"]))
+        table.add_row(shown(item["id"]), item["created_at"], item["kind"], item["status"],
+                      shown(", ".join(item["systems"])), str(item["notes"]), str(item["failed"]))
     stdout.print(table)
 
 
@@ -46,9 +47,6 @@ def show(run_id: Annotated[str, typer.Argument(help="A run id from `clinsum runs
          format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
          sort_by: Annotated[str | None, typer.Option(help="Metric that ranks the systems.")] = None) -> None:
     """Print the leaderboard of a stored run."""
-    import csv
-    import io
-
     from clinsum import reports
     from clinsum.evaluators.aggregate import aggregate
 
@@ -60,8 +58,6 @@ def show(run_id: Annotated[str, typer.Argument(help="A run id from `clinsum runs
     elif format is Format.json:
         write_stdout(json.dumps(reports.as_dicts(rows), indent=2))
     else:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(reports.LEADERBOARD_COLUMNS)
-        writer.writerows([[d[c] for c in reports.LEADERBOARD_COLUMNS] for d in reports.as_dicts(rows)])
-        write_stdout(buffer.getvalue())
+        from clinsum.inputs import format_csv
+
+        write_stdout(format_csv(reports.LEADERBOARD_COLUMNS, reports.as_dicts(rows)))

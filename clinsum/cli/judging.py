@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from clinsum.cli import app
-from clinsum.cli.common import DEFAULT_DB, DbOption, ListFormat, console, open_store, reported_errors, stdout
+from clinsum.cli.common import (
+    DEFAULT_DB,
+    DbOption,
+    ListFormat,
+    console,
+    open_store,
+    reported_errors,
+    shown,
+    stdout,
+)
 
 if TYPE_CHECKING:
     from clinsum.evaluators.judge.pairwise import PairwiseJudge, PairwiseOutcome, WinRate
@@ -133,7 +142,7 @@ async def _compare_all(jury: PairwiseJudge, store: Store, run_id: str, notes: di
 def _print_table(rates: list[WinRate], run_id: str, version: str) -> None:
     from rich.table import Table
 
-    table = Table(title=f"Pairwise win rates, run {run_id} ({version})")
+    table = Table(title=f"Pairwise win rates, run {shown(run_id)} ({shown(version)})")
     table.add_column("A", overflow="fold")
     table.add_column("B", overflow="fold")
     for column in ("n", "A wins", "B wins", "ties", "A win rate", "95% CI", "score", "flips", "failed"):
@@ -142,7 +151,7 @@ def _print_table(rates: list[WinRate], run_id: str, version: str) -> None:
         rate = "-" if r.win_rate is None else f"{r.win_rate:.2f}"
         ci = "-" if r.ci_low is None or r.ci_high is None else f"{r.ci_low:.2f}-{r.ci_high:.2f}"
         score = "-" if r.score is None else f"{r.score:.2f}"
-        table.add_row(r.system_a, r.system_b, str(r.n), str(r.wins), str(r.losses), str(r.ties), rate, ci,
+        table.add_row(shown(r.system_a), shown(r.system_b), str(r.n), str(r.wins), str(r.losses), str(r.ties), rate, ci,
                       score, str(r.inconsistent), str(r.failed))
     stdout.print(table)
     stdout.print("score = (A wins + ties/2) / n; flips = judge votes that changed with the order "
