@@ -121,18 +121,17 @@ async def _answer_in_batches(config: RunConfig, store: Store, run_id: str, notes
     not answer. Each batch id is stored as soon as the batch is submitted, so a resumed run
     collects the same batch instead of paying for a new one.
     """
-    from clinsum.providers.anthropic import AnthropicProvider
-    from clinsum.providers.anthropic_batch import AnthropicBatch, prefill_cache
+    from clinsum.providers.anthropic_batch import prefill_cache
+    from clinsum.providers.base import BatchCapable
 
     assert runner.template is not None
     done = {(s.note_id, s.system) for s in store.summaries(run_id) if s.ok}
     for system in systems:
-        if not isinstance(system.provider, AnthropicProvider):
+        if not isinstance(system.provider, BatchCapable):  # built-in or plugin: the batch interface
             continue
         todo = [Request(prompt=runner.template.render(n), note=n) for n in notes if (n.id, system.label) not in done]
         if todo:
-            batch = AnthropicBatch(system.provider, poll_interval_s=config.batch_poll_s,
-                                   max_wait_s=config.batch_max_wait_s)
+            batch = system.provider.batch(poll_interval_s=config.batch_poll_s, max_wait_s=config.batch_max_wait_s)
             await prefill_cache(batch, store, todo,
                                 batch_id=store.batch_id(run_id, system.label),
                                 on_submitted=partial(store.save_batch_id, run_id, system.label))

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import typer
 
 from clinsum.cli import app
-from clinsum.cli.common import ListFormat, reported_errors, stdout, write_stdout
+from clinsum.cli.common import ListFormat, reported_errors, shown, stdout, write_stdout
 
 LANGCHAIN_INTEGRATIONS = {
     "anthropic": "langchain_anthropic",
@@ -49,6 +49,8 @@ class ProviderStatus:
     local: bool | None
     """Usable with ``--offline`` (None: unknown)."""
     fix: str | None = None
+    origin: str = "built in"
+    """``built in``, ``registered`` (in this process) or ``entry point <distribution> <version>``."""
 
 
 def module_installed(name: str) -> bool:
@@ -163,6 +165,10 @@ def provider_statuses(env: Mapping[str, str] | None = None, home: Path | None = 
     home = Path.home() if home is None else home
     statuses = []
     for name, target in registry.available().items():
+        origin = registry.origin(name)
+        if origin != "built in":  # a plugin, even one that takes a built-in name, is shown as itself
+            statuses.append(_plugin(name, target, origin))
+            continue
         if name == "extractive":
             status = ProviderStatus(name, target, None, None, True, "built in; copies sentences of the note", True)
         elif name == "replay":
@@ -187,16 +193,36 @@ def provider_statuses(env: Mapping[str, str] | None = None, home: Path | None = 
                 detail = detail.replace("not probed", answer)
                 fix = fix if ok else "start it with `ollama serve`"
             status = ProviderStatus(name, target, "ollama", module_installed("ollama"), ok, detail, local, fix)
-        else:
-            module = target.partition(":")[0]
-            status = ProviderStatus(name, target, module, module_installed(module), None,
-                                    "plugin (entry point); its own checks apply", None)
+        else:  # a name in BUILTIN that this listing does not know yet
+            status = ProviderStatus(name, target, None, None, None, "built in", None)
         if status.sdk is not None and status.sdk_installed is False:
             extra = name if name in ("anthropic", "vertex", "langchain", "ollama") else None
             fix = f"pip install 'clinsum[{extra}]'" if extra else f"install the package providing {status.sdk}"
             status = ProviderStatus(**{**asdict(status), "fix": fix})
         statuses.append(status)
     return statuses
+
+
+def _plugin(name: str, target: str, origin: str) -> ProviderStatus:
+    """A plugin, described without importing it (an entry point's module may import an SDK).
+
+    A provider registered in this process is already imported: its factory (or the class
+    it builds) may say ``local = True`` and whether it has ``batch`` (the batch interface).
+    """
+    module = target.partition(":")[0]
+    local: bool | None = None
+    detail = f"plugin ({origin}); its own credential checks apply"
+    if origin == "registered":
+        from clinsum.providers import registry
+
+        factory = registry.registered(name)
+        declared = getattr(factory, "local", None)
+        local = declared if isinstance(declared, bool) else None
+        if callable(getattr(factory, "batch", None)):
+            detail += "; can batch (--batch)"
+    installed = module_installed(module)
+    return ProviderStatus(name, target, module, installed, None, detail, local,
+                          None if installed else f"install the package providing {module}", origin)
 
 
 def _mark(value: bool | None) -> str:
@@ -220,11 +246,11 @@ def providers(
     from rich.table import Table
 
     table = Table(title="clinsum providers")
-    for column in ("provider", "SDK", "configured", "offline"):
+    for column in ("provider", "from", "SDK", "configured", "offline"):
         table.add_column(column, no_wrap=True)
     table.add_column("details", overflow="fold")
     for s in statuses:
-        sdk = "built in" if s.sdk is None else f"{_mark(s.sdk_installed)} {s.sdk}"
-        detail = s.detail + (f"\n[yellow]fix:[/yellow] {s.fix}" if s.fix else "")
-        table.add_row(s.provider, sdk, _mark(s.configured), _mark(s.local), detail)
+        sdk = "built in" if s.sdk is None else f"{_mark(s.sdk_installed)} {shown(s.sdk)}"
+        detail = shown(s.detail) + (f"\n[yellow]fix:[/yellow] {shown(s.fix)}" if s.fix else "")
+        table.add_row(shown(s.provider), shown(s.origin), sdk, _mark(s.configured), _mark(s.local), detail)
     stdout.print(table)

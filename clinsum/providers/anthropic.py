@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from clinsum.errors import FatalError, ProviderError, SetupError, TransientError
 from clinsum.providers.base import BaseProvider, Generation, ProviderOptions, Request
@@ -29,6 +29,9 @@ from clinsum.providers.common import (
     require,
     timed,
 )
+
+if TYPE_CHECKING:
+    from clinsum.providers.anthropic_batch import AnthropicBatch
 
 VERDICT_TOOL = "record_verdict"
 """Name of the forced tool that carries structured output on models without JSON outputs."""
@@ -78,6 +81,12 @@ class AnthropicProvider(BaseProvider):
     options_model = AnthropicOptions
     local = False
     options: AnthropicOptions
+
+    def batch(self, *, poll_interval_s: float, max_wait_s: float | None) -> AnthropicBatch:
+        """The Message Batches API for this provider (``clinsum run --batch``)."""
+        from clinsum.providers.anthropic_batch import AnthropicBatch
+
+        return AnthropicBatch(self, poll_interval_s=poll_interval_s, max_wait_s=max_wait_s)
 
     def __init__(
         self,

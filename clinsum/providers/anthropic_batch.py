@@ -40,7 +40,7 @@ from clinsum.providers.base import Generation, Request
 from clinsum.providers.common import classify_http
 
 if TYPE_CHECKING:
-    from clinsum.providers.base import Provider
+    from clinsum.providers.base import Batch, Provider
     from clinsum.store import Store
 
 BATCH_DISCOUNT = 0.5
@@ -213,7 +213,7 @@ class AnthropicBatch:
 
 
 async def prefill_cache(
-    batch: AnthropicBatch,
+    batch: Batch,
     store: Store,
     requests: Iterable[Request],
     *,

@@ -8,11 +8,12 @@ the dispatcher alone does, in one bounded loop.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from clinsum.errors import ConfigError
+from clinsum.errors import ConfigError, ProviderError
 from clinsum.records import Note
 
 
@@ -92,6 +93,33 @@ class Provider(Protocol):
         ...
 
     async def generate(self, request: Request) -> Generation: ...
+
+
+class Batch(Protocol):
+    """Many requests of one provider answered as one batch job (cheaper, slower), resumable.
+
+    ``run`` submits the items (or, given ``batch_id``, picks up a batch submitted
+    before), calls ``on_submitted`` with the new id before waiting, and returns each
+    item's outcome by the caller's key: a ``Generation``, or the ``ProviderError``
+    the same failure would have raised live.
+    """
+
+    provider: Provider
+
+    async def run(self, items: Iterable[tuple[str, Request]], *, batch_id: str | None = None,
+                  on_submitted: Callable[[str], None] | None = None,
+                  on_poll: Callable[[Any], None] | None = None) -> dict[str, Generation | ProviderError]: ...
+
+
+@runtime_checkable
+class BatchCapable(Protocol):
+    """A provider with a batch API: ``clinsum run --batch`` sends its summaries through ``batch()``.
+
+    Built-in (Anthropic) and plugin providers alike: implementing this method is all
+    a plugin needs for ``--batch``.
+    """
+
+    def batch(self, *, poll_interval_s: float, max_wait_s: float | None) -> Batch: ...
 
 
 class BaseProvider:

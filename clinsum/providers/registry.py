@@ -41,6 +41,20 @@ def available() -> dict[str, str]:
     return names
 
 
+def origin(name: str) -> str:
+    """Where the provider ``create`` would build for ``name`` comes from, in the order it looks:
+    ``registered`` (in this process), ``built in``, or ``entry point <distribution> <version>``."""
+    if name in _REGISTERED:
+        return "registered"
+    if name in BUILTIN:
+        return "built in"
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            dist = getattr(ep, "dist", None)
+            return " ".join(["entry point", *([dist.name, dist.version] if dist is not None else [])])
+    raise ConfigError(f"unknown provider '{name}'")
+
+
 def _load(target: str) -> Factory:
     module_name, _, attr = target.partition(":")
     module = importlib.import_module(module_name)
@@ -89,5 +103,15 @@ _REGISTERED: dict[str, Factory] = {}
 
 
 def register(name: str, factory: Factory) -> None:
-    """Make a provider available in this process under ``name`` (Python API, tests)."""
+    """Make a provider available in this process under ``name`` (Python API, tests).
+
+    ``factory`` is called as ``factory(spec, options)``; a provider class whose
+    ``__init__`` takes those works as is, and then ``clinsum providers`` can read its
+    ``local`` and whether it implements ``batch`` (``providers.base.BatchCapable``).
+    """
     _REGISTERED[name.lower()] = factory
+
+
+def registered(name: str) -> Factory | None:
+    """The factory registered in this process under ``name``, if any."""
+    return _REGISTERED.get(name.lower())
