@@ -74,3 +74,12 @@ def test_offline_refuses_a_remote_summarizer_in_build_systems(monkeypatch: pytes
     config = RunConfig(providers=["anthropic:claude-sonnet-4-5"], offline=True)  # type: ignore[list-item]
     with pytest.raises(ConfigError, match=r"^offline mode: 'anthropic:claude-sonnet-4-5'"):
         build_systems(config)
+
+
+def test_a_judge_option_typo_names_the_valid_options() -> None:
+    from clinsum.evaluators.judge import create
+
+    with pytest.raises(ConfigError) as caught:
+        create({"judges": ["extractive:lead"], "sampels": 2}, Dispatcher(None))
+    assert str(caught.value).startswith("invalid judge options: unknown option 'sampels'; valid options: "
+                                        "judges, provider_options, samples,")

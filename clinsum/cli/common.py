@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -94,3 +94,15 @@ def shown(value: object, *, multiline: bool = False) -> str:
     text = pattern.sub(lambda match: match.group().encode("unicode_escape", "backslashreplace")
                        .decode("ascii"), str(value))
     return escape(text)
+
+
+def print_skipped(problems: Sequence[object], what: str) -> None:
+    """The records ``--skip-invalid`` skipped: the first ``SHOWN_PROBLEMS``, then the count."""
+    from clinsum.inputs import SHOWN_PROBLEMS
+
+    for problem in problems[:SHOWN_PROBLEMS]:
+        console.print(f"[yellow]skipped:[/yellow] {shown(problem, multiline=True)}", highlight=False)
+    if len(problems) > SHOWN_PROBLEMS:
+        console.print(f"[yellow]  ... and {len(problems) - SHOWN_PROBLEMS} more[/yellow]")
+    if problems:
+        console.print(f"[yellow]{len(problems)} invalid {what} skipped[/yellow]")

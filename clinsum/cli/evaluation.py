@@ -16,6 +16,7 @@ from clinsum.cli.common import (
     DbOption,
     console,
     open_store,
+    print_skipped,
     reported_errors,
     shown,
     stdout,
@@ -82,10 +83,7 @@ def run(
         run_notes = None
         if resume is None:
             run_notes, skipped = evaluation.load_run_notes(config)
-            for problem in skipped:
-                console.print(f"[yellow]skipped:[/yellow] {shown(problem, multiline=True)}", highlight=False)
-            if skipped:
-                console.print(f"[yellow]{len(skipped)} invalid notes skipped[/yellow]")
+            print_skipped(skipped, "notes")
         with _progress() as progress:
             run_id = asyncio.run(evaluation.run(config, store, notes=run_notes, run_id=resume,
                                                 progress=progress))
@@ -118,8 +116,8 @@ def score(
                              skip_invalid=skip_invalid)
         note_records, skipped = evaluation.load_run_notes(config)
         loaded = load_summaries(summaries, skip_invalid=config.skip_invalid)
-        for problem in [*skipped, *loaded.skipped]:
-            console.print(f"[yellow]skipped:[/yellow] {shown(problem, multiline=True)}", highlight=False)
+        print_skipped(skipped, "notes")
+        print_skipped(loaded.skipped, "summaries")
         with _progress() as progress:
             run_id = asyncio.run(evaluation.score(config, store, note_records, loaded.records,
                                                   progress=progress))

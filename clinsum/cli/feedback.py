@@ -15,6 +15,7 @@ from clinsum.cli.common import (
     ListFormat,
     console,
     open_store,
+    print_skipped,
     reported_errors,
     shown,
     stdout,
@@ -43,8 +44,7 @@ def import_ratings(
 
     with reported_errors():
         loaded = load_ratings(file, skip_invalid=skip_invalid, dimension_columns=dimension_columns)
-        for problem in loaded.skipped:
-            console.print(f"[yellow]skipped:[/yellow] {shown(problem, multiline=True)}", highlight=False)
+        print_skipped(loaded.skipped, "ratings")
         with open_store(db) as store:
             imported = store.add_ratings(loaded.records, source or file.name)
     summaries = len({(r.note_id, r.system) for r in loaded.records})
