@@ -137,3 +137,29 @@ def test_judge_templates_use_the_same_mechanism(tmp_path: Path) -> None:
     mine.write_text("--- system ---\nRate.\n--- user ---\n$note_text")
     with pytest.raises(ConfigError, match=r"unknown placeholder\(s\) \$note_text"):
         load_judge_template(mine)
+
+
+async def test_a_run_sends_a_hostile_note_to_the_summarizer_inside_one_fence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from clinsum import evaluation
+    from clinsum.config import RunConfig
+    from clinsum.providers import registry
+    from clinsum.providers.base import BaseProvider, Generation, Request
+    from clinsum.store import Store
+
+    prompts: list[str] = []
+
+    class Recording(BaseProvider):
+        async def generate(self, request: Request) -> Generation:
+            prompts.append(request.prompt)
+            return Generation(text="Cough for 3 days.")
+
+    monkeypatch.setattr(registry, "_REGISTERED", {"recording": Recording})
+    store = Store.open(tmp_path / "c.db")
+    run_id = await evaluation.run(RunConfig(providers=["recording:m"], metrics=["length"]),  # type: ignore[list-item]
+                                  store, notes=[Note(id=HOSTILE_ID, text=HOSTILE)])
+    (prompt,) = prompts
+    assert fenced(prompt, "NOTE") == HOSTILE
+    assert not any(words in outside(prompt, HOSTILE) for words in INSTRUCTIONS)
+    assert [s.prompt_version for s in store.summaries(run_id)] == ["summarize_v2"]
