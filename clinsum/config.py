@@ -26,6 +26,7 @@ file (``apply_flags``).
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 import typing
 from pathlib import Path
@@ -137,10 +138,26 @@ def _relative_to(base: Path, value: str) -> Path:
 
 
 def _validate(data: dict[str, Any], where: str) -> RunConfig:
+    infinite = _non_finite(data)
+    if infinite is not None:  # TOML has nan and inf; a NaN price would make every cost NaN
+        raise ConfigError(f"{where}: {infinite}: numbers must be finite")
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{where}: {describe_validation(exc, RunConfig)}") from None
+
+
+def _non_finite(value: Any, where: str = "") -> str | None:
+    """The path of the first NaN or infinite number in a config structure, if any."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where or "value"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite(item, f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where
+                            else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def describe_validation(exc: ValidationError, model: type[BaseModel], noun: str = "key") -> str:

@@ -335,7 +335,9 @@ def _decode_csv_cells(row: dict[str, Any]) -> dict[str, Any]:
         if cell is None:
             continue
         try:
-            value = json.loads(cell)
+            value = json.loads(cell, parse_constant=_refuse_constant)
+        except _Problem as exc:
+            raise _Problem(exc.message, field=name) from None
         except json.JSONDecodeError as exc:
             raise _Problem(f"expected a JSON object in the cell: {exc.msg}", field=name) from None
         if not isinstance(value, dict):

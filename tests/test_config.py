@@ -99,3 +99,23 @@ def test_prompt_templates_are_versioned(tmp_path):
     custom.write_text("no placeholder")
     with pytest.raises(ConfigError, match=r"must contain \$note"):
         load_template(custom)
+
+
+@pytest.mark.parametrize(("toml", "where"), [
+    ('[prices."extractive:*"]\ninput_per_mtok = nan\n', "prices.extractive:*.input_per_mtok"),
+    ("batch_poll_s = inf\n", "batch_poll_s"),
+    ('[[providers]]\nspec = "extractive:lead"\noptions = { temperature = -inf }\n',
+     "providers[0].options.temperature"),
+])
+def test_nan_and_infinity_in_a_config_are_refused_by_path(tmp_path, toml, where):
+    path = tmp_path / "eval.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: {where}: numbers must be finite"
+
+
+def test_a_nan_provider_option_flag_is_refused():
+    config = RunConfig(providers=[{"spec": "extractive:lead"}])  # type: ignore[list-item]
+    with pytest.raises(ConfigError, match=r"providers\[0\]\.options\.temperature: numbers must be finite"):
+        apply_flags(config, provider_options=["temperature=NaN"])

@@ -361,6 +361,13 @@ def test_nan_and_infinity_are_refused_in_json(tmp_path: Path, line: str) -> None
     assert "values must be finite" in str(error)
 
 
+def test_nan_in_a_csv_json_cell_is_refused(tmp_path: Path) -> None:
+    path = csv_file(tmp_path, b'id,text,meta\na,t,"{""score"": NaN}"\n')
+    error = load_error(path)
+    assert_located(error, path, 2, "meta")
+    assert "values must be finite" in str(error)
+
+
 @pytest.mark.parametrize(("cell", "words"), [("nan", "finite"), ("inf", "finite"), ("-1", "negative")])
 def test_non_finite_or_negative_latency_in_csv(tmp_path: Path, cell: str, words: str) -> None:
     path = csv_file(tmp_path, f"note_id,system,text,latency_s\na,s,t,{cell}\n".encode(), name="s.csv")

@@ -176,7 +176,7 @@ def _finish(store: Any, run_id: str, out: Path | None, sort_by: str | None) -> i
     stdout.print(reports.table(rows, sort_by, title=f"run {run_id}"))
     info = store.run(run_id)
     console.print(f"run [bold]{run_id}[/bold]: {info['notes']} notes, {len(info['systems'])} systems, "
-                  f"{info['failed']} failed summaries; stored in {store.path}")
+                  f"{info['failed']} failed summaries; stored in {shown(store.path)}")
     if info["failed"]:
         errors = [s for s in store.summaries(run_id) if not s.ok][:5]
         for summary in errors:
@@ -184,5 +184,5 @@ def _finish(store: Any, run_id: str, out: Path | None, sort_by: str | None) -> i
                           f"{shown(summary.error or '')}", highlight=False)
     if out is not None:
         paths = reports.write_outputs(out, store.summaries(run_id), scores, rows)
-        console.print("outputs: " + ", ".join(str(p) for p in paths.values()))
+        console.print("outputs: " + ", ".join(shown(p) for p in paths.values()))
     return int(info["failed"])
