@@ -65,6 +65,7 @@ DECLARING_MODULES = (
     "clinsum.evaluators.generation",
     "clinsum.evaluators.overlap",
     "clinsum.evaluators.coverage",
+    "clinsum.evaluators.facts",
     "clinsum.evaluators.judge.metrics",
 )
 """Modules whose ``METRICS`` tuple declares the built-in metrics (light imports only)."""

@@ -12,6 +12,7 @@ BUILTIN: dict[str, str] = {
     "overlap": "clinsum.evaluators.overlap:create_overlap",
     "length": "clinsum.evaluators.overlap:create_length",
     "coverage": "clinsum.evaluators.coverage:create",
+    "facts": "clinsum.evaluators.facts:create",
     "judge": "clinsum.evaluators.judge:create",
 }
 

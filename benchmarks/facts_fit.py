@@ -1,0 +1,259 @@
+"""Fit and check the ``facts`` evaluator on ACI-Bench train/valid: false positives and planted fabrications.
+
+    .venv/bin/python benchmarks/facts_fit.py            # fit on train, report train and valid
+    .venv/bin/python benchmarks/facts_fit.py --no-fit   # the packaged defaults only
+
+Each clinician visit note is scored as a summary of its own dialogue
+(fixtures/aci_bench_train_valid.jsonl.gz, 67 train + 20 valid encounters). The
+notes are faithful, so every fact flagged there is a false positive, or a fact
+the clinician added from outside the conversation (the floor). Then one
+fabrication at a time is planted into each note and the planted note scored:
+
+``number``       a supported number (vital, lab value, age, duration, dose) changed by 40 % or more
+``side``         a supported left/right swapped
+``medication``   a sentence starting a drug (with dose and frequency) the encounter never mentions
+``disorder``     a sentence giving a history of a disorder the encounter never mentions
+``denial``       a sentence denying a symptom the encounter never mentions
+``status``       a negation removed ("denies" -> "reports", "negative for" -> "positive for",
+                 "no" -> "has"): the planted span runs to the end of its sentence
+
+A plant is detected when an unsupported fact overlaps the planted text. The fit
+chooses the number tolerance, the concept groups and the status changes that
+count, maximising (mean detection rate − false-positive rate per fact) on train;
+valid is reported with the chosen options, never used to choose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import itertools
+import json
+import random
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from clinsum.evaluators.facts import FactsOptions
+from clinsum.evaluators.facts.compare import mentions_of, unsupported_facts
+from clinsum.evaluators.facts.statements import Fact, facts_of
+from clinsum.evaluators.facts.support import check
+from clinsum.evaluators.facts.compare import _evidence as evidence_of
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "aci_bench_train_valid.jsonl.gz"
+DRUGS = ["atorvastatin", "warfarin", "prednisone", "amlodipine", "gabapentin", "sertraline", "levothyroxine",
+         "omeprazole", "metoprolol", "clopidogrel", "allopurinol", "tamsulosin"]
+DISORDERS = ["atrial fibrillation", "chronic kidney disease", "hypothyroidism", "asthma", "epilepsy", "gout",
+             "hepatitis C", "osteoporosis", "multiple sclerosis", "sarcoidosis"]
+SYMPTOMS = ["hemoptysis", "syncope", "dysuria", "hematuria", "melena", "diplopia", "tinnitus", "dysphagia"]
+PLANTS = ("number", "side", "medication", "disorder", "denial", "status")
+NEGATIONS = {"denies": "reports", "negative for": "positive for", "no": "has", "without": "with"}
+_NEGATION = re.compile(r"\b(denies|negative for|no|without)\b(?= [a-z])", re.IGNORECASE)
+
+
+@dataclass
+class Plant:
+    kind: str
+    text: str
+    start: int
+    end: int
+
+
+def load(split: str | None = None) -> list[dict[str, str]]:
+    with gzip.open(FIXTURE, "rt", encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    return [r for r in rows if split is None or r["split"] == split]
+
+
+def _supported(dialogue: str, note: str, kinds: set[str]) -> list[Fact]:
+    evidence = [evidence_of(dialogue)]
+    return [f for f in facts_of(note, mentions_of(note)) if f.kind in kinds and check(f, evidence, 0.0) is None]
+
+
+def _changed(value: float) -> str:
+    new = value + max(1.0, round(value * 0.4 + 0.5)) if value >= 1 else value * 2 + 0.1
+    return f"{new:g}" if new != int(new) else str(int(new))
+
+
+def plant_number(dialogue: str, note: str, rng: random.Random) -> Plant | None:
+    candidates = [f for f in _supported(dialogue, note, {"measurement", "age", "duration", "dose"})
+                  if f.number is not None and not f.number.spoken and re.match(r"\d", f.text)]
+    if not candidates:
+        return None
+    fact = rng.choice(candidates)
+    digits = re.match(r"[\d,]+(?:\.\d+)?", note[fact.start:])
+    assert digits is not None
+    new = _changed(float(digits.group(0).replace(",", "")))
+    end = fact.start + digits.end()
+    return Plant("number", note[:fact.start] + new + note[end:], fact.start, fact.start + len(new))
+
+
+def plant_side(dialogue: str, note: str, rng: random.Random) -> Plant | None:
+    candidates = [f for f in _supported(dialogue, note, {"laterality"}) if f.side in {"left", "right"}]
+    if not candidates:
+        return None
+    fact = rng.choice(candidates)
+    word = note[fact.start:fact.start + len(fact.side or "")]
+    swapped = {"left": "right", "right": "left"}[word.lower()]
+    swapped = swapped.capitalize() if word[0].isupper() else swapped
+    return Plant("side", note[:fact.start] + swapped + note[fact.start + len(word):], fact.start, fact.end)
+
+
+def _insert(note: str, sentence: str, kind: str, rng: random.Random) -> Plant:
+    stops = [m.end() for m in re.finditer(r"\.(?= [A-Z])", note)] or [len(note)]
+    at = rng.choice(stops[: max(1, len(stops) * 2 // 3)])
+    text = note[:at] + " " + sentence + note[at:]
+    return Plant(kind, text, at + 1, at + 1 + len(sentence))
+
+
+def _absent(words: Sequence[str], *texts: str, rng: random.Random) -> str | None:
+    lowered = " ".join(texts).lower()
+    choices = [w for w in words if w.lower() not in lowered]
+    return rng.choice(choices) if choices else None
+
+
+def plant_medication(dialogue: str, note: str, rng: random.Random) -> Plant | None:
+    drug = _absent(DRUGS, dialogue, note, rng=rng)
+    if drug is None:
+        return None
+    dose = rng.choice([5, 10, 20, 25, 40, 50])
+    frequency = rng.choice(["once daily", "twice daily", "at bedtime"])
+    return _insert(note, f"He was started on {drug} {dose} mg {frequency}.", "medication", rng)
+
+
+def plant_disorder(dialogue: str, note: str, rng: random.Random) -> Plant | None:
+    disorder = _absent(DISORDERS, dialogue, note, rng=rng)
+    return None if disorder is None else _insert(note, f"The patient also has a history of {disorder}.",
+                                                 "disorder", rng)
+
+
+def plant_denial(dialogue: str, note: str, rng: random.Random) -> Plant | None:
+    symptom = _absent(SYMPTOMS, dialogue, note, rng=rng)
+    return None if symptom is None else _insert(note, f"The patient denies {symptom}.", "denial", rng)
+
+
+def plant_status(dialogue: str, note: str, rng: random.Random) -> Plant | None:
+    candidates = list(_NEGATION.finditer(note))
+    if not candidates:
+        return None
+    match = rng.choice(candidates)
+    word = match.group(1)
+    new = NEGATIONS[word.lower()]
+    new = new.capitalize() if word[0].isupper() else new
+    text = note[:match.start()] + new + note[match.end():]
+    stop = re.search(r"[.\n]", text[match.start():])
+    end = match.start() + (stop.start() if stop else len(text) - match.start())
+    return Plant("status", text, match.start(), end)
+
+
+PLANTERS: dict[str, Callable[[str, str, random.Random], Plant | None]] = {
+    "number": plant_number, "side": plant_side, "medication": plant_medication, "disorder": plant_disorder,
+    "denial": plant_denial, "status": plant_status,
+}
+
+
+def plants_for(row: dict[str, str], seed: int = 13) -> list[Plant]:
+    """One plant of each kind (where the note allows it), reproducible per encounter."""
+    out = []
+    for kind, planter in PLANTERS.items():
+        rng = random.Random(f"{seed}:{row['id']}:{kind}")
+        plant = planter(row["dialogue"], row["note"], rng)
+        if plant is not None:
+            out.append(plant)
+    return out
+
+
+@dataclass
+class Figures:
+    notes: int
+    facts: int
+    flagged: int
+    notes_flagged: int
+    detected: dict[str, tuple[int, int]]
+
+    @property
+    def false_positive_rate(self) -> float:
+        return self.flagged / self.facts if self.facts else 0.0
+
+    @property
+    def detection(self) -> float:
+        rates = [d / n for d, n in self.detected.values() if n]
+        return sum(rates) / len(rates) if rates else 0.0
+
+
+def measure(rows: Sequence[dict[str, str]], options: FactsOptions,
+            plants: dict[str, list[Plant]]) -> Figures:
+    facts = flagged = notes_flagged = 0
+    detected = {kind: [0, 0] for kind in PLANTS}
+    for row in rows:
+        found = unsupported_facts(row["dialogue"], row["note"], options)
+        facts += found.total
+        flagged += len(found.unsupported)
+        notes_flagged += bool(found.unsupported)
+        for plant in plants[row["id"]]:
+            planted = unsupported_facts(row["dialogue"], plant.text, options)
+            hit = any(f["start"] < plant.end and plant.start < f["end"] for f in planted.unsupported)
+            detected[plant.kind][0] += hit
+            detected[plant.kind][1] += 1
+    return Figures(len(rows), facts, flagged, notes_flagged, {k: (v[0], v[1]) for k, v in detected.items()})
+
+
+GRID_TOLERANCE = (0.0, 0.05)
+GRID_CONTEXT = (False, True)
+GRID_GROUPS = (
+    ("disorder", "finding", "drug", "procedure", "test", "anatomy", "device"),
+    ("disorder", "finding", "drug", "procedure", "test", "device"),
+    ("disorder", "finding", "drug", "procedure"),
+    ("disorder", "finding", "drug"),
+    ("disorder", "drug"),
+)
+GRID_STATUSES = ("critical", "all", "none")
+
+
+def fit(rows: Sequence[dict[str, str]], plants: dict[str, list[Plant]]) -> tuple[FactsOptions, list[str]]:
+    best: tuple[float, FactsOptions] | None = None
+    lines = ["| tolerance | number context | concept groups | statuses | FP rate / fact | detection | objective |",
+             "|---:|---|---|---|---:|---:|---:|"]
+    for tolerance, context, groups, statuses in itertools.product(GRID_TOLERANCE, GRID_CONTEXT, GRID_GROUPS,
+                                                                  GRID_STATUSES):
+        options = FactsOptions(tolerance=tolerance, concept_groups=groups, statuses=statuses,
+                               number_context=context)
+        figures = measure(rows, options, plants)
+        objective = figures.detection - figures.false_positive_rate
+        lines.append(f"| {tolerance:g} | {context} | {', '.join(groups)} | {statuses} | {figures.false_positive_rate:.3f} | "
+                     f"{figures.detection:.3f} | {objective:.3f} |")
+        if best is None or objective > best[0] + 1e-9:
+            best = (objective, options)
+    assert best is not None
+    return best[1], lines
+
+
+def report(name: str, figures: Figures) -> None:
+    print(f"\n{name}: {figures.notes} faithful notes, {figures.facts} facts, {figures.flagged} flagged "
+          f"(false-positive rate {figures.false_positive_rate:.3f} per fact, "
+          f"{figures.flagged / figures.notes:.2f} per note; {figures.notes_flagged} notes with any)")
+    print("| planted | detected | of | rate |\n|---|---:|---:|---:|")
+    for kind, (hit, total) in figures.detected.items():
+        print(f"| {kind} | {hit} | {total} | {hit / total if total else float('nan'):.3f} |")
+    print(f"| mean over kinds | | | {figures.detection:.3f} |")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-fit", action="store_true", help="only report the packaged defaults")
+    args = parser.parse_args(argv)
+    train, valid = load("train"), load("valid")
+    plants = {row["id"]: plants_for(row) for row in [*train, *valid]}
+    chosen = FactsOptions()
+    if not args.no_fit:
+        chosen, lines = fit(train, plants)
+        print("Fit on ACI-Bench train (objective = mean detection − false-positive rate per fact):\n")
+        print("\n".join(lines))
+        print(f"\nchosen: {chosen}  (packaged defaults: {FactsOptions()})")
+    report("train", measure(train, chosen, plants))
+    report("valid (held out from the fit)", measure(valid, chosen, plants))
+
+
+if __name__ == "__main__":
+    main()

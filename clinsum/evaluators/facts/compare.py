@@ -1,0 +1,122 @@
+"""A summary's facts against its source: the unsupported ones, each with its span and reason."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from clinsum.evaluators.facts.statements import facts_of, stem
+from clinsum.evaluators.facts.support import Evidence, check
+from clinsum.records import Mention
+
+if TYPE_CHECKING:
+    from clinsum.evaluators.facts import FactsOptions
+
+
+@dataclass
+class Found:
+    unsupported: list[dict[str, Any]]
+    """One entry per unsupported fact: start, end, text, kind, reason, source (span or None)."""
+    total: int
+    by_kind: dict[str, int]
+
+
+@lru_cache(maxsize=2048)
+def mentions_of(text: str) -> tuple[Mention, ...]:
+    """Concept mentions of a text; a source is scored once per system, so this is cached."""
+    from clinsum.concepts.extract import extract
+
+    return tuple(extract(text)) if text.strip() else ()
+
+
+SPOKEN: dict[str, frozenset[str]] = {
+    "pain": frozenset({"pain", "hurt", "hurting", "ache", "aching", "sore", "soreness", "painful"}),
+    "painful": frozenset({"pain", "hurt", "hurting", "ache", "aching", "sore", "painful"}),
+    "swelling": frozenset({"swelling", "swollen", "swell"}),
+    "nausea": frozenset({"nausea", "nauseous", "nauseated", "queasy"}),
+    "vomiting": frozenset({"vomiting", "vomit", "vomited", "throwing", "threw"}),
+    "fatigue": frozenset({"fatigue", "tired", "exhausted"}),
+    "dyspnea": frozenset({"dyspnea", "breath", "breathe", "breathing"}),
+}
+"""How a patient says the head word of a finding ("my knee hurts" for "knee pain")."""
+NEARBY = 80
+"""Characters within which all words of a concept must appear in the source to support it."""
+_TOKEN = re.compile(r"[a-z0-9]+")
+_FILLER = frozenset({"of", "the", "a", "an", "in", "on", "and", "with", "to", "left", "right", "bilateral"})
+
+
+def words_nearby(surface: str, text: str) -> bool:
+    """Whether every word of ``surface`` (or its spoken form) occurs in ``text`` within ``NEARBY`` characters.
+
+    A dialogue seldom says a finding by its lexicon name: "my knee has been hurting" supports
+    "knee pain". Every word must be there, close together, so an invented disorder is not excused.
+    """
+    words = [w for w in _TOKEN.findall(surface.lower()) if w not in _FILLER]
+    if len(words) < 2:
+        return False
+    lowered = text.lower()
+    positions: list[list[int]] = []
+    for word in words:
+        forms = SPOKEN.get(word, frozenset({word}))
+        found = [m.start() for form in forms for m in re.finditer(rf"\b{re.escape(stem(form))}", lowered)]
+        if not found:
+            return False
+        positions.append(found)
+    return any(all(any(abs(p - anchor) <= NEARBY for p in others) for others in positions[1:])
+               for anchor in positions[0])
+
+
+@lru_cache(maxsize=2048)
+def _evidence(text: str) -> Evidence:
+    mentions = mentions_of(text)
+    return Evidence(text, facts_of(text, mentions), mentions)
+
+
+def unsupported_facts(source: str, summary: str, options: FactsOptions, *,
+                      reference: str | None = None) -> Found:
+    """Every fact of ``summary`` that ``source`` (or ``reference``, when given) does not support."""
+    from clinsum.evaluators.coverage import CoverageOptions, compare, concepts_of
+
+    evidence = [_evidence(source)] + ([_evidence(reference)] if reference and reference.strip() else [])
+    summary_mentions = mentions_of(summary)
+    unsupported: list[dict[str, Any]] = []
+    by_kind: dict[str, int] = {}
+    facts = facts_of(summary, summary_mentions)
+    doses = [(f.start, f.end) for f in facts if f.kind == "dose"]
+    for fact in facts:
+        by_kind[fact.kind] = by_kind.get(fact.kind, 0) + 1
+        verdict = check(fact, evidence, options.tolerance, summary_text=summary, context=options.number_context)
+        if verdict is not None:
+            reason, compared = verdict
+            unsupported.append({"start": fact.start, "end": fact.end, "text": fact.text, "kind": fact.kind,
+                                "reason": reason, "source": compared})
+
+    groups = set(options.concept_groups)
+    counted = [m for m in summary_mentions if m.group in groups
+               and not any(start <= m.start < end for start, end in doses)]
+    summary_concepts = concepts_of(summary, counted)
+    source_concepts = concepts_of(source, mentions_of(source))
+    ref = (reference, concepts_of(reference, mentions_of(reference))) if reference and reference.strip() else None
+    comparison = compare(source, source_concepts, summary, summary_concepts, CoverageOptions(), reference=ref)
+    by_kind["concept"] = len(summary_concepts)
+    texts = [source] + ([reference] if ref is not None and reference else [])
+    for concept in comparison.unsupported:
+        if any(words_nearby(concept["text"], text) for text in texts):
+            continue
+        start, end = concept["span"]
+        unsupported.append({"start": start, "end": end, "text": concept["text"], "kind": "concept",
+                            "reason": "absent", "source": None, "concept": concept["name"]})
+    for flip in comparison.flips:
+        if options.statuses == "none" or (options.statuses == "critical" and flip["severity"] != "critical"):
+            continue
+        start, end = flip["summary"]["span"]
+        first = flip["source"]["spans"][0]
+        compared = {"start": first[0], "end": first[1], "text": source[first[0]:first[1]],
+                    "status": first[2]} if first[1] <= len(source) else None
+        unsupported.append({"start": start, "end": end, "text": flip["summary"]["text"], "kind": "concept",
+                            "reason": "different status", "source": compared, "concept": flip["name"],
+                            "status": flip["summary"]["assertion"]})
+    unsupported.sort(key=lambda f: (f["start"], f["end"]))
+    return Found(unsupported, sum(by_kind.values()), by_kind)
