@@ -36,10 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clinsum.evaluators.facts import FactsOptions
-from clinsum.evaluators.facts.compare import mentions_of, unsupported_facts
+from clinsum.evaluators.facts.compare import evidence_of, mentions_of, unsupported_facts
 from clinsum.evaluators.facts.statements import Fact, facts_of
 from clinsum.evaluators.facts.support import check
-from clinsum.evaluators.facts.compare import _evidence as evidence_of
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "aci_bench_train_valid.jsonl.gz"
 DRUGS = ["atorvastatin", "warfarin", "prednisone", "amlodipine", "gabapentin", "sertraline", "levothyroxine",
@@ -221,7 +220,8 @@ def fit(rows: Sequence[dict[str, str]], plants: dict[str, list[Plant]]) -> tuple
                                number_context=context)
         figures = measure(rows, options, plants)
         objective = figures.detection - figures.false_positive_rate
-        lines.append(f"| {tolerance:g} | {context} | {', '.join(groups)} | {statuses} | {figures.false_positive_rate:.3f} | "
+        lines.append(f"| {tolerance:g} | {context} | {', '.join(groups)} | {statuses} | "
+                     f"{figures.false_positive_rate:.3f} | "
                      f"{figures.detection:.3f} | {objective:.3f} |")
         if best is None or objective > best[0] + 1e-9:
             best = (objective, options)

@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     cold = []
     for _ in range(3):
         mentions_of.cache_clear()
-        facts_compare._evidence.cache_clear()
+        facts_compare.evidence_of.cache_clear()
         cold.append(per_summary(lambda row: unsupported_facts(row["dialogue"], row["summary"], options,
                                                               reference=row["reference"])))
     print(f"\nCost per summary (median of 3 passes over the {len(rows)} rows): facts {statistics.median(warm):.1f} ms "

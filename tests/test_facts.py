@@ -112,7 +112,8 @@ async def test_each_planted_fabrication_is_found_with_its_span_reason_and_source
         change: tuple[str, str], planted: str, kind: str, reason: str, compared: str | None) -> None:
     summary = FAITHFUL.replace(*change)
     assert summary != FAITHFUL
-    facts = unsupported(await scores(summary))
+    options = {"statuses": "critical"} if reason == "different status" else {}
+    facts = unsupported(await scores(summary, options=options))
     assert len(facts) == 1, facts
     (fact,) = facts
     assert summary[fact["start"]:fact["end"]] == fact["text"] == planted
@@ -144,9 +145,18 @@ async def test_the_reference_supports_a_fact_unless_told_not_to() -> None:
 
 
 async def test_tolerance_is_relative() -> None:
-    summary = FAITHFUL.replace("72", "73")
-    assert len(unsupported(await scores(summary))) == 1
+    summary = FAITHFUL.replace("72", "75")
+    assert len(unsupported(await scores(summary, options={"tolerance": 0.0}))) == 1
+    assert len(unsupported(await scores(summary, options={"tolerance": 0.03}))) == 1
     assert unsupported(await scores(summary, options={"tolerance": 0.05})) == []
+
+
+async def test_status_changes_count_only_when_asked_and_coverage_still_reports_them() -> None:
+    summary = FAITHFUL.replace("Denies chest pain", "Reports chest pain")
+    assert unsupported(await scores(summary)) == []  # the packaged default, fitted on ACI-Bench
+    flagged = unsupported(await scores(summary, options={"statuses": "all"}))
+    assert [(f["reason"], f["status"], f["source"]["status"]) for f in flagged] == [
+        ("different status", "present", "negated")]
 
 
 async def test_empty_summary_states_no_fact_and_a_failed_one_gets_no_score() -> None:

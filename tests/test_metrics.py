@@ -11,6 +11,7 @@ from judge_fakes import ScriptedJudge, verdict
 from clinsum.dispatch import Dispatcher
 from clinsum.evaluators import metrics
 from clinsum.evaluators.coverage import create as create_coverage
+from clinsum.evaluators.facts import create as create_facts
 from clinsum.evaluators.generation import GenerationEvaluator
 from clinsum.evaluators.judge import JudgeEvaluator
 from clinsum.evaluators.overlap import create_length, create_overlap
@@ -28,6 +29,7 @@ async def emitted_metrics() -> set[str]:
     jury = [ScriptedJudge("fake:a", [verdict(4)], repeat_last=True),
             ScriptedJudge("fake:b", [verdict(3)], repeat_last=True)]
     evaluators = [GenerationEvaluator(), create_overlap({}, None), create_length({}, None), create_coverage({}),
+                  create_facts({}),
                   JudgeEvaluator(jury, Dispatcher(None, base_delay_s=0), samples=2, temperature=0.7)]
     names: set[str] = set()
     for evaluator in evaluators:
@@ -37,7 +39,7 @@ async def emitted_metrics() -> set[str]:
 
 async def test_every_emitted_metric_is_declared_with_a_direction() -> None:
     names = await emitted_metrics()
-    assert {"failed", "rouge1", "concept_recall", "critical_flips", "judge_overall_sd",
+    assert {"failed", "rouge1", "concept_recall", "critical_flips", "unsupported_fact_rate", "judge_overall_sd",
             "judge_cost_usd", "judge_accurate@fake:a"} <= names
     undeclared = sorted(n for n in names if metrics.describe(n) is None)
     assert undeclared == []

@@ -69,7 +69,7 @@ def words_nearby(surface: str, text: str) -> bool:
 
 
 @lru_cache(maxsize=2048)
-def _evidence(text: str) -> Evidence:
+def evidence_of(text: str) -> Evidence:
     mentions = mentions_of(text)
     return Evidence(text, facts_of(text, mentions), mentions)
 
@@ -79,7 +79,7 @@ def unsupported_facts(source: str, summary: str, options: FactsOptions, *,
     """Every fact of ``summary`` that ``source`` (or ``reference``, when given) does not support."""
     from clinsum.evaluators.coverage import CoverageOptions, compare, concepts_of
 
-    evidence = [_evidence(source)] + ([_evidence(reference)] if reference and reference.strip() else [])
+    evidence = [evidence_of(source)] + ([evidence_of(reference)] if reference and reference.strip() else [])
     summary_mentions = mentions_of(summary)
     unsupported: list[dict[str, Any]] = []
     by_kind: dict[str, int] = {}

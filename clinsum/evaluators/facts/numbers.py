@@ -34,7 +34,9 @@ ORDINALS = {
 ADVERBS = {"once": 1, "twice": 2}
 
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)*|\d[\d,]*(?:\.\d+)?|\S", re.IGNORECASE)
-_DIGITS = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?:(?:\s*/\s*|\s+out of\s+)(\d+(?:\.\d+)?))?(?![\d.]\d|st\b|nd\b|rd\b|th\b)")
+_DIGITS = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?"  # 1,000  8  98.6
+                     r"(?:(?:\s*/\s*|\s+out of\s+)(\d+(?:\.\d+)?))?"  # 120/80  4 out of 10
+                     r"(?![\d.]\d|st\b|nd\b|rd\b|th\b)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +89,9 @@ def _units() -> list[tuple[str, Unit]]:
 
 
 _UNIT_TABLE = _units()
-_UNIT = re.compile(r"\s?-?\s?(?:" + "|".join(f"(?P<u{i}>{p})" for i, (p, _) in enumerate(_UNIT_TABLE)) + r")(?![a-z])",
-                   re.IGNORECASE)
+_UNIT = re.compile(
+    r"\s?-?\s?(?:" + "|".join(f"(?P<u{i}>{p})" for i, (p, _) in enumerate(_UNIT_TABLE)) + r")(?![a-z])",
+    re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +142,7 @@ def _parse_words(words: list[str]) -> list[float]:
         kind, value = parsed
         current = chunks[-1]
         if current:
-            last_kind, last_value = current[-1]
+            last_kind = current[-1][0]
             continues = (kind == "scale") or (last_kind == "scale" and kind in {"small", "tens"}) or \
                         (last_kind == "tens" and kind == "small" and 0 < value < 10)
             if not continues:
@@ -161,13 +164,14 @@ def _parse_words(words: list[str]) -> list[float]:
         values.append(total + current_value)
     # speech pairs two-digit groups: "nineteen eighty four", "one twenty two", "one oh five"
     merged: list[float] = []
-    for value in values:
-        if merged and 1 <= merged[-1] <= 99 and 10 <= value <= 99 and len(values) == 2:
-            merged[-1] = merged[-1] * 100 + value
-        elif merged and 1 <= merged[-1] <= 9 and value == 0:
+    for number in values:
+        amount = float(number)
+        if merged and 1 <= merged[-1] <= 99 and 10 <= amount <= 99 and len(values) == 2:
+            merged[-1] = merged[-1] * 100 + amount
+        elif merged and 1 <= merged[-1] <= 9 and amount == 0:
             merged[-1] = merged[-1] * 10
         else:
-            merged.append(value)
+            merged.append(amount)
     return merged
 
 
@@ -201,6 +205,18 @@ def _spoken(text: str) -> list[Number]:
             out.append(Number(start, end, (float(value),), spoken=True, ordinal=True))
             i += 1
             continue
+        if word == "half" and i + 1 < len(tokens) and tokens[i + 1][0] in {"a", "an"} and \
+                (i == 0 or tokens[i - 1][0] not in {"and", "a"}):
+            out.append(_with_unit(text, Number(start, tokens[i + 1][2], (0.5,), spoken=True)))
+            i += 2
+            continue
+        if word == "point" and (i == 0 or tokens[i - 1][0] not in _NUMBER_WORDS):
+            decimal = _decimal_tail(tokens, i)
+            if decimal is not None:
+                digits, j, run_end = decimal
+                out.append(_with_unit(text, Number(start, run_end, (float(f"0.{digits}"),), spoken=True)))
+                i = j
+                continue
         if word in ADVERBS:
             out.append(Number(start, end, (float(ADVERBS[word]),), unit=Unit("times", "count", 1), spoken=True))
             i += 1
@@ -228,7 +244,7 @@ def _spoken(text: str) -> list[Number]:
                 j += 1
             else:
                 break
-        if not run or run == ["one"] and word == "a":
+        if not run or (run == ["one"] and word == "a"):
             i = max(j, i + 1)
             continue
         values = _parse_words(run)
@@ -249,8 +265,7 @@ def _spoken(text: str) -> list[Number]:
                 out.append(_with_unit(text, Number(start, run_end, (values[0],), spoken=True)))
         else:
             # a string of separate numbers ("four five") keeps each as its own, spanning the run
-            for value in values:
-                out.append(Number(start, run_end, (value,), spoken=True))
+            out.extend(Number(start, run_end, (float(v),), spoken=True) for v in values)
         i = max(j, i + 1)
     return out
 

@@ -36,14 +36,15 @@ MEASURES: dict[str, str] = {
     "ldl": "ldl", "hdl": "hdl", "triglycerides": "triglycerides", "creatinine": "creatinine",
     "sodium": "sodium", "potassium": "potassium", "tsh": "tsh", "t4": "t4", "hemoglobin": "hemoglobin",
     "ejection fraction": "ejection fraction", "ef": "ejection fraction", "psa": "psa",
-    "white count": "white blood cell count", "white blood cell": "white blood cell count", "wbc": "white blood cell count",
+    "white count": "white blood cell count", "white blood cell": "white blood cell count",
+    "wbc": "white blood cell count",
     "platelets": "platelets", "inr": "inr", "strength": "strength", "murmur": "murmur", "pain": "pain score",
 }
 _MEASURE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, MEASURES), key=len, reverse=True)) + r")\b",
                       re.IGNORECASE)
 _CLAUSE_BREAK = re.compile(r"[.;:\n!?]")
 _AGE_AFTER = re.compile(r"\s*-?\s*(?:years?|yrs?|y)?\s*-?\s*(?:old\b|yo\b|y/o|\.?o\.)", re.IGNORECASE)
-_AGE_BEFORE = re.compile(r"(?:\bage(?:d)?(?: of)?|\bdied at|\bat|\bi'm|\bi am|\bhe's|\bshe's|\bhe is|\bshe is)\s*$",
+_AGE_BEFORE = re.compile(r"(?:\bage(?:d)?(?: of)?|\bdied at|\bat age|\bi'm|\bi am|\bhe's|\bshe's|\bhe is|\bshe is)\s*$",
                          re.IGNORECASE)
 _AGO_AFTER = re.compile(r"\s*(?:ago|prior|earlier|before)\b", re.IGNORECASE)
 _MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"

@@ -57,10 +57,13 @@ def _span(text: str, start: int, end: int) -> dict[str, Any]:
     return {"start": start, "end": end, "text": text[start:end]}
 
 
-_STOP = frozenset(
-    "a an the and or of in on at to for with without from by as is are was were be been has have had he she his "
-    "her they their them it its this that these those there which who not no about approximately around some "
-    "any my your our we you i me us do did does so but if then than also very just over under into per".split())
+_STOP = frozenset({
+    "a", "an", "the", "and", "or", "of", "in", "on", "at", "to", "for", "with", "without", "from", "by", "as",
+    "is", "are", "was", "were", "be", "been", "has", "have", "had", "he", "she", "his", "her", "they", "their",
+    "them", "it", "its", "this", "that", "these", "those", "there", "which", "who", "not", "no", "about",
+    "approximately", "around", "some", "any", "my", "your", "our", "we", "you", "i", "me", "us", "do", "did",
+    "does", "so", "but", "if", "then", "than", "also", "very", "just", "over", "under", "into", "per",
+})
 SUMMARY_CONTEXT = 40
 """Characters either side of a summary number whose words are its context."""
 SOURCE_CONTEXT = 120

@@ -1,0 +1,45 @@
+"""Fabrications planted into faithful ACI-Bench notes are found; the untouched notes stay near the floor.
+
+The valid split (20 encounters, never used to choose the options) of
+fixtures/aci_bench_train_valid.jsonl.gz, planted by benchmarks/facts_fit.py. Floors sit below the
+figures the benchmark measured (README, "Benchmarks and validation"), so a regression fails here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from clinsum.evaluators.facts import FactsOptions
+
+pytest.importorskip("spacy")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fit_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("facts_fit", ROOT / "benchmarks" / "facts_fit.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_planted_fabrications_are_detected_and_faithful_notes_stay_near_the_floor() -> None:
+    fit = fit_module()
+    rows = fit.load("valid")
+    assert len(rows) == 20
+    plants = {row["id"]: fit.plants_for(row) for row in rows}
+    # every plant really changed the note, and its span is inside the planted text
+    for row in rows:
+        for plant in plants[row["id"]]:
+            assert plant.text != row["note"] and 0 <= plant.start < plant.end <= len(plant.text)
+    figures = fit.measure(rows, FactsOptions(), plants)
+    rate = {kind: hit / total for kind, (hit, total) in figures.detected.items() if total}
+    assert rate["medication"] >= 0.95 and rate["disorder"] >= 0.95 and rate["denial"] >= 0.95
+    assert rate["number"] >= 0.7
+    assert rate["side"] >= 0.6
+    assert figures.false_positive_rate <= 0.13
