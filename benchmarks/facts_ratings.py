@@ -8,7 +8,9 @@ the 200 summaries, seed 0) of the ``facts`` metrics, with the packaged options
 the older concept metrics, with the human ``HallucinationRate``
 (fixtures/mts_dialog_ratings.jsonl). The source is the dialogue and the
 reference section supports a fact too, as ``clinsum run`` does for a note with
-a reference; the dialogue-only figures are printed beside them.
+a reference; the dialogue-only figures are printed beside them, and (added after the
+first report, as a diagnostic) the reference-only ones: the raters counted a summary's
+facts against the reference section.
 
 Then the cost: milliseconds per summary of the ``facts`` evaluator's comparison,
 with the source already prepared (a run scores one source for every system) and
@@ -71,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         add("unsupported_fact_rate (source = dialogue only)",
             len(alone.unsupported) / alone.total if alone.total else 0.0)
         add("unsupported_facts (source = dialogue only)", len(alone.unsupported))
+        against_reference = unsupported_facts(reference, summary, options)
+        add("unsupported_fact_rate (source = reference only; post hoc, see README)",
+            len(against_reference.unsupported) / against_reference.total if against_reference.total else 0.0)
         s = concepts_of(summary, mentions_of(summary))
         d = concepts_of(dialogue, mentions_of(dialogue))
         r = concepts_of(reference, mentions_of(reference))
