@@ -122,6 +122,7 @@ async def test_each_planted_fabrication_is_found_with_its_span_reason_and_source
         assert fact["source"] is None
     else:
         assert DIALOGUE[fact["source"]["start"]:fact["source"]["end"]] == fact["source"]["text"] == compared
+        assert fact["source"]["in"] == "source"
 
 
 async def test_an_invented_medication_is_absent_and_counts_in_the_rate() -> None:
@@ -144,6 +145,13 @@ async def test_the_reference_supports_a_fact_unless_told_not_to() -> None:
     assert len(unsupported(off)) == 1
 
 
+async def test_a_span_compared_in_the_reference_says_so() -> None:
+    reference = "Creatinine 1.4 last week."
+    facts = unsupported(await scores(FAITHFUL + " Creatinine 2.6.", reference=reference))
+    assert [(f["reason"], f["source"]) for f in facts] == [
+        ("different number", {"start": 11, "end": 14, "text": "1.4", "in": "reference"})]
+
+
 async def test_tolerance_is_relative() -> None:
     summary = FAITHFUL.replace("72", "75")
     assert len(unsupported(await scores(summary, options={"tolerance": 0.0}))) == 1
@@ -155,8 +163,10 @@ async def test_status_changes_count_only_when_asked_and_coverage_still_reports_t
     summary = FAITHFUL.replace("Denies chest pain", "Reports chest pain")
     assert unsupported(await scores(summary)) == []  # the packaged default, fitted on ACI-Bench
     flagged = unsupported(await scores(summary, options={"statuses": "all"}))
-    assert [(f["reason"], f["status"], f["source"]["status"]) for f in flagged] == [
-        ("different status", "present", "negated")]
+    assert [(f["reason"], f["status"], f["source"]["status"], f["source"]["in"]) for f in flagged] == [
+        ("different status", "present", "negated", "source")]
+    start, end = flagged[0]["source"]["start"], flagged[0]["source"]["end"]
+    assert DIALOGUE[start:end] == "chest pain"
 
 
 async def test_empty_summary_states_no_fact_and_a_failed_one_gets_no_score() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,7 @@ from clinsum.evaluators.facts.support import Evidence, check
 from clinsum.records import Mention
 
 if TYPE_CHECKING:
+    from clinsum.evaluators.coverage import Concept
     from clinsum.evaluators.facts import FactsOptions
 
 
@@ -68,10 +70,28 @@ def words_nearby(surface: str, text: str) -> bool:
                for anchor in positions[0])
 
 
+def _status_span(flip: dict[str, Any], source_concepts: Mapping[str, Concept],
+                 reference: tuple[str, Mapping[str, Concept]] | None) -> dict[str, Any] | None:
+    """Where the source (or the reference) states the flipped concept, with its status there."""
+    from clinsum.evaluators.coverage import normalise
+
+    key = normalise(flip["name"])
+    texts: list[tuple[str, Mapping[str, Concept]]] = [("source", source_concepts)]
+    if reference is not None:
+        texts.append(("reference", reference[1]))
+    for role, concepts in texts:
+        concept = concepts.get(key)
+        if concept is not None and concept.mentions:
+            mention = concept.mentions[0]
+            return {"start": mention.start, "end": mention.end, "text": mention.text, "in": role,
+                    "status": mention.assertion}
+    return None
+
+
 @lru_cache(maxsize=2048)
-def evidence_of(text: str) -> Evidence:
+def evidence_of(text: str, role: str = "source") -> Evidence:
     mentions = mentions_of(text)
-    return Evidence(text, facts_of(text, mentions), mentions)
+    return Evidence(text, facts_of(text, mentions), mentions, role)
 
 
 def unsupported_facts(source: str, summary: str, options: FactsOptions, *,
@@ -79,7 +99,9 @@ def unsupported_facts(source: str, summary: str, options: FactsOptions, *,
     """Every fact of ``summary`` that ``source`` (or ``reference``, when given) does not support."""
     from clinsum.evaluators.coverage import CoverageOptions, compare, concepts_of
 
-    evidence = [evidence_of(source)] + ([evidence_of(reference)] if reference and reference.strip() else [])
+    evidence = [evidence_of(source)]
+    if reference and reference.strip():
+        evidence.append(evidence_of(reference, "reference"))
     summary_mentions = mentions_of(summary)
     unsupported: list[dict[str, Any]] = []
     by_kind: dict[str, int] = {}
@@ -112,9 +134,7 @@ def unsupported_facts(source: str, summary: str, options: FactsOptions, *,
         if options.statuses == "none" or (options.statuses == "critical" and flip["severity"] != "critical"):
             continue
         start, end = flip["summary"]["span"]
-        first = flip["source"]["spans"][0]
-        compared = {"start": first[0], "end": first[1], "text": source[first[0]:first[1]],
-                    "status": first[2]} if first[1] <= len(source) else None
+        compared = _status_span(flip, source_concepts, ref)
         unsupported.append({"start": start, "end": end, "text": flip["summary"]["text"], "kind": "concept",
                             "reason": "different status", "source": compared, "concept": flip["name"],
                             "status": flip["summary"]["assertion"]})

@@ -65,7 +65,8 @@ SIDES = {"left": "left", "right": "right", "bilateral": "bilateral", "bilaterall
 OPPOSITE = {"left": {"right"}, "right": {"left"}, "bilateral": set()}
 _SIDE = re.compile(r"\b(left|right|bilateral|bilaterally)\b", re.IGNORECASE)
 _NOT_A_SIDE = re.compile(r"(?:all|that's|thats|is|alright|you're|youre|you are)\s+$|^\s*(?:now|away|after|here|"
-                         r"there|back|before|then|so|\?|,\s*(?:okay|ok))", re.IGNORECASE)
+                         r"there|back|before|then|so|at|in|about|around|when|where|\?|,\s*(?:okay|ok))\b",
+                         re.IGNORECASE)
 _MODIFIERS = {"side", "sided", "upper", "lower", "side's", "the", "of", "a", "an", "and", "my", "his", "her",
               "posterior", "anterior", "medial", "lateral", "distal", "proximal", "mid", "greater", "lesser", "on",
               "in", "to", "great", "big", "little", "small", "index", "ring", "middle", "hand", "handed",

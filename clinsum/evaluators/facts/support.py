@@ -28,6 +28,9 @@ from clinsum.evaluators.facts.statements import OPPOSITE, Fact, side_words, stem
 from clinsum.records import Mention
 
 _WORDS = re.compile(r"[a-z][a-z'-]+", re.IGNORECASE)
+SIDE_BEFORE = 30
+SIDE_AFTER = 45
+"""Characters before and after a side word of the source whose words it is the side of."""
 DRUG_WINDOW = 200
 """Characters after a drug's mention in the source in which its dose and frequency are looked for."""
 
@@ -39,6 +42,8 @@ class Evidence:
     text: str
     facts: list[Fact]
     mentions: Sequence[Mention]
+    role: str = "source"
+    """``source`` (the note's text) or ``reference`` (its reference summary): which text a span indexes."""
     numbers: list[Fact] = field(init=False)
     side_pairs: dict[tuple[str, str], tuple[int, int]] = field(init=False)
     words: set[str] = field(init=False)
@@ -48,13 +53,13 @@ class Evidence:
         self.words = {stem(w) for w in _WORDS.findall(self.text)}
         self.side_pairs = {}
         for start, end, side in side_words(self.text):
-            around = list(_WORDS.finditer(self.text[max(0, start - 30):end + 45]))
+            around = list(_WORDS.finditer(self.text[max(0, start - SIDE_BEFORE):end + SIDE_AFTER]))
             for word in around:
                 self.side_pairs.setdefault((side, stem(word.group(0))), (start, end))
 
 
-def _span(text: str, start: int, end: int) -> dict[str, Any]:
-    return {"start": start, "end": end, "text": text[start:end]}
+def _span(source: Evidence, start: int, end: int) -> dict[str, Any]:
+    return {"start": start, "end": end, "text": source.text[start:end], "in": source.role}
 
 
 _STOP = frozenset({
@@ -115,7 +120,7 @@ def _nearest_measure(fact: Fact, evidence: Sequence[Evidence]) -> dict[str, Any]
             same_subject = fact.subject is not None and other.subject == fact.subject
             same_age = fact.kind == "age" and other.kind == "age"
             if same_subject or same_age:
-                return _span(source.text, other.start, other.end)
+                return _span(source, other.start, other.end)
     return None
 
 
@@ -138,14 +143,14 @@ def _check_dose(fact: Fact, evidence: Sequence[Evidence], tolerance: float) -> t
     if not value_found:
         if near:
             source, other = near[0]
-            return "different dose", _span(source.text, other.start, other.end)
+            return "different dose", _span(source, other.start, other.end)
         return "absent", None
     if fact.per_day is not None:
         frequencies = [(source, f) for source, f in near if f.per_day is not None]
         if frequencies and not any(abs(f.per_day - fact.per_day) < 1e-6 for _s, f in frequencies
                                    if f.per_day is not None):
             source, other = frequencies[0]
-            return "different frequency", _span(source.text, other.start, other.end)
+            return "different frequency", _span(source, other.start, other.end)
     return None
 
 
@@ -157,7 +162,7 @@ def _check_side(fact: Fact, evidence: Sequence[Evidence]) -> tuple[str, dict[str
         for opposite in OPPOSITE[fact.side]:
             span = source.side_pairs.get((opposite, fact.subject))
             if span is not None:
-                return "different side", _span(source.text, *span)
+                return "different side", _span(source, *span)
     if not any(fact.subject in source.words for source in evidence):
         return "absent", None
     return None
