@@ -193,3 +193,15 @@ def test_options_are_checked_and_change_the_version() -> None:
 def test_the_runner_builds_it_by_name() -> None:
     evaluator = create_evaluator("facts", {"tolerance": 0.1}, None)
     assert evaluator.name == "facts"
+
+
+@pytest.mark.parametrize("summary", [
+    "\x00\x01 ü 12/ 4/ /5 1/2/ 99999999999999999999999 mg 0.0.0 1,2,3 left right left", "one two three four five",
+    "Metformin mg. Aspirin 81 mg mg daily daily q.d. b.i.d.", "ninety nine point", "over over 120 over", "½ tab",
+])
+async def test_messy_summaries_are_scored_not_refused(summary: str) -> None:
+    result = await scores(summary)
+    rate = result["unsupported_fact_rate"].value
+    assert rate is not None and 0 <= rate <= 1
+    for fact in unsupported(result):
+        assert summary[fact["start"]:fact["end"]] == fact["text"]
