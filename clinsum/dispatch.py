@@ -5,7 +5,13 @@ bounded loop (``max_attempts`` tries in all). ``RateLimited`` waits what the
 provider asked for (``retry-after``) when it said, else backs off exponentially;
 ``TransientError`` backs off; ``FatalError`` and anything unexpected fail at
 once. A successful answer is stored in the response cache before it is
-returned, so a killed run never pays for the same call twice.
+returned, so a killed run never pays for the same call twice. A caller that
+validates answers (the judge) ``forget``s the answers of a request that failed
+validation for good, so a resumed run asks again instead of replaying the failure.
+
+The cache key holds everything that changes the answer: the provider spec, its
+answer-relevant options, its endpoint (host, base URL, project, region: an
+answer from one server is never served for another) and the whole request.
 """
 
 from __future__ import annotations
@@ -27,13 +33,19 @@ log = logging.getLogger(__name__)
 
 # Options that change how a call is made, not what it answers.
 _NOT_IN_CACHE_KEY = {"concurrency", "timeout_s", "prices"}
+# Options that say where calls go; in the key through the provider's resolved ``endpoint``.
+_ENDPOINT_OPTIONS = {"host", "base_url", "project", "location"}
 
 
 def cache_key(provider: Provider, request: Request) -> str:
-    """Key of a response: provider spec, answer-relevant options and the whole request."""
-    options = provider.options.model_dump(mode="json", exclude=_NOT_IN_CACHE_KEY)
+    """Key of a response: provider spec, endpoint, answer-relevant options and the whole request."""
+    endpoint = getattr(provider, "endpoint", None)
+    # the resolved endpoint replaces the options that name it: OLLAMA_HOST or host=, the same server
+    excluded = _NOT_IN_CACHE_KEY | (_ENDPOINT_OPTIONS if endpoint is not None else set())
+    options = provider.options.model_dump(mode="json", exclude=excluded)
     payload: dict[str, Any] = {
         "spec": provider.spec,
+        "endpoint": endpoint,
         "options": options,
         "request": request.model_dump(mode="json", exclude={"note"}),
     }
@@ -84,8 +96,12 @@ class Dispatcher:
         delay = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
         return delay * (0.5 + random.random() / 2)
 
+    def _cacheable(self, provider: Provider) -> bool:
+        return self.use_cache and self.store is not None and getattr(provider, "cacheable", True)
+
     async def generate(self, provider: Provider, request: Request) -> Generation:
-        cacheable = self.use_cache and getattr(provider, "cacheable", True)
+        """The provider's answer: from the cache when stored, else called and then cached."""
+        cacheable = self._cacheable(provider)
         key = cache_key(provider, request) if cacheable else ""
         if cacheable and self.store is not None:
             hit = self.store.cached_response(key)
@@ -98,6 +114,11 @@ class Dispatcher:
         if cacheable and self.store is not None:
             self.store.cache_response(key, provider.spec, generation.model_dump_json())
         return generation
+
+    def forget(self, provider: Provider, request: Request) -> None:
+        """Drop a cached answer the caller rejected, so the same request is asked again."""
+        if self._cacheable(provider) and self.store is not None:
+            self.store.forget_response(cache_key(provider, request))
 
     async def _with_retries(self, provider: Provider, request: Request) -> Generation:
         attempt = 1

@@ -4,6 +4,8 @@
     ├── InputError          bad notes, summaries, ratings or config; names file, line, field
     ├── ConfigError         an invalid run configuration or provider option
     ├── StoreError          the SQLite store cannot be opened or is from a newer clinsum
+    │   └── StoreWriteError a write failed (disk full, read-only file, locked): the run stops
+    ├── OutputWriteError    an output file (``--out``) cannot be written
     └── ProviderError       a provider call failed; ``kind`` tells the runner what to do
         ├── RateLimited     retry after ``retry_after`` seconds (or backoff)
         ├── TransientError  retry with backoff (5xx, timeouts, connection reset)
@@ -39,6 +41,14 @@ class ConfigError(ClinsumError):
 
 class StoreError(ClinsumError):
     """The store cannot be used."""
+
+
+class StoreWriteError(StoreError):
+    """A write to the store failed; what it would have written is not in the store."""
+
+
+class OutputWriteError(ClinsumError):
+    """An output file cannot be written; the run itself is stored."""
 
 
 class ProviderError(ClinsumError):

@@ -7,6 +7,7 @@ and drives the runner.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -16,7 +17,7 @@ from typing import Any
 from clinsum import __version__
 from clinsum.config import RunConfig
 from clinsum.dispatch import Dispatcher
-from clinsum.errors import ConfigError, InputError
+from clinsum.errors import ConfigError, InputError, StoreError
 from clinsum.evaluators import registry as evaluator_registry
 from clinsum.evaluators.base import Evaluator
 from clinsum.prompts import load_template
@@ -25,6 +26,8 @@ from clinsum.providers.base import Provider, Request
 from clinsum.records import Note, Summary
 from clinsum.runner import Progress, Runner, System, new_run_id
 from clinsum.store import Store
+
+log = logging.getLogger(__name__)
 
 
 def build_systems(config: RunConfig) -> list[System]:
@@ -106,6 +109,8 @@ async def _run(config: RunConfig, store: Store, notes: Sequence[Note] | None, ru
                          notes=notes)
     else:
         notes = store.notes(run_id)
+    if progress is not None:
+        progress.run_id = run_id
     with _status(store, run_id):
         if config.batch:
             await _answer_in_batches(config, store, run_id, notes, systems, runner)
@@ -137,51 +142,89 @@ async def _answer_in_batches(config: RunConfig, store: Store, run_id: str, notes
                                 on_submitted=partial(store.save_batch_id, run_id, system.label))
 
 
-async def score(config: RunConfig, store: Store, notes: Sequence[Note], summaries: Sequence[Summary],
-                *, progress: Progress | None = None) -> str:
+async def score(config: RunConfig, store: Store, notes: Sequence[Note] | None = None,
+                summaries: Sequence[Summary] | None = None, *, run_id: str | None = None,
+                progress: Progress | None = None) -> str:
     """Score summaries made elsewhere against their notes, as a run of kind ``score``.
 
-    Offline mode holds exactly as in ``run``: a remote judge is refused before any
-    call, and the socket guard stays installed while the summaries are scored.
+    With ``run_id``, resume that run: its notes and summaries come from the store,
+    and only evaluations missing or failed are run again. In offline mode the
+    socket guard is installed first and every judge must be local.
     """
     if not config.offline:
-        return await _score(config, store, notes, summaries, progress)
+        return await _score(config, store, notes, summaries, run_id, progress)
     from clinsum.offline import check_offline_providers, offline_guard
 
     with offline_guard():
-        return await _score(config, store, notes, summaries, progress, check=check_offline_providers)
+        return await _score(config, store, notes, summaries, run_id, progress, check=check_offline_providers)
 
 
-async def _score(config: RunConfig, store: Store, notes: Sequence[Note], summaries: Sequence[Summary],
-                 progress: Progress | None, check: Callable[[list[Provider]], None] | None = None) -> str:
+async def _score(config: RunConfig, store: Store, notes: Sequence[Note] | None,
+                 summaries: Sequence[Summary] | None, run_id: str | None, progress: Progress | None,
+                 check: Callable[[list[Provider]], None] | None = None) -> str:
+    if run_id is None:
+        if notes is None or summaries is None:
+            raise ValueError("score needs notes and summaries, or the run_id of a run to resume")
+        _check_summaries_match(notes, summaries)
+    dispatcher = Dispatcher(store, max_attempts=config.max_attempts, concurrency=config.concurrency)
+    evaluators = build_evaluators(config, dispatcher)
+    if check is not None:  # the judges: no note may leave the machine
+        check([p for e in evaluators for p in getattr(e, "providers", [])])
+    runner = Runner(store, dispatcher, evaluators)
+    if run_id is None:
+        assert notes is not None and summaries is not None
+        run_id = new_run_id()
+        store.create_run(run_id, config.model_dump(mode="json"), kind="score", version=__version__,
+                         notes=notes, summaries=summaries)
+    else:
+        notes, summaries = store.notes(run_id), store.summaries(run_id)
+    if progress is not None:
+        progress.run_id = run_id
+    with _status(store, run_id):
+        await runner.score_summaries(run_id, notes, summaries, progress)
+    return run_id
+
+
+def _check_summaries_match(notes: Sequence[Note], summaries: Sequence[Summary]) -> None:
     known = {n.id for n in notes}
     missing = sorted({s.note_id for s in summaries} - known)
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
         raise InputError(f"{len(missing)} summaries refer to notes not in the notes file: {shown}",
                          field="note_id")
-    dispatcher = Dispatcher(store, max_attempts=config.max_attempts, concurrency=config.concurrency)
-    evaluators = build_evaluators(config, dispatcher)
-    if check is not None:  # the judges: no note may leave the machine
-        check([p for e in evaluators for p in getattr(e, "providers", [])])
-    runner = Runner(store, dispatcher, evaluators)
-    run_id = new_run_id()
-    store.create_run(run_id, config.model_dump(mode="json"), kind="score", version=__version__,
-                     notes=notes)
-    for summary in summaries:
-        store.add_summary(run_id, summary)
-    with _status(store, run_id):
-        await runner.score_summaries(run_id, notes, summaries, progress)
-    return run_id
 
 
 @contextmanager
 def _status(store: Store, run_id: str) -> Iterator[None]:
-    """Mark a run running, then finished, or interrupted if anything stops it."""
+    """Mark a run running, then ``finished``, or ``interrupted`` if anything stops it (a signal,
+    a store that cannot be written, a batch still pending, a bug); an interrupted run resumes.
+    When the store itself cannot be written the status cannot be either: the first error is
+    the one raised, and the run, still marked ``running``, resumes all the same."""
     store.set_status(run_id, "running")
     try:
         yield
     except BaseException:
-        store.set_status(run_id, "interrupted")
+        try:
+            store.set_status(run_id, "interrupted")
+        except StoreError as status_error:
+            log.error("could not record that the run was interrupted: %s", status_error)
         raise
     store.set_status(run_id, "finished")
+
+
+def resume_config(store: Store, run_id: str, **flags: Any) -> tuple[str, RunConfig]:
+    """The kind (``run`` or ``score``) and stored configuration of a run, with the flags that
+    may change on resume applied (``concurrency``, and ``offline``, which only restricts)."""
+    from clinsum.config import apply_flags
+
+    info = store.run(run_id)
+    config = RunConfig.model_validate(info["config"])
+    return str(info["kind"]), apply_flags(config, **flags)
+
+
+async def resume(store: Store, run_id: str, config: RunConfig, kind: str,
+                 progress: Progress | None = None) -> str:
+    """Finish a stored run of either kind: every missing or failed summary and evaluation."""
+    if kind == "score":
+        return await score(config, store, run_id=run_id, progress=progress)
+    return await run(config, store, run_id=run_id, progress=progress)

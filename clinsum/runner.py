@@ -5,7 +5,15 @@ calls (cache, limits, retries), evaluators make the scores, the store keeps
 them. Each (note, system) pair is one task; a task that fails records a failed
 summary and never stops the others. Because every summary and every batch of
 scores is stored when it is made, ``resume`` only does what a run has not yet
-stored: a summary stored without error is never asked for again.
+stored well: a summary stored without error is never asked for again, and an
+evaluator whose stored scores are whole is never run again; a failed summary
+is asked again, and so is a failed evaluation (a judge whose answers failed
+validation, an evaluator that crashed).
+
+An empty or whitespace-only answer is a summary, not a failure: the model said
+nothing, and that is what is scored (ROUGE 0, no concept captured) and flagged
+(``empty_summary``). Evaluators that ask a model about the summary (the judge)
+are not asked about an empty one; ``empty_summary``'s detail records that.
 """
 
 from __future__ import annotations
@@ -14,18 +22,19 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from clinsum.dispatch import Dispatcher
-from clinsum.errors import ProviderError
-from clinsum.evaluators.base import Evaluator
-from clinsum.evaluators.generation import GenerationEvaluator
+from clinsum.errors import ProviderError, StoreError
+from clinsum.evaluators.base import Evaluator, evaluation_error
+from clinsum.evaluators.generation import GenerationEvaluator, is_empty
 from clinsum.prompts import Template
 from clinsum.providers.base import Provider, Request
 from clinsum.records import Note, Score, Summary, Usage
-from clinsum.store import Store
+from clinsum.store import Store, valid_unicode
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +56,59 @@ class System:
 class Progress:
     """Counts the runner reports as it goes; ``on_change`` is called after each update."""
 
+    run_id: str | None = None
+    """Set as soon as the run is recorded, so that a run that stops can be named for ``--resume``."""
     total: int = 0
     done: int = 0
     failed: int = 0
+    """Summaries that could not be produced."""
+    empty: int = 0
+    """Summaries with no text (scored and flagged, not failed)."""
+    failed_evaluations: int = 0
+    """(summary, evaluator) pairs whose evaluation failed (judge answers invalid, evaluator crashed)."""
     on_change: Callable[[Progress], None] | None = field(default=None, repr=False)
 
     def advance(self, summary: Summary) -> None:
         self.done += 1
         self.failed += 0 if summary.ok else 1
+        self.empty += 1 if is_empty(summary) else 0
+        self._changed()
+
+    def evaluation_failed(self) -> None:
+        self.failed_evaluations += 1
+        self._changed()
+
+    def _changed(self) -> None:
         if self.on_change is not None:
             self.on_change(self)
+
+
+def _family(evaluator: str) -> str:
+    """``judge:SPEC`` (one judge of a jury) belongs to the evaluator ``judge``."""
+    return evaluator.split(":", 1)[0]
+
+
+def completed(evaluations: dict[tuple[str, str, str], bool]) -> set[tuple[str, str, str]]:
+    """(note, system, evaluator) whose stored scores are all free of failure, jury members included."""
+    failed = {(n, s, _family(e)) for (n, s, e), ok in evaluations.items() if not ok}
+    return {(n, s, e) for (n, s, e), ok in evaluations.items() if ok and (n, s, _family(e)) not in failed}
+
+
+async def _all(work: Sequence[Coroutine[Any, Any, None]]) -> None:
+    """Run every task; if one raises (the store failed) or the run is cancelled (a signal),
+    cancel the others and wait for them, so no call goes on and nothing is written after."""
+    tasks = [asyncio.ensure_future(w) for w in work]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _asks_a_model(evaluator: Evaluator) -> bool:
+    return bool(getattr(evaluator, "providers", None))
 
 
 class Runner:
@@ -73,37 +125,37 @@ class Runner:
                                  progress: Progress | None = None) -> None:
         """Summarize every note with every system and score each summary, skipping stored work."""
         stored = {(s.note_id, s.system): s for s in self.store.summaries(run_id) if s.ok}
-        scored = self.store.scored(run_id)
+        done = completed(self.store.evaluations(run_id))
         progress = progress or Progress()
         progress.total += len(notes) * len(systems)
 
         async def one(note: Note, system: System) -> None:
             summary = stored.get((note.id, system.label))
-            already_scored = scored
+            already_scored = done
             if summary is None:
                 summary = await self.summarize(note, system)
                 self.store.add_summary(run_id, summary)
                 already_scored = set()  # scores of an earlier failed attempt are replaced
-            await self.score(run_id, note, summary, already_scored)
+            await self.score(run_id, note, summary, already_scored, progress)
             progress.advance(summary)
 
         with self.store.batched_writes():
-            await asyncio.gather(*(one(note, system) for note in notes for system in systems))
+            await _all([one(note, system) for note in notes for system in systems])
 
     async def score_summaries(self, run_id: str, notes: Sequence[Note], summaries: Sequence[Summary],
                               progress: Progress | None = None) -> None:
         """Score summaries made elsewhere (production, published systems), skipping stored scores."""
         by_id = {note.id: note for note in notes}
-        scored = self.store.scored(run_id)
+        done = completed(self.store.evaluations(run_id))
         progress = progress or Progress()
         progress.total += len(summaries)
 
         async def one(summary: Summary) -> None:
-            await self.score(run_id, by_id[summary.note_id], summary, scored)
+            await self.score(run_id, by_id[summary.note_id], summary, done, progress)
             progress.advance(summary)
 
         with self.store.batched_writes():
-            await asyncio.gather(*(one(s) for s in summaries))
+            await _all([one(s) for s in summaries])
 
     async def summarize(self, note: Note, system: System) -> Summary:
         if self.template is None:
@@ -115,9 +167,12 @@ class Runner:
         except ProviderError as exc:
             return Summary(note_id=note.id, system=system.label, error=f"{type(exc).__name__}: {exc}",
                            latency_s=time.perf_counter() - started, prompt_version=self.template.version)
-        error = None if generation.text.strip() else "EmptySummary: the provider returned no text"
-        return Summary(
-            note_id=note.id, system=system.label, text=generation.text, error=error,
+        text = valid_unicode(generation.text)
+        if text != generation.text:
+            log.warning("%s / %s: the answer had invalid Unicode (lone surrogates), replaced by U+FFFD",
+                        system.label, note.id)
+        return Summary(  # an empty text is the model's answer: scored and flagged, not a failure
+            note_id=note.id, system=system.label, text=text,
             usage=Usage(input_tokens=generation.input_tokens, output_tokens=generation.output_tokens,
                         cost_usd=generation.cost_usd),
             latency_s=generation.latency_s, request_id=generation.request_id,
@@ -125,19 +180,38 @@ class Runner:
         )
 
     async def score(self, run_id: str, note: Note, summary: Summary,
-                    scored: set[tuple[str, str, str]]) -> None:
-        """Run each evaluator not yet stored for this summary; one failing evaluator spares the rest."""
+                    completed: set[tuple[str, str, str]], progress: Progress | None = None) -> None:
+        """Run each evaluator not yet completed for this summary; one failing evaluator spares the rest.
+
+        An evaluator's scores replace all its earlier scores of this summary (those of a
+        failed attempt included), in one write.
+        """
         for evaluator in self.evaluators:
-            if (note.id, summary.system, evaluator.name) in scored:
+            if (note.id, summary.system, evaluator.name) in completed:
                 continue
             if not summary.ok and not isinstance(evaluator, GenerationEvaluator):
                 continue
-            try:
-                scores = await evaluator.evaluate(note, summary)
-            except Exception as exc:  # an evaluator bug must not lose the other scores
-                log.exception("evaluator %s failed on %s/%s", evaluator.name, summary.system, note.id)
-                scores = [Score(note_id=note.id, system=summary.system, metric=f"{evaluator.name}_error",
-                                value=None, evaluator=evaluator.name, version=evaluator.version,
-                                detail={"error": f"{type(exc).__name__}: {exc}"})]
+            if is_empty(summary) and _asks_a_model(evaluator):
+                continue  # recorded in the detail of empty_summary
+            scores = await self._evaluate(evaluator, note, summary)
             if scores:
-                self.store.add_scores(run_id, scores)
+                self.store.replace_scores(run_id, note.id, summary.system, evaluator.name, scores)
+            error = evaluation_error(scores)
+            if error is not None:
+                log.warning("evaluation %s failed on %s/%s: %s", evaluator.name, summary.system, note.id, error)
+                if progress is not None:
+                    progress.evaluation_failed()
+
+    async def _evaluate(self, evaluator: Evaluator, note: Note, summary: Summary) -> list[Score]:
+        try:
+            if isinstance(evaluator, GenerationEvaluator):
+                skipped = [e.name for e in self.evaluators if _asks_a_model(e)]
+                return await evaluator.evaluate(note, summary, skipped_if_empty=skipped)
+            return await evaluator.evaluate(note, summary)
+        except StoreError:
+            raise  # the store failed: not this evaluator's failure, and the run must stop
+        except Exception as exc:  # an evaluator bug must not lose the other scores
+            log.exception("evaluator %s failed on %s/%s", evaluator.name, summary.system, note.id)
+            return [Score(note_id=note.id, system=summary.system, metric=f"{evaluator.name}_error",
+                          value=None, evaluator=evaluator.name, version=evaluator.version,
+                          detail={"failed": True, "error": f"{type(exc).__name__}: {exc}"})]

@@ -7,6 +7,13 @@ scores of one evaluator are written in one transaction, so a run killed at any
 instant, even by ``kill -9``, leaves only whole records behind and resumes
 where it stopped.
 
+Writes fail loudly: any SQLite error while writing (disk full, read-only file,
+locked past the busy timeout) raises ``StoreWriteError`` naming the file, also
+when it happens in a flush scheduled on the event loop (the flush cancels the
+task that batches the writes, which then raises the error instead of
+finishing). What was not written is not reported as written: the run resumes
+from what the file holds.
+
 Credentials never reach the store: run configs are stored through
 ``clinsum.redaction.redact`` (secrets by key name, passwords and key-like query
 parameters in URLs, replaced by ``"***"``).
@@ -15,7 +22,9 @@ parameters in URLs, replaced by ``"***"``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -23,7 +32,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from clinsum.errors import StoreError
+from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError
+
+from clinsum.errors import StoreError, StoreWriteError
 from clinsum.records import Note, Rating, Score, Summary
 from clinsum.redaction import redact
 
@@ -119,6 +131,45 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial, _m002_b
 
 
 
+def _set_wal(db: sqlite3.Connection) -> None:
+    """WAL mode, once per file; another process switching it at the same instant is waited for."""
+    if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        db.execute("PRAGMA journal_mode=WAL")
+
+
+_FAILED_SCORE = (
+    "(substr(metric, -6) = '_error' OR json_extract(record, '$.detail.failed') IS 1 "
+    "OR EXISTS (SELECT 1 FROM json_each(record, '$.detail.judges') AS j "
+    "WHERE json_type(j.value, '$.failures') = 'array'))")
+"""SQL of ``clinsum.evaluators.base.is_failure``: a score that records a failed evaluation."""
+
+_INSERT_SUMMARY = ("INSERT OR REPLACE INTO summaries (run_id, note_id, system, ok, record, created_at) "
+                   "VALUES (?, ?, ?, ?, ?, ?)")
+
+
+def as_json(record: BaseModel) -> str:
+    """A record as JSON; text that is not valid Unicode (a lone surrogate in a model's answer,
+    which UTF-8 cannot encode) is stored with U+FFFD in its place instead of failing the write."""
+    try:
+        return record.model_dump_json()
+    except PydanticSerializationError:
+        return type(record).model_validate(valid_unicode(record.model_dump())).model_dump_json()
+
+
+def valid_unicode(value: Any) -> Any:
+    """``value`` with every string made encodable as UTF-8 (lone surrogates become U+FFFD)."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {valid_unicode(k): valid_unicode(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [valid_unicode(v) for v in value]
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -132,24 +183,44 @@ class Store:
         self._pending: list[tuple[str, list[tuple[Any, ...]]]] = []
         self._flush_scheduled = False
         self._batching = 0
+        self._batch_task: asyncio.Task[Any] | None = None
+        self.write_failure: StoreWriteError | None = None
+        """The first write that failed in a scheduled flush; every later write raises it."""
 
     @classmethod
-    def open(cls, path: str | Path = DEFAULT_PATH) -> Store:
+    def open(cls, path: str | Path = DEFAULT_PATH, *, must_exist: bool = False,
+             busy_timeout_s: float = 30.0) -> Store:
+        """Open (or create) the store at ``path``; ``must_exist`` refuses to create one.
+
+        Read-only commands open with ``must_exist`` so that a mistyped ``--db`` is an
+        error naming the file, not a new empty store. Several processes may open or
+        create the same file at once: SQLite's busy timeout makes each wait for the
+        other's lock, and the schema is created under a write lock (``_migrate``).
+        """
         path = str(path)
+        if must_exist and not Path(path).is_file():
+            raise StoreError(f"{path}: no such store (give --db the path of an existing store)")
         try:
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-            db.execute("PRAGMA journal_mode=WAL")
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s)
+            db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            _set_wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: cannot open the store: {exc}") from exc
         store = cls(db, path)
-        store._migrate()
+        try:
+            store._migrate()
+        except BaseException:
+            db.close()
+            raise
         return store
 
     def close(self) -> None:
-        self.flush()
-        self.db.close()
+        try:
+            self.flush()
+        finally:
+            self.db.close()
 
     @contextmanager
     def batched_writes(self) -> Iterator[None]:
@@ -161,15 +232,27 @@ class Store:
         runner sees it, so a run killed before a flush regenerates its summary from
         the cache, without a new call.
         """
+        outer = self._batching == 0
+        if outer:
+            try:
+                self._batch_task = asyncio.current_task()
+            except RuntimeError:  # no loop running
+                self._batch_task = None
         self._batching += 1
         try:
             yield
+        except asyncio.CancelledError:
+            if self.write_failure is not None:  # cancelled by a failed scheduled flush
+                raise self.write_failure from None
+            raise
         finally:
             self._batching -= 1
+            if outer:
+                self._batch_task = None
             self.flush()
 
     def flush(self) -> None:
-        """Write every queued record, all in one transaction."""
+        """Write every queued record, all in one transaction (none of them if it fails)."""
         self._flush_scheduled = False
         if not self._pending:
             return
@@ -178,7 +261,19 @@ class Store:
             for sql, rows in pending:
                 self.db.executemany(sql, rows)
 
+    def _scheduled_flush(self) -> None:
+        """The flush the event loop runs; a failure stops the batching task instead of vanishing."""
+        try:
+            self.flush()
+        except Exception as exc:  # kept and re-raised in the batching task, never lost in the loop
+            self.write_failure = exc if isinstance(exc, StoreWriteError) else StoreWriteError(
+                f"{self.path}: cannot write to the store: {type(exc).__name__}: {exc}")
+            if self._batch_task is not None and not self._batch_task.done():
+                self._batch_task.cancel()
+
     def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if self.write_failure is not None:
+            raise self.write_failure
         if not self._batching:
             with self._transaction():
                 self.db.executemany(sql, rows)
@@ -186,38 +281,71 @@ class Store:
         self._pending.append((sql, rows))
         if not self._flush_scheduled:
             try:
-                asyncio.get_running_loop().call_soon(self.flush)
+                asyncio.get_running_loop().call_soon(self._scheduled_flush)
                 self._flush_scheduled = True
             except RuntimeError:  # no loop running: write now
                 self.flush()
 
+    def _execute_write(self, sql: str, args: tuple[Any, ...]) -> None:
+        """One statement in autocommit; a failure raises ``StoreWriteError``."""
+        try:
+            self.db.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise self._write_error(exc) from exc
+
+    def _write_error(self, exc: sqlite3.Error) -> StoreWriteError:
+        return StoreWriteError(f"{self.path}: cannot write to the store: {exc}")
+
     def _migrate(self) -> None:
-        current = self.db.execute("PRAGMA user_version").fetchone()[0]
+        """Bring the schema up to date, under the write lock.
+
+        The version is read again once the lock is held: of two processes creating
+        the same new store, the second waits for the first, then finds nothing to do.
+        """
+        if self._schema_version() == len(MIGRATIONS):
+            return
+        with self._transaction():
+            current = self._schema_version()
+            for number in range(current + 1, len(MIGRATIONS) + 1):
+                MIGRATIONS[number - 1](self.db)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    def _schema_version(self) -> int:
+        try:
+            current: int = self.db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open the store: {exc}") from exc
         if current > len(MIGRATIONS):
             raise StoreError(
                 f"{self.path}: written by a newer clinsum (schema {current}, this one knows "
                 f"{len(MIGRATIONS)}); upgrade clinsum"
             )
-        for number in range(current + 1, len(MIGRATIONS) + 1):
-            with self._transaction():
-                MIGRATIONS[number - 1](self.db)
-                self.db.execute(f"PRAGMA user_version = {number}")
+        return current
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
+        """One write transaction; any SQLite failure in it is a ``StoreWriteError`` and rolls back."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._write_error(exc) from exc
         try:
             yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.execute("COMMIT")
+        except BaseException as exc:
+            if self.db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise self._write_error(exc) from exc
             raise
-        self.db.execute("COMMIT")
 
     # -- runs -----------------------------------------------------------------
 
     def create_run(self, run_id: str, config: dict[str, Any], *, kind: str, version: str,
-                   notes: Iterable[Note]) -> None:
-        """Record a new run with its notes, in one transaction."""
+                   notes: Iterable[Note], summaries: Iterable[Summary] = ()) -> None:
+        """Record a new run with its notes (and the summaries it scores), in one transaction."""
+        summary_rows = [self._summary_row(run_id, s) for s in summaries]
         with self._transaction():
             self.db.execute(
                 "INSERT INTO runs (id, created_at, status, kind, config, clinsum_version) "
@@ -228,11 +356,12 @@ class Store:
                 "INSERT INTO notes (run_id, id, position, record) VALUES (?, ?, ?, ?)",
                 [(run_id, n.id, i, n.model_dump_json()) for i, n in enumerate(notes)],
             )
+            self.db.executemany(_INSERT_SUMMARY, summary_rows)
 
     def set_status(self, run_id: str, status: str) -> None:
         finished = now() if status != "running" else None
-        self.db.execute("UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
-                        (status, finished, run_id))
+        self._execute_write("UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
+                            (status, finished, run_id))
 
     def run(self, run_id: str) -> dict[str, Any]:
         row = self.db.execute(
@@ -258,9 +387,17 @@ class Store:
         summaries, failed = self.db.execute(
             "SELECT COUNT(*), COALESCE(SUM(1 - ok), 0) FROM summaries WHERE run_id = ?",
             (run_id,)).fetchone()
+        failed_evaluations = self.db.execute(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT note_id, system, CASE WHEN instr(evaluator, ':') > 0 "
+            "THEN substr(evaluator, 1, instr(evaluator, ':') - 1) ELSE evaluator END FROM scores "
+            f"WHERE run_id = ? AND {_FAILED_SCORE})",
+            (run_id,)).fetchone()[0]
+        empty = self.db.execute("SELECT COUNT(*) FROM scores WHERE run_id = ? AND metric = 'empty_summary' "
+                                "AND value = 1", (run_id,)).fetchone()[0]
         return {"id": run_id, "created_at": row[1], "finished_at": row[2], "status": row[3],
                 "kind": row[4], "config": json.loads(row[5]), "clinsum_version": row[6],
-                "systems": systems, "notes": notes, "summaries": summaries, "failed": failed}
+                "systems": systems, "notes": notes, "summaries": summaries, "failed": failed,
+                "failed_evaluations": failed_evaluations, "empty": empty}
 
     def latest_run_id(self) -> str | None:
         row = self.db.execute("SELECT id FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1").fetchone()
@@ -274,11 +411,11 @@ class Store:
 
     def add_summary(self, run_id: str, summary: Summary) -> None:
         """Store a summary; a later attempt for the same note and system replaces a failed one."""
-        self._write(
-            "INSERT OR REPLACE INTO summaries (run_id, note_id, system, ok, record, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [(run_id, summary.note_id, summary.system, int(summary.ok), summary.model_dump_json(), now())],
-        )
+        self._write(_INSERT_SUMMARY, [self._summary_row(run_id, summary)])
+
+    @staticmethod
+    def _summary_row(run_id: str, summary: Summary) -> tuple[Any, ...]:
+        return (run_id, summary.note_id, summary.system, int(summary.ok), as_json(summary), now())
 
     def summaries(self, run_id: str) -> list[Summary]:
         self.flush()
@@ -289,10 +426,31 @@ class Store:
     def add_scores(self, run_id: str, scores: Iterable[Score]) -> None:
         """Store the scores of one evaluator for one summary, all or none."""
         rows = [(run_id, s.note_id, s.system, s.evaluator, s.metric, s.value, s.version,
-                 s.model_dump_json()) for s in scores]
+                 as_json(s)) for s in scores]
         self._write(
             "INSERT OR REPLACE INTO scores (run_id, note_id, system, evaluator, metric, value, "
             "version, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def replace_scores(self, run_id: str, note_id: str, system: str, evaluator: str,
+                       scores: Iterable[Score]) -> None:
+        """Store the scores of one evaluator for one summary in place of all its earlier ones
+        (those of its jury members ``evaluator:SPEC`` included), in the same transaction."""
+        self._write("DELETE FROM scores WHERE run_id = ? AND note_id = ? AND system = ? "
+                    "AND (evaluator = ? OR substr(evaluator, 1, ?) = ?)",
+                    [(run_id, note_id, system, evaluator, len(evaluator) + 1, evaluator + ":")])
+        self.add_scores(run_id, scores)
+
+    def evaluations(self, run_id: str) -> dict[tuple[str, str, str], bool]:
+        """(note_id, system, evaluator) -> whether its stored scores are free of failure.
+
+        The rule of ``clinsum.evaluators.base.is_failure``: a failed evaluation has
+        ``failed: true`` in a score's detail, or an ``*_error`` metric.
+        """
+        self.flush()
+        rows = self.db.execute(
+            f"SELECT note_id, system, evaluator, MAX({_FAILED_SCORE}) FROM scores WHERE run_id = ? "
+            "GROUP BY note_id, system, evaluator", (run_id,))
+        return {(n, s, e): not failed for n, s, e, failed in rows}
 
     def scored(self, run_id: str) -> set[tuple[str, str, str]]:
         """(note_id, system, evaluator) triples that already have scores in a run."""
@@ -338,8 +496,9 @@ class Store:
         return row[0] if row else None
 
     def save_batch_id(self, run_id: str, system: str, batch_id: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO batches (run_id, system, batch_id, created_at) VALUES (?, ?, ?, ?)",
-                        (run_id, system, batch_id, now()))
+        self._execute_write(
+            "INSERT OR REPLACE INTO batches (run_id, system, batch_id, created_at) VALUES (?, ?, ?, ?)",
+            (run_id, system, batch_id, now()))
 
     # -- response cache -------------------------------------------------------
 
@@ -348,6 +507,10 @@ class Store:
         return row[0] if row else None
 
     def cache_response(self, key: str, provider: str, response: str) -> None:
-        self.db.execute(
+        self._execute_write(
             "INSERT OR REPLACE INTO response_cache (key, provider, response, created_at) "
             "VALUES (?, ?, ?, ?)", (key, provider, response, now()))
+
+    def forget_response(self, key: str) -> None:
+        """Drop a cached answer (one that turned out unusable, so that it is asked again)."""
+        self._execute_write("DELETE FROM response_cache WHERE key = ?", (key,))

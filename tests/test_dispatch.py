@@ -126,3 +126,47 @@ async def test_an_offline_refusal_wrapped_by_an_sdk_is_never_retried():
     with pytest.raises(OfflineViolation):
         await Dispatcher(None, sleep=Sleeps()).generate(provider, Request(prompt="p"))
     assert len(provider.calls) == 1
+
+
+def test_the_cache_key_holds_the_endpoint(monkeypatch):
+    """An answer cached from one server is never served for another (a dead host fails loudly)."""
+    from clinsum.providers.ollama import OllamaProvider
+
+    request = Request(prompt="p")
+    one = OllamaProvider("ollama:m", {"host": "http://127.0.0.1:1111"})
+    other = OllamaProvider("ollama:m", {"host": "http://127.0.0.1:2222"})
+    monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:1111")
+    from_env = OllamaProvider("ollama:m")
+    assert cache_key(one, request) != cache_key(other, request)
+    assert cache_key(one, request) == cache_key(from_env, request)  # the same server, however named
+
+
+async def test_a_forgotten_answer_is_asked_again(tmp_path):
+    store = Store.open(tmp_path / "s.db")
+    provider = ScriptedProvider(answers=["first", "second"])
+    dispatcher = Dispatcher(store)
+    request = Request(prompt="p")
+    assert (await dispatcher.generate(provider, request)).text == "first"
+    assert (await dispatcher.generate(provider, request)).cached
+    dispatcher.forget(provider, request)
+    assert (await dispatcher.generate(provider, request)).text == "second"
+    assert len(provider.calls) == 2
+
+
+def test_anthropic_and_vertex_endpoints_are_in_the_cache_key(monkeypatch):
+    from clinsum.providers.anthropic import AnthropicProvider
+    from clinsum.providers.vertex import VertexProvider
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+    request = Request(prompt="p")
+    direct = AnthropicProvider("anthropic:claude-x")
+    gateway = AnthropicProvider("anthropic:claude-x", {"base_url": "http://127.0.0.1:9/gateway"})
+    assert cache_key(direct, request) != cache_key(gateway, request)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9/gateway")
+    assert cache_key(AnthropicProvider("anthropic:claude-x"), request) == cache_key(gateway, request)
+
+    client = object()  # an injected client: the endpoint comes from the options and environment
+    eu = VertexProvider("vertex:gemini-x", {"project": "p", "location": "europe-west4"}, client=client)
+    us = VertexProvider("vertex:gemini-x", {"project": "p", "location": "us-central1"}, client=client)
+    other = VertexProvider("vertex:gemini-x", {"project": "q", "location": "us-central1"}, client=client)
+    assert len({cache_key(p, request) for p in (eu, us, other)}) == 3

@@ -487,3 +487,33 @@ async def test_a_jury_of_real_adapters_anthropic_tool_and_ollama(
     assert by_metric(scores, f"judge:{llama}")[f"judge_accurate@{llama}"].value == 4
     claude_usage = jury["judge_overall"].detail["judges"][claude]["usage"]
     assert claude_usage["input_tokens"] == 2095 and claude_usage["cost_usd"] is not None
+
+
+class _CachedJudge(ScriptedJudge):
+    cacheable = True
+
+
+async def test_a_failed_judgement_is_never_cached_and_a_replayed_failure_is_asked_again(tmp_path: Path) -> None:
+    from clinsum.dispatch import cache_key
+    from clinsum.evaluators.judge.prompt import JUDGE_TEMPLATE, PromptTemplate, judge_prompt
+    from clinsum.evaluators.judge.rubric import Rubric
+    from clinsum.providers.base import Generation, Request
+    from clinsum.store import Store
+
+    store = Store.open(tmp_path / "j.db")
+    judge = _CachedJudge("fake:judge", ["not json"] * 3)
+    failed = by_metric(await JudgeEvaluator([judge], Dispatcher(store)).evaluate(NOTE, SUMMARY))
+    assert failed["judge_overall"].value is None and failed["judge_overall"].detail["failed"]
+    assert store.db.execute("SELECT COUNT(*) FROM response_cache").fetchone()[0] == 0
+
+    # a rejected answer left in the cache (by an older clinsum, or a kill) is not replayed as the result
+    evaluator = JudgeEvaluator([judge], Dispatcher(store))
+    system, user = judge_prompt(PromptTemplate.load(JUDGE_TEMPLATE), Rubric.load(), note_id=NOTE.id,
+                                note_text=NOTE.text, summary_text=SUMMARY.text, target_reader=None)
+    first = Request(prompt=user, system=system, json_schema=evaluator.schema)
+    store.cache_response(cache_key(judge, first), judge.spec, Generation(text="stale, not json").model_dump_json())
+    judge.answers = [verdict(4)]
+    judge.requests.clear()
+    good = by_metric(await evaluator.evaluate(NOTE, SUMMARY))
+    assert good["judge_overall"].value == 4 and len(judge.requests) == 1
+    store.close()

@@ -79,7 +79,7 @@ async def test_distinct_samples_get_distinct_seeds(ollama_http: HTTPServer) -> N
     assert [r["options"]["seed"] for r in fake.requests] == [100, 103]
 
 
-async def test_structured_answer_cut_off_and_empty_answers_are_errors(ollama_http: HTTPServer) -> None:
+async def test_structured_answer_cut_off_is_an_error_and_an_empty_answer_is_returned(ollama_http: HTTPServer) -> None:
     ollama_http.expect_oneshot_request("/api/chat", method="POST").respond_with_json(
         chat_body('{"accurate": ', done_reason="length")
     )
@@ -87,8 +87,8 @@ async def test_structured_answer_cut_off_and_empty_answers_are_errors(ollama_htt
     ollama = provider(ollama_http)
     with pytest.raises(FatalError, match="cut off at max_output_tokens"):
         await ollama.generate(Request(prompt="Rate it.", json_schema=SCHEMA))
-    with pytest.raises(FatalError, match="no text"):
-        await ollama.generate(Request(prompt="Summarize."))
+    empty = await ollama.generate(Request(prompt="Summarize."))  # scored and flagged by the runner
+    assert empty.text == "  " and empty.output_tokens is not None
 
 
 async def test_model_not_pulled_says_how_to_pull_it(ollama_http: HTTPServer) -> None:

@@ -175,3 +175,145 @@ def test_offline_refuses_a_remote_judge_before_any_call(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="anthropic:claude-sonnet-5-5"):
         asyncio.run(evaluation.run(config, store, notes=NOTES[:1]))
     assert store.runs() == []  # refused before the run was even recorded
+
+
+class _Flaky:
+    """An evaluator that fails (``failed: true`` in its detail) until ``healed``."""
+
+    name, version = "flaky", "1"
+
+    def __init__(self) -> None:
+        self.healed = False
+        self.calls = 0
+
+    async def evaluate(self, note, summary):
+        from clinsum.records import Score
+
+        self.calls += 1
+        detail = {} if self.healed else {"failed": True, "error": "invalid answer"}
+        return [Score(note_id=note.id, system=summary.system, metric="flaky_score",
+                      value=1.0 if self.healed else None, evaluator=self.name, version=self.version,
+                      detail=detail)]
+
+
+async def test_failed_evaluations_are_counted_and_run_again_on_resume_and_good_ones_are_not(tmp_path):
+    from clinsum.runner import Progress
+
+    store = Store.open(tmp_path / "s.db")
+    store.create_run("r", {}, kind="run", version="0", notes=NOTES[:3])
+    flaky, provider = _Flaky(), ScriptedProvider()
+    progress = Progress()
+    runner = Runner(store, Dispatcher(store), [flaky], load_template())
+    await runner.generate_and_score("r", NOTES[:3], [System("x", provider)], progress)
+    assert progress.failed == 0 and progress.failed_evaluations == 3
+    assert store.run("r")["failed_evaluations"] == 3
+
+    flaky.healed, flaky.calls = True, 0
+    progress = Progress()
+    await runner.generate_and_score("r", NOTES[:3], [System("x", provider)], progress)
+    assert flaky.calls == 3 and progress.failed_evaluations == 0 and len(provider.calls) == 3
+    assert store.run("r")["failed_evaluations"] == 0
+    assert {s.value for s in store.scores("r") if s.metric == "flaky_score"} == {1.0}
+
+    flaky.calls = 0  # everything is whole now: nothing is evaluated again
+    await runner.generate_and_score("r", NOTES[:3], [System("x", provider)])
+    assert flaky.calls == 0
+
+
+async def test_an_empty_answer_is_a_scored_flagged_summary_not_a_failure(tmp_path):
+    from clinsum.evaluators.overlap import LengthEvaluator
+
+    store = Store.open(tmp_path / "s.db")
+    store.create_run("r", {}, kind="run", version="0", notes=NOTES[:2])
+    provider = ScriptedProvider(default=lambda r: " \n" if r.note.id == "n00" else "Hypertension.")
+    runner = Runner(store, Dispatcher(store), [LengthEvaluator()], load_template())
+    await runner.generate_and_score("r", NOTES[:2], [System("x", provider)])
+    assert all(s.ok for s in store.summaries("r"))
+    values = {(s.note_id, s.metric): s.value for s in store.scores("r")}
+    assert values[("n00", "empty_summary")] == 1.0 and values[("n01", "empty_summary")] == 0.0
+    assert values[("n00", "summary_words")] == 0.0 and values[("n00", "failed")] == 0.0
+    assert store.run("r")["empty"] == 1
+
+
+def test_a_run_stopped_by_any_error_is_never_left_running(tmp_path, monkeypatch):
+    async def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Runner, "generate_and_score", broken)
+    store = Store.open(tmp_path / "s.db")
+    config = RunConfig(providers=["extractive:lead"], metrics=[])  # type: ignore[list-item]
+    with pytest.raises(RuntimeError):
+        asyncio.run(evaluation.run(config, store, notes=NOTES[:2]))
+    assert [r["status"] for r in store.runs()] == ["interrupted"]
+
+
+def test_a_score_run_resumes_with_its_stored_summaries(tmp_path):
+    from clinsum.records import Summary
+
+    store = Store.open(tmp_path / "s.db")
+    config = RunConfig(metrics=["length"])
+    summaries = [Summary(note_id=n.id, system="production", text="Hypertension.") for n in NOTES[:3]]
+    run_id = asyncio.run(evaluation.score(config, store, NOTES[:3], summaries))
+    store.db.execute("DELETE FROM scores WHERE note_id = 'n01' AND evaluator = 'length'")
+    store.set_status(run_id, "interrupted")
+    kind, stored = evaluation.resume_config(store, run_id)
+    assert kind == "score"
+    asyncio.run(evaluation.resume(store, run_id, stored, kind))
+    assert store.run(run_id)["status"] == "finished"
+    assert {s.note_id for s in store.scores(run_id) if s.metric == "summary_words"} == {"n00", "n01", "n02"}
+
+
+async def test_a_judge_that_lost_one_sample_is_a_failed_evaluation_and_resume_asks_only_that_one(tmp_path):
+    from judge_fakes import ScriptedJudge, verdict
+
+    from clinsum.evaluators.judge import JudgeEvaluator
+    from clinsum.runner import Progress
+
+    class CachedJudge(ScriptedJudge):
+        cacheable = True
+
+    store = Store.open(tmp_path / "s.db")
+    store.create_run("r", {}, kind="run", version="0", notes=NOTES[:1])
+    judge = CachedJudge("fake:judge", [verdict(4), "no", "no", "no"])
+    dispatcher = Dispatcher(store)
+    evaluator = JudgeEvaluator([judge], dispatcher, samples=2, temperature=0.7)
+    runner = Runner(store, dispatcher, [evaluator], load_template())
+    progress = Progress()
+    await runner.generate_and_score("r", NOTES[:1], [System("x", ScriptedProvider())], progress)
+    assert progress.failed_evaluations == 1 and store.run("r")["failed_evaluations"] == 1
+
+    judge.answers, judge.requests = [verdict(2)], []
+    await runner.generate_and_score("r", NOTES[:1], [System("x", ScriptedProvider())])
+    assert len(judge.requests) == 1 and judge.requests[0].sample == 1  # the good sample came from the cache
+    assert store.run("r")["failed_evaluations"] == 0
+    [overall] = [s for s in store.scores("r") if s.metric == "judge_overall"]
+    assert overall.detail["spread"]["n"] == 2 and "failures" not in overall.detail["judges"]["fake:judge"]
+
+
+async def test_a_failed_scheduled_flush_stops_the_run_and_leaves_nothing_half_written(tmp_path):
+    """The flush that the event loop runs used to fail in silence; now the run stops with the error."""
+    from clinsum.errors import StoreWriteError
+
+    class FullDisk:
+        def __init__(self, db):
+            self.db = db
+
+        def executemany(self, sql, rows):
+            if "INTO scores" in sql:
+                raise sqlite3.OperationalError("database or disk is full")
+            return self.db.executemany(sql, rows)
+
+        def __getattr__(self, name):
+            return getattr(self.db, name)
+
+    store = Store.open(tmp_path / "s.db")
+    store.create_run("r", {}, kind="run", version="0", notes=NOTES[:4])
+    real = store.db
+    store.db = FullDisk(real)  # type: ignore[assignment]
+    provider = ScriptedProvider(delay_s=0.01)
+    runner = Runner(store, Dispatcher(store, use_cache=False), [], load_template())
+    with pytest.raises(StoreWriteError, match="database or disk is full"):
+        await runner.generate_and_score("r", NOTES[:4], [System("x", provider)])
+    store.db = real
+    assert store.summaries("r") == []  # each summary shares its transaction with its scores: none half-stored
+    assert len(provider.calls) <= 4

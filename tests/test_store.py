@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import pytest
@@ -98,3 +99,38 @@ def test_a_failed_batch_of_scores_writes_nothing(tmp_path):
     with pytest.raises(RuntimeError):
         store.add_scores("r", [good, Boom()])  # type: ignore[list-item]
     assert store.scores("r") == []
+
+
+def test_a_locked_store_raises_a_write_error_naming_the_file(tmp_path):
+    import sqlite3
+
+    from clinsum.errors import StoreWriteError
+    from clinsum.records import Summary
+
+    path = tmp_path / "s.db"
+    Store.open(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock past the busy timeout
+    store = Store.open(path, busy_timeout_s=0.1)
+    with pytest.raises(StoreWriteError, match=re.escape(f"{path}: cannot write to the store: database is locked")):
+        store.add_summary("r", Summary(note_id="n", system="x", text="t"))
+    holder.execute("ROLLBACK")
+    holder.close()
+    store.close()
+
+
+def test_a_model_answer_with_a_lone_surrogate_is_stored_with_a_replacement_character(tmp_path):
+    from clinsum.records import Note, Summary
+
+    store = Store.open(tmp_path / "s.db")
+    store.create_run("r", {}, kind="run", version="0", notes=[Note(id="n", text="t")])
+    store.add_summary("r", Summary(note_id="n", system="x", text="bad \udc80 text"))
+    assert [s.text for s in store.summaries("r")] == ["bad \ufffd text"]
+
+
+def test_must_exist_refuses_to_create_a_store(tmp_path):
+    from clinsum.errors import StoreError
+
+    with pytest.raises(StoreError, match=r"typo\.db: no such store"):
+        Store.open(tmp_path / "typo.db", must_exist=True)
+    assert not (tmp_path / "typo.db").exists()

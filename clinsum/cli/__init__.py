@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import typer
 
+from clinsum.cli.common import EXIT_CODES_HELP
+
 app = typer.Typer(
     name="clinsum",
     help="Evaluate LLM summaries of clinical text.",
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

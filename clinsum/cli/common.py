@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,6 +18,8 @@ from rich.markup import escape
 
 if TYPE_CHECKING:
     from clinsum.store import Store
+
+T = TypeVar("T")
 
 console = Console(stderr=True, soft_wrap=True)
 """Progress, messages and errors go to stderr; results (tables, CSV, JSON) to stdout."""
@@ -36,31 +40,128 @@ class ListFormat(StrEnum):
     json = "json"
 
 
+EXIT_OK = 0
+"""Success: everything asked for was done, nothing failed."""
+EXIT_FAILED = 1
+"""The command finished but something failed (a summary, an evaluation, a line of input) or a
+gate (``--fail-on``) or monitor condition was hit. What finished is stored."""
+EXIT_GATE = EXIT_FAILED
+"""Old name of ``EXIT_FAILED``, kept for the commands that gate."""
 EXIT_ERROR = 2
-"""Bad input, configuration or store: nothing was evaluated."""
-EXIT_GATE = 1
-"""The evaluation ran but a gate (``--fail-on``) failed, or some summaries failed."""
+"""Usage or input error: bad flags, input file, configuration or store; nothing was run."""
+EXIT_STORE = 3
+"""The store (or an ``--out`` file) could not be written mid-run: the run stopped; what the
+store holds is whole and ``--resume`` continues from it."""
+EXIT_INTERRUPTED = 130
+"""Stopped by SIGINT (Ctrl-C) or SIGTERM: in-flight calls cancelled, finished work stored,
+the run marked ``interrupted``; ``--resume`` completes it."""
+
+EXIT_CODES_HELP = (
+    f"Exit codes: {EXIT_OK} success; {EXIT_FAILED} finished but something failed (a summary, an "
+    f"evaluation such as a judge answer) or a gate was hit; {EXIT_ERROR} usage or input error, nothing "
+    f"run; {EXIT_STORE} the store or an output could not be written, the run stopped (resumable); "
+    f"{EXIT_INTERRUPTED} interrupted by SIGINT or SIGTERM (resumable)."
+)
+"""The epilog of ``--help``: the same text as the README's "Exit codes" section."""
+
+
+class Interrupted(Exception):
+    """A signal stopped the command (raised in place of the cancelled work)."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(f"interrupted by {signal_name}")
+
 
 @contextmanager
 def reported_errors() -> Iterator[None]:
-    """Turn clinsum's own errors into one red line and exit code 2, not a traceback."""
-    from clinsum.errors import ClinsumError
+    """Turn clinsum's own errors into one red line and their exit code, never a traceback."""
+    from clinsum.errors import ClinsumError, OutputWriteError, StoreWriteError
 
     try:
-        yield
+        with _sigterm_interrupts():
+            yield
+    except StoreWriteError as exc:
+        console.print(f"[red]error:[/red] {shown(exc, multiline=True)}", highlight=False)
+        console.print("the run stopped; what the store holds is whole: free space or fix the file, "
+                      "then `clinsum run --resume RUN_ID` (see `clinsum runs`)", highlight=False)
+        raise typer.Exit(EXIT_STORE) from None
+    except OutputWriteError as exc:
+        console.print(f"[red]error:[/red] {shown(exc, multiline=True)}", highlight=False)
+        raise typer.Exit(EXIT_STORE) from None
     except ClinsumError as exc:
         console.print(f"[red]error:[/red] {shown(exc, multiline=True)}", highlight=False)
         raise typer.Exit(EXIT_ERROR) from None
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/yellow]")
-        raise typer.Exit(130) from None
+    except (KeyboardInterrupt, Interrupted) as exc:
+        what = str(exc) if isinstance(exc, Interrupted) else "interrupted"
+        console.print(f"[yellow]{escape(what)}[/yellow]: finished work is stored; "
+                      "`clinsum run --resume RUN_ID` completes the run (see `clinsum runs`)", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    raise Interrupted(signal.Signals(signum).name)
 
 
 @contextmanager
-def open_store(path: Path) -> Iterator[Store]:
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM outside the event loop (loading notes, writing outputs) ends the command like
+    Ctrl-C does, with exit 130, instead of killing it; inside the loop ``run_interruptible``
+    takes over."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_interruptible(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)``, with SIGINT and SIGTERM cancelling it cleanly.
+
+    The signal cancels the main task: in-flight provider calls are cancelled, the
+    store flushes what finished, the run is marked ``interrupted``; then
+    ``Interrupted`` is raised (exit 130 through ``reported_errors``).
+    """
+    received: list[str] = []
+
+    async def guarded() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        installed = []
+        previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+        for number in (signal.SIGINT, signal.SIGTERM):
+            def stop(name: str = number.name) -> None:
+                received.append(name)
+                task.cancel()
+            try:
+                loop.add_signal_handler(number, stop)
+                installed.append(number)
+            except (NotImplementedError, RuntimeError, ValueError):  # no signals here (not main thread)
+                pass
+        try:
+            return await main
+        except asyncio.CancelledError:
+            if received:
+                raise Interrupted(received[0]) from None
+            raise
+        finally:
+            for number in installed:
+                loop.remove_signal_handler(number)  # resets to the default handler...
+                signal.signal(number, previous[number])  # ...so put back the one before
+
+    return asyncio.run(guarded())
+
+
+@contextmanager
+def open_store(path: Path, *, must_exist: bool = False) -> Iterator[Store]:
+    """The store at ``path``; read-only commands pass ``must_exist`` so a typo never creates one."""
     from clinsum.store import Store
 
-    store = Store.open(path)
+    store = Store.open(path, must_exist=must_exist)
     try:
         yield store
     finally:

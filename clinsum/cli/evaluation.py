@@ -1,8 +1,15 @@
-"""``clinsum run`` (generate and score) and ``clinsum score`` (score summaries made elsewhere)."""
+"""``clinsum run`` (generate and score) and ``clinsum score`` (score summaries made elsewhere).
+
+Both end the same way (``_finish``): the leaderboard, one line counting failed
+summaries, failed evaluations and empty summaries, the outputs, and an exit code
+that says whether everything worked (see ``EXIT_CODES_HELP``).
+"""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import os
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,12 +19,14 @@ from rich.markup import escape
 from clinsum.cli import app
 from clinsum.cli.common import (
     DEFAULT_DB,
-    EXIT_GATE,
+    EXIT_CODES_HELP,
+    EXIT_FAILED,
     DbOption,
     console,
     open_store,
     print_skipped,
     reported_errors,
+    run_interruptible,
     shown,
     stdout,
 )
@@ -26,8 +35,18 @@ REPO_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 DEMO_NOTES = REPO_FIXTURES / "aci_dialogues.jsonl"
 DEMO_OUT = Path("clinsum-demo")
 
+FailOnErrors = Annotated[bool, typer.Option(
+    "--fail-on-errors/--allow-errors",
+    help="Exit 1 when any summary or evaluation failed (the default); --allow-errors exits 0 "
+         "once the run finished, failures counted and stored all the same.")]
+ResumeOption = Annotated[str | None, typer.Option(
+    metavar="RUN_ID", help="Finish a stopped run: every missing or failed summary and evaluation. "
+                           "Only --concurrency, --offline and the output options may be given with it.")]
+CHANGES_ON_RESUME = ("concurrency", "offline")
+"""Flags a resumed run applies; every other flag that changes a run is refused with --resume."""
 
-@app.command()
+
+@app.command(epilog=EXIT_CODES_HELP)
 def run(
     config_file: Annotated[Path | None, typer.Argument(metavar="[CONFIG.toml]",
                                                        help="Run configuration (TOML).")] = None,
@@ -46,7 +65,7 @@ def run(
     out: Annotated[Path | None, typer.Option(help="Write summaries, scores and leaderboard here.")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Calls in flight per provider.")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N notes.")] = None,
-    resume: Annotated[str | None, typer.Option(metavar="RUN_ID", help="Finish an interrupted run.")] = None,
+    resume: ResumeOption = None,
     batch: Annotated[bool | None, typer.Option(
         "--batch", help="Anthropic summaries through the Message Batches API (half price, slower).")] = None,
     offline: Annotated[bool | None, typer.Option(
@@ -54,8 +73,7 @@ def run(
     skip_invalid: Annotated[bool | None, typer.Option(
         "--skip-invalid", help="Skip invalid notes (and count them) instead of stopping.")] = None,
     sort_by: Annotated[str | None, typer.Option(help="Metric that ranks the systems.")] = None,
-    fail_on_errors: Annotated[bool, typer.Option(
-        help="Exit 1 when any summary failed (for CI gates).")] = False,
+    fail_on_errors: FailOnErrors = True,
 ) -> None:
     """Summarize notes with each provider, score every summary, print the leaderboard.
 
@@ -64,64 +82,146 @@ def run(
     from clinsum import evaluation
     from clinsum.config import RunConfig, apply_flags, load_config
 
-    with reported_errors(), open_store(db) as store:
-        demo = config_file is None and notes is None and not provider and resume is None
+    with reported_errors():
         if resume is not None:
-            config = RunConfig.model_validate(store.run(resume)["config"])
-            config = apply_flags(config, concurrency=concurrency)
-        else:
-            config = load_config(config_file) if config_file else RunConfig()
-            if demo:
-                config = _demo_config()
-                out = out or DEMO_OUT
-            config = apply_flags(
-                config, notes=str(notes) if notes else None, providers=provider,
-                provider_options=provider_option, metrics=metric, judges=judge,
-                judge_samples=judge_samples, prompt_template=str(prompt) if prompt else None,
-                concurrency=concurrency, limit=limit, offline=offline, skip_invalid=skip_invalid, batch=batch)
-        skipped: list[Any] = []
-        run_notes = None
-        if resume is None:
-            run_notes, skipped = evaluation.load_run_notes(config)
-            print_skipped(skipped, "notes")
-        with _progress() as progress:
-            run_id = asyncio.run(evaluation.run(config, store, notes=run_notes, run_id=resume,
-                                                progress=progress))
-        out = out or (Path(config.out) if config.out else None)
-        failed = _finish(store, run_id, out, sort_by)
+            _refuse_changes_on_resume(config=config_file, notes=notes, provider=provider,
+                                      provider_option=provider_option, metric=metric, judge=judge,
+                                      judge_samples=judge_samples, prompt=prompt, limit=limit, batch=batch,
+                                      skip_invalid=skip_invalid)
+        with open_store(db) as store:
+            if resume is not None:
+                kind, config = evaluation.resume_config(store, resume, concurrency=concurrency, offline=offline)
+                out = _checked_out(out or (Path(config.out) if config.out else None))
+                with _progress() as progress:
+                    run_id = run_interruptible(evaluation.resume(store, resume, config, kind, progress))
+                failed = _finish(store, run_id, out, sort_by)
+            else:
+                demo = config_file is None and notes is None and not provider
+                config = load_config(config_file) if config_file else RunConfig()
+                if demo:
+                    config = _demo_config()
+                    out = out or DEMO_OUT
+                config = apply_flags(
+                    config, notes=str(notes) if notes else None, providers=provider,
+                    provider_options=provider_option, metrics=metric, judges=judge,
+                    judge_samples=judge_samples, prompt_template=str(prompt) if prompt else None,
+                    concurrency=concurrency, limit=limit, offline=offline, skip_invalid=skip_invalid,
+                    batch=batch)
+                out = _checked_out(out or (Path(config.out) if config.out else None))
+                run_notes, skipped = evaluation.load_run_notes(config)
+                print_skipped(skipped, "notes")
+                with _progress() as progress:
+                    run_id = run_interruptible(evaluation.run(config, store, notes=run_notes, progress=progress))
+                failed = _finish(store, run_id, out, sort_by)
     if fail_on_errors and failed:
-        raise typer.Exit(EXIT_GATE)
+        raise typer.Exit(EXIT_FAILED)
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES_HELP)
 def score(
-    summaries: Annotated[Path, typer.Argument(help="Summaries JSONL: note_id, system, text.")],
-    notes: Annotated[Path, typer.Option(help="The notes the summaries summarize.")],
+    summaries: Annotated[Path | None, typer.Argument(
+        help="Summaries JSONL or CSV: note_id, system, text (not with --resume).")] = None,
+    notes: Annotated[Path | None, typer.Option(help="The notes the summaries summarize.")] = None,
     config_file: Annotated[Path | None, typer.Option("--config", help="Run configuration (TOML).")] = None,
-    metric: Annotated[list[str] | None, typer.Option("--metric", "-m")] = None,
-    judge: Annotated[list[str] | None, typer.Option("--judge")] = None,
+    metric: Annotated[list[str] | None, typer.Option(
+        "--metric", "-m", help="overlap, length, coverage, judge (default: the first three).")] = None,
+    judge: Annotated[list[str] | None, typer.Option(
+        "--judge", help="Judge provider spec; repeat for a jury. Adds the judge metric.")] = None,
+    judge_samples: Annotated[int | None, typer.Option(help="Judge samples per summary.")] = None,
     db: DbOption = DEFAULT_DB,
     out: Annotated[Path | None, typer.Option(help="Write summaries, scores and leaderboard here.")] = None,
-    skip_invalid: Annotated[bool | None, typer.Option("--skip-invalid")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Judge calls in flight per judge.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the summaries of the first N notes.")] = None,
+    resume: ResumeOption = None,
+    offline: Annotated[bool | None, typer.Option(
+        "--offline", help="Refuse remote judges and any non-loopback connection.")] = None,
+    skip_invalid: Annotated[bool | None, typer.Option(
+        "--skip-invalid", help="Skip invalid notes and summaries (and count them) instead of stopping.")] = None,
     sort_by: Annotated[str | None, typer.Option(help="Metric that ranks the systems.")] = None,
+    fail_on_errors: FailOnErrors = True,
 ) -> None:
     """Score summaries generated elsewhere (production logs, published systems)."""
     from clinsum import evaluation
     from clinsum.config import RunConfig, apply_flags, load_config
+    from clinsum.errors import ConfigError
     from clinsum.inputs import load_summaries
 
-    with reported_errors(), open_store(db) as store:
-        config = load_config(config_file) if config_file else RunConfig()
-        config = apply_flags(config, notes=str(notes), metrics=metric, judges=judge,
-                             skip_invalid=skip_invalid)
-        note_records, skipped = evaluation.load_run_notes(config)
-        loaded = load_summaries(summaries, skip_invalid=config.skip_invalid)
-        print_skipped(skipped, "notes")
-        print_skipped(loaded.skipped, "summaries")
-        with _progress() as progress:
-            run_id = asyncio.run(evaluation.score(config, store, note_records, loaded.records,
-                                                  progress=progress))
-        _finish(store, run_id, out or (Path(config.out) if config.out else None), sort_by)
+    with reported_errors():
+        if resume is not None:
+            _refuse_changes_on_resume(summaries=summaries, notes=notes, config=config_file, metric=metric,
+                                      judge=judge, judge_samples=judge_samples, limit=limit,
+                                      skip_invalid=skip_invalid)
+        elif summaries is None or notes is None:
+            raise ConfigError("give the SUMMARIES file and --notes PATH (or --resume RUN_ID)")
+        with open_store(db) as store:
+            if resume is not None:
+                kind, config = evaluation.resume_config(store, resume, concurrency=concurrency, offline=offline)
+                out = _checked_out(out or (Path(config.out) if config.out else None))
+                with _progress() as progress:
+                    run_id = run_interruptible(evaluation.resume(store, resume, config, kind, progress))
+            else:
+                assert summaries is not None
+                config = load_config(config_file) if config_file else RunConfig()
+                config = apply_flags(config, notes=str(notes), metrics=metric, judges=judge,
+                                     judge_samples=judge_samples, concurrency=concurrency, limit=limit,
+                                     offline=offline, skip_invalid=skip_invalid)
+                out = _checked_out(out or (Path(config.out) if config.out else None))
+                note_records, skipped = evaluation.load_run_notes(config)
+                loaded = load_summaries(summaries, skip_invalid=config.skip_invalid)
+                print_skipped(skipped, "notes")
+                print_skipped(loaded.skipped, "summaries")
+                kept = {n.id for n in note_records}
+                records = [s for s in loaded.records if config.limit is None or s.note_id in kept]
+                with _progress() as progress:
+                    run_id = run_interruptible(evaluation.score(config, store, note_records, records,
+                                                                progress=progress))
+            failed = _finish(store, run_id, out, sort_by)
+    if fail_on_errors and failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _refuse_changes_on_resume(**given: Any) -> None:
+    """``--resume`` continues a run as it was configured; flags that would change it are refused."""
+    from clinsum.errors import ConfigError
+
+    changed = [name for name, value in given.items() if value not in (None, [], False)]
+    if changed:
+        flags = ", ".join("--" + name.replace("_", "-") for name in changed)
+        raise ConfigError(
+            f"--resume finishes a run with the configuration it was started with; {flags} would change "
+            f"it (start a new run for that). With --resume only --concurrency, --offline, --out, "
+            "--sort-by and --fail-on-errors/--allow-errors apply")
+
+
+def _checked_out(out: Path | None) -> Path | None:
+    """Check before any provider call that the outputs can be written into ``out``.
+
+    The folder is created if missing; a probe file is written, flushed to disk and
+    removed, which catches a file in the way, a read-only folder or file system and
+    a disk with no space left. A disk that fills up later still fails at the end,
+    where each output is written to a temporary file and renamed, never by halves.
+    """
+    from clinsum.errors import ConfigError
+
+    if out is None:
+        return None
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder; give a folder for the outputs")
+    probe = out / f".clinsum-probe-{uuid.uuid4().hex[:8]}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(descriptor, b"\n" * 4096)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot write there ({exc.strerror or exc}); nothing was run") from exc
+    finally:
+        with contextlib.suppress(OSError):  # never created
+            probe.unlink()
+    return out
 
 
 def _demo_config() -> Any:
@@ -143,7 +243,7 @@ def _demo_config() -> Any:
 
 
 class _progress:
-    """A rich progress bar fed by the runner's ``Progress`` counts."""
+    """A rich progress bar fed by the runner's ``Progress`` counts; names a run that stops."""
 
     def __enter__(self) -> Any:
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
@@ -152,37 +252,64 @@ class _progress:
         from clinsum.runner import Progress
 
         self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("[red]{task.fields[failed]} failed"), TimeElapsedColumn(),
-                       console=console, transient=False)
-        self.task = self.bar.add_task("summaries", total=None, failed=0)
+                       TextColumn("[red]{task.fields[failed]} failed"),
+                       TextColumn("[red]{task.fields[evaluations]} failed evaluations"),
+                       TimeElapsedColumn(), console=console, transient=False)
+        self.task = self.bar.add_task("summaries", total=None, failed=0, evaluations=0)
         self.bar.start()
 
         def update(p: Progress) -> None:
-            self.bar.update(self.task, total=p.total, completed=p.done, failed=p.failed)
+            self.bar.update(self.task, total=p.total, completed=p.done, failed=p.failed,
+                            evaluations=p.failed_evaluations)
 
-        return Progress(on_change=update)
+        self.progress = Progress(on_change=update)
+        return self.progress
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
         self.bar.stop()
+        if kind is not None and self.progress.run_id is not None:
+            console.print(f"run [bold]{self.progress.run_id}[/bold] stopped before the end; "
+                          f"`--resume {self.progress.run_id}` finishes it", highlight=False)
 
 
 def _finish(store: Any, run_id: str, out: Path | None, sort_by: str | None) -> int:
-    """Print the leaderboard and where the outputs went; returns the number of failed summaries."""
+    """Print the leaderboard, the run's counts and where the outputs went.
+
+    Returns how many summaries and evaluations failed (0 means everything worked).
+    """
     from clinsum import reports
+    from clinsum.errors import OutputWriteError
     from clinsum.evaluators.aggregate import aggregate
+    from clinsum.evaluators.base import is_failure
 
     scores = store.scores(run_id)
     rows = aggregate(scores)
     stdout.print(reports.table(rows, sort_by, title=f"run {run_id}"))
     info = store.run(run_id)
-    console.print(f"run [bold]{run_id}[/bold]: {info['notes']} notes, {len(info['systems'])} systems, "
-                  f"{info['failed']} failed summaries; stored in {shown(store.path)}")
-    if info["failed"]:
-        errors = [s for s in store.summaries(run_id) if not s.ok][:5]
-        for summary in errors:
-            console.print(f"  [red]{shown(summary.system)} / {shown(summary.note_id)}:[/red] "
-                          f"{shown(summary.error or '')}", highlight=False)
+    failed, failed_evaluations, empty = info["failed"], info["failed_evaluations"], info["empty"]
+    console.print(f"run [bold]{run_id}[/bold] {info['status']}: {info['notes']} notes, "
+                  f"{len(info['systems'])} systems, {failed} failed summaries, "
+                  f"{failed_evaluations} failed evaluations, {empty} empty summaries; "
+                  f"stored in {shown(store.path)}", highlight=False)
+    for summary in [s for s in store.summaries(run_id) if not s.ok][:5]:
+        console.print(f"  [red]{shown(summary.system)} / {shown(summary.note_id)}:[/red] "
+                      f"{shown(summary.error or '')}", highlight=False)
+    listed: set[tuple[str, str, str]] = set()
+    for s in scores:
+        key = (s.system, s.note_id, s.evaluator.split(":", 1)[0])
+        if is_failure(s) and key not in listed and len(listed) < 5:
+            listed.add(key)
+            error = str(s.detail.get("error") or f"{s.metric} failed")
+            console.print(f"  [red]{shown(s.system)} / {shown(s.note_id)} / {shown(s.evaluator)}:[/red] "
+                          f"{shown(error[:300])}", highlight=False)
+    if failed or failed_evaluations:
+        console.print(f"`clinsum run --resume {run_id}` asks again for every failed summary and evaluation",
+                      highlight=False)
     if out is not None:
-        paths = reports.write_outputs(out, store.summaries(run_id), scores, rows)
-        console.print("outputs: " + ", ".join(shown(p) for p in paths.values()))
-    return int(info["failed"])
+        try:
+            paths = reports.write_outputs(out, store.summaries(run_id), scores, rows)
+        except OSError as exc:
+            raise OutputWriteError(f"--out {out}: cannot write the outputs ({exc.strerror or exc}); "
+                                   f"the run is stored: `clinsum show {run_id}`") from exc
+        console.print("outputs: " + ", ".join(shown(p) for p in paths.values()), highlight=False)
+    return int(failed) + int(failed_evaluations)

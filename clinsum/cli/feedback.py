@@ -95,7 +95,7 @@ def agreement(
         pairs = [tuple(text.split("=", 1)) for text in same_scale or []]
         if any(len(pair) != 2 or not all(part.strip() for part in pair) for pair in pairs):
             raise InputError("expected METRIC=DIMENSION", field="--same-scale")
-        with open_store(db) as store:
+        with open_store(db, must_exist=True) as store:
             if run is not None:
                 store.run(run)  # an unknown run id is an error, not an empty comparison
             ratings, scores = store.ratings(), store.scores(run)

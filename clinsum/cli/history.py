@@ -27,7 +27,7 @@ def runs(db: DbOption = DEFAULT_DB,
     """List stored runs, newest first."""
     from rich.table import Table
 
-    with reported_errors(), open_store(db) as store:
+    with reported_errors(), open_store(db, must_exist=True) as store:
         items = [{k: v for k, v in r.items() if k != "config"} for r in store.runs()]
     if format is ListFormat.json:
         write_stdout(json.dumps(items, indent=2))
@@ -50,7 +50,7 @@ def show(run_id: Annotated[str, typer.Argument(help="A run id from `clinsum runs
     from clinsum import reports
     from clinsum.evaluators.aggregate import aggregate
 
-    with reported_errors(), open_store(db) as store:
+    with reported_errors(), open_store(db, must_exist=True) as store:
         store.run(run_id)  # a clear error for an unknown id
         rows, _ = reports.ordered(aggregate(store.scores(run_id)), sort_by)
     if format is Format.table:

@@ -12,6 +12,7 @@ import typer
 from clinsum.cli import app
 from clinsum.cli.common import (
     DEFAULT_DB,
+    EXIT_FAILED,
     DbOption,
     ListFormat,
     console,
@@ -86,6 +87,8 @@ def compare_judge(
                                       "pairs": [r.as_dict() for r in rates]}))
     else:
         _print_table(rates, run_id, jury.version)
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _run_summaries(store: Store, run_id: str, limit: int | None

@@ -14,6 +14,7 @@ is returned as JSON text. ``structured_output`` in the options picks one by hand
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -99,6 +100,9 @@ class AnthropicProvider(BaseProvider):
         super().__init__(spec, options)
         self.prices = price_overrides(spec, self.options.prices, prices)
         self.client = client if client is not None else build_client(self.options)
+        # the SDK resolves ANTHROPIC_BASE_URL; read where the client really sends
+        self.endpoint = str(getattr(self.client, "base_url", None) or self.options.base_url
+                            or os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com")
 
     def request_params(self, request: Request) -> dict[str, Any]:
         """The keyword arguments of ``messages.create`` for one request (also used by batches)."""
@@ -168,7 +172,8 @@ def answer_text(message: Any, *, structured: bool) -> str:
 
     Raises FatalError for answers that cannot be used: a refusal, a context
     overflow, an answer cut off by the token limit (a truncated summary would be
-    scored as if complete), or no content at all.
+    scored as if complete). An empty text is returned as it is: a model that said
+    nothing gave an answer, which the runner scores and flags (``empty_summary``).
     """
     stop = getattr(message, "stop_reason", None)
     if stop == "refusal":
@@ -185,9 +190,7 @@ def answer_text(message: Any, *, structured: bool) -> str:
         if getattr(block, "type", None) == "tool_use" and getattr(block, "name", None) == VERDICT_TOOL:
             return json.dumps(getattr(block, "input", None), ensure_ascii=False)
     text = "".join(getattr(block, "text", "") for block in blocks if getattr(block, "type", None) == "text")
-    if not text.strip():
-        raise FatalError(f"the model returned no text (stop_reason={stop})")
-    return text
+    return text  # empty is an answer: the runner scores and flags it (empty_summary)
 
 
 def build_client(options: AnthropicOptions) -> Any:

@@ -81,7 +81,9 @@ class Provider(Protocol):
 
     ``spec`` is the full spec string (``ollama:llama3.1:8b``); ``options`` the
     validated options; ``local`` is True when no byte of a request leaves the
-    machine (the offline mode accepts only local providers).
+    machine (the offline mode accepts only local providers). A provider that calls
+    a server should also set ``endpoint`` (see ``BaseProvider.endpoint``): the
+    dispatcher reads it, when present, into the response cache key.
     """
 
     spec: str
@@ -129,6 +131,10 @@ class BaseProvider:
     local: bool = False
     cacheable: ClassVar[bool] = True
     """False for providers whose answers cost nothing to recompute (replay)."""
+    endpoint: str | None = None
+    """Where the calls go (host or base URL, project, region), as resolved from options and
+    environment; part of the response cache key, so an answer cached from one server is
+    never served for another. None for providers that compute locally without a server."""
 
     def __init__(self, spec: str, options: ProviderOptions | dict[str, Any] | None = None) -> None:
         self.spec = spec

@@ -137,6 +137,7 @@ class LangChainProvider(BaseProvider):
         self._models[self.options.temperature] = base
         self.chat_class = type(base).__name__
         self.local = _is_local_model(base)
+        self.endpoint = endpoint_of(base)
 
     # -- building ------------------------------------------------------------------------------
 
@@ -304,6 +305,22 @@ def _factory_params(target: str) -> set[str]:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return set(STANDARD_ALIASES)
     return set(params)
+
+
+_ENDPOINT_FIELDS = ("base_url", "openai_api_base", "anthropic_api_url", "azure_endpoint", "endpoint_url",
+                    "api_base", "region_name", "region", "project", "location", "deployment_name")
+"""Chat model attributes that say where calls go, across the common integrations."""
+
+
+def endpoint_of(model: Any) -> str:
+    """The chat class and the endpoint attributes it resolved (from kwargs or its environment)."""
+    found = {name: str(value) for name in _ENDPOINT_FIELDS
+             if isinstance(value := getattr(model, name, None), str | int | float) and value != ""}
+    if type(model).__name__ == "ChatOllama":  # no base_url means OLLAMA_HOST, then the default
+        from clinsum.providers.ollama import resolve_host
+
+        found["base_url"] = resolve_host(getattr(model, "base_url", None))
+    return f"{type(model).__name__} " + " ".join(f"{k}={v}" for k, v in sorted(found.items()))
 
 
 def _is_local_model(model: Any) -> bool:

@@ -98,6 +98,7 @@ class OllamaProvider(BaseProvider):
                  *, client: Any | None = None) -> None:
         super().__init__(spec, options)
         self.host = resolve_host(self.options.host)
+        self.endpoint = self.host
         self.local = is_loopback_host(self.host)
         self.prices = price_overrides(spec, self.options.prices)
         self._client = client
@@ -173,8 +174,6 @@ class OllamaProvider(BaseProvider):
                 "the structured answer was cut off at max_output_tokens before the JSON was complete; "
                 "raise max_output_tokens"
             )
-        if not text.strip():
-            raise FatalError(f"the model returned no text (done_reason={response.done_reason})")
         return Generation(
             text=text,
             input_tokens=prompt_tokens,

@@ -78,6 +78,7 @@ class VertexProvider(BaseProvider):
         super().__init__(spec, options)
         self.prices = price_overrides(spec, self.options.prices, prices)
         self.client = client if client is not None else build_client(self.options)
+        self.endpoint = endpoint_of(self.client, self.options)
 
     def config_for(self, request: Request) -> Any:
         types = require("google.genai.types", "vertex")
@@ -156,9 +157,18 @@ def answer_text(response: Any, *, structured: bool) -> str:
             f"{what} was cut off at max_output_tokens (finish_reason=MAX_TOKENS; thinking tokens count "
             "against it); raise max_output_tokens or lower thinking_budget"
         )
-    if not text.strip():
-        raise FatalError(f"Vertex AI returned an empty answer (finish_reason={finish})")
     return text
+
+
+def endpoint_of(client: Any, options: VertexOptions) -> str:
+    """Project, location and base URL the client calls (as the SDK resolved them, else the options)."""
+    api = getattr(client, "_api_client", None)
+    http = getattr(api, "_http_options", None)
+    project = getattr(api, "project", None) or options.project or os.environ.get("GOOGLE_CLOUD_PROJECT")
+    location = (getattr(api, "location", None) or options.location
+                or os.environ.get("GOOGLE_CLOUD_LOCATION") or "global")
+    base_url = getattr(http, "base_url", None) or options.base_url
+    return f"vertex project={project} location={location} base_url={base_url}"
 
 
 def build_client(options: VertexOptions) -> Any:

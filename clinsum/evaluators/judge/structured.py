@@ -5,6 +5,13 @@ whose prompt repeats the task with the rejected answer and the validation error.
 Provider failures are not retried here (the dispatcher already did, within its
 own bounds); they end the loop at once. What comes out is either a validated
 value or a failure that keeps every raw answer and error, never a guess.
+
+A failure is never kept in the response cache: when the loop ends without a
+valid answer, every answer of its calls is dropped from the cache, so a resumed run
+asks again instead of replaying the failure. A failure replayed from the cache
+(answers cached before a kill, or by an older clinsum) is asked again live, once.
+A successful loop stays cached whole: replaying it re-validates every answer and
+reaches the same accepted one, at no cost.
 """
 
 from __future__ import annotations
@@ -88,26 +95,62 @@ async def ask(dispatcher: Any, provider: Provider, *, system: str, user: str,
     ``parse`` raises a ``ClinsumError`` (or ``ValueError``) whose message says what is
     wrong; that message goes back to the judge with its rejected answer.
     """
+    answer, asked, replayed = await _loop(dispatcher, provider, system=system, user=user, schema=schema,
+                                          parse=parse, sample=sample, temperature=temperature,
+                                          max_invalid_retries=max_invalid_retries)
+    if not answer.ok and replayed:
+        _forget(dispatcher, provider, asked)
+        answer, asked, _ = await _loop(dispatcher, provider, system=system, user=user, schema=schema,
+                                       parse=parse, sample=sample, temperature=temperature,
+                                       max_invalid_retries=max_invalid_retries)
+    if not answer.ok:
+        _forget(dispatcher, provider, asked)
+    return answer
+
+
+async def _loop(dispatcher: Any, provider: Provider, *, system: str, user: str, schema: dict[str, Any],
+                parse: Callable[[str], T], sample: int, temperature: float | None,
+                max_invalid_retries: int) -> tuple[Answer[T], list[Request], bool]:
+    """One pass of the bounded loop; also returns the requests it made, and whether an answer
+    came from the cache for a request not already made in this pass (a replay of an earlier run)."""
     answer: Answer[T] = Answer(value=None)
+    asked: list[Request] = []
+    replayed = False
     prompt = user
     for _ in range(1 + max(0, max_invalid_retries)):
         request = Request(prompt=prompt, system=system, json_schema=schema, sample=sample,
                           temperature=temperature)
+        repeated = request in asked  # the same rejected answer gives the same feedback prompt
+        asked.append(request)
         try:
             generation = await dispatcher.generate(provider, request)
         except ProviderError as exc:
             answer.error = f"provider error ({type(exc).__name__}): {exc}"
-            return answer
+            return answer, asked, replayed
+        replayed = replayed or (generation.cached and not repeated)
         answer.cost.add(generation)
         answer.model = generation.model or answer.model
-        try:
-            answer.value = parse(generation.text)
-        except (ClinsumError, ValueError) as exc:
-            answer.attempts.append({"raw": generation.text, "error": str(exc)})
-            answer.error = f"invalid answer after {len(answer.attempts)} attempt(s): {exc}"
-            prompt = feedback_prompt(user, generation.text, str(exc))
+        value, error = _parse(parse, generation.text)
+        answer.attempts.append({"raw": generation.text, "error": error})
+        if error is not None:
+            answer.error = f"invalid answer after {len(answer.attempts)} attempt(s): {error}"
+            prompt = feedback_prompt(user, generation.text, error)
             continue
-        answer.attempts.append({"raw": generation.text, "error": None})
+        answer.value = value
         answer.error = None
-        return answer
-    return answer
+        return answer, asked, replayed
+    return answer, asked, replayed
+
+
+def _forget(dispatcher: Any, provider: Provider, asked: list[Request]) -> None:
+    forget = getattr(dispatcher, "forget", None)  # test doubles of the dispatcher may not cache
+    for request in asked:
+        if forget is not None:
+            forget(provider, request)
+
+
+def _parse(parse: Callable[[str], T], raw: str) -> tuple[T | None, str | None]:
+    try:
+        return parse(raw), None
+    except (ClinsumError, ValueError) as exc:
+        return None, str(exc)
