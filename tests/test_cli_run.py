@@ -170,3 +170,18 @@ def test_score_takes_the_flags_of_run(tmp_path, notes_file, monkeypatch):
                      "--judge", "anthropic:claude-sonnet-5-5", "--judge-samples", "2", "--db", db)
     assert offline.exit_code == 2 and "anthropic:claude-sonnet-5-5" in offline.output
     assert len(json.loads(invoke("runs", "--db", db, "--format", "json").stdout)) == 1  # refused before any run
+
+
+def test_score_scores_and_flags_an_empty_production_summary(tmp_path, notes_file):
+    summaries = tmp_path / "prod.jsonl"
+    summaries.write_text(json.dumps({"note_id": "a", "system": "production", "text": "  "}) + "\n"
+                         + json.dumps({"note_id": "b", "system": "production", "text": "Diabetes."}) + "\n")
+    out = tmp_path / "out"
+    result = invoke("score", str(summaries), "--notes", str(notes_file), "-m", "overlap",
+                    "--db", str(tmp_path / "c.db"), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "0 failed summaries, 0 failed evaluations, 1 empty summaries" in result.output
+    scores = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+    by = {(s["note_id"], s["metric"]): s["value"] for s in scores}
+    assert by[("a", "empty_summary")] == 1.0 and by[("a", "rouge1")] == 0.0
+    assert by[("b", "empty_summary")] == 0.0 and by[("b", "rouge1")] > 0
