@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
@@ -207,7 +208,10 @@ class Store:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{path}: cannot open the store: {exc}") from exc
+            folder = Path(path).resolve().parent
+            hint = "" if os.access(folder, os.W_OK) else (
+                f"; {folder} is read-only, and SQLite writes its -wal and -shm files beside the store")
+            raise StoreError(f"{path}: cannot open the store: {exc}{hint}") from exc
         store = cls(db, path)
         try:
             store._migrate()
