@@ -185,3 +185,21 @@ def test_score_scores_and_flags_an_empty_production_summary(tmp_path, notes_file
     by = {(s["note_id"], s["metric"]): s["value"] for s in scores}
     assert by[("a", "empty_summary")] == 1.0 and by[("a", "rouge1")] == 0.0
     assert by[("b", "empty_summary")] == 0.0 and by[("b", "rouge1")] > 0
+
+
+@pytest.mark.parametrize("command", [["runs"], ["show", "some-run"], ["agreement"]])
+def test_read_only_commands_never_create_a_store(tmp_path, command):
+    result = invoke(*command, "--db", str(tmp_path / "typo.db"))
+    assert result.exit_code == 2
+    assert "typo.db: no such store" in result.output
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_resume_refuses_flags_that_would_change_the_run(tmp_path, notes_file):
+    db = str(tmp_path / "c.db")
+    assert invoke("run", "--notes", str(notes_file), "-p", "echo:m", "-m", "length", "--db", db).exit_code == 0
+    [run] = json.loads(invoke("runs", "--db", db, "--format", "json").stdout)
+    refused = invoke("run", "--resume", run["id"], "-m", "judge", "--limit", "1", "--db", db)
+    assert refused.exit_code == 2 and "--metric, --limit would change it" in refused.output
+    applied = invoke("run", "--resume", run["id"], "--concurrency", "1", "--db", db)
+    assert applied.exit_code == 0, applied.output

@@ -364,26 +364,3 @@ def test_an_empty_summary_is_scored_flagged_and_not_judged(tmp_path, ollama):
     [(detail,)] = query(db, "SELECT json_extract(record, '$.detail') FROM scores "
                             "WHERE metric = 'empty_summary' AND note_id = 'n00'")
     assert json.loads(detail) == {"not_evaluated": ["judge"], "reason": "empty summary"}
-
-
-# -- read-only commands and resume flags -------------------------------------------------------------
-
-@pytest.mark.parametrize("command", [["runs"], ["show", "some-run"], ["agreement"]])
-def test_read_only_commands_never_create_a_store(tmp_path, command):
-    result = clinsum(*command, "--db", "typo.db", cwd=tmp_path)
-    assert result.returncode == EXIT_ERROR
-    assert "typo.db: no such store" in result.stderr
-    assert not (tmp_path / "typo.db").exists()
-    no_traceback(result)
-
-
-def test_resume_refuses_flags_that_would_change_the_run(tmp_path):
-    write_notes(tmp_path / "notes.jsonl", 2)
-    assert clinsum("run", "--notes", "notes.jsonl", "-p", "extractive:lead", "-m", "length", "--db", "c.db",
-                   cwd=tmp_path).returncode == EXIT_OK
-    [(run_id, _)] = runs(tmp_path / "c.db")
-    refused = clinsum("run", "--resume", run_id, "-m", "judge", "--limit", "1", "--db", "c.db", cwd=tmp_path)
-    assert refused.returncode == EXIT_ERROR
-    assert "--metric, --limit would change it" in refused.stderr
-    applied = clinsum("run", "--resume", run_id, "--concurrency", "1", "--db", "c.db", cwd=tmp_path)
-    assert applied.returncode == EXIT_OK
