@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -127,7 +128,13 @@ def _m002_batches(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial, _m002_batches]
+def _m003_run_owner(db: sqlite3.Connection) -> None:
+    # host:pid of the process running a run: a run marked running whose process is gone
+    # (killed, or stopped by a disk too full to record it) is reported interrupted
+    db.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial, _m002_batches, _m003_run_owner]
 """Migration N is ``MIGRATIONS[N-1]``; append, never edit one that has shipped."""
 
 
@@ -143,6 +150,27 @@ _FAILED_SCORE = (
     "OR EXISTS (SELECT 1 FROM json_each(record, '$.detail.judges') AS j "
     "WHERE json_type(j.value, '$.failures') = 'array'))")
 """SQL of ``clinsum.evaluators.base.is_failure``: a score that records a failed evaluation."""
+
+_RUN_COLUMNS = "id, created_at, finished_at, status, kind, config, clinsum_version, owner"
+
+
+def _this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _gone(owner: str | None) -> bool:
+    """Whether the process that marked a run running has ended (known only on its own host)."""
+    host, _, pid = (owner or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
 
 _INSERT_SUMMARY = ("INSERT OR REPLACE INTO summaries (run_id, note_id, system, ok, record, created_at) "
                    "VALUES (?, ?, ?, ?, ?, ?)")
@@ -352,9 +380,9 @@ class Store:
         summary_rows = [self._summary_row(run_id, s) for s in summaries]
         with self._transaction():
             self.db.execute(
-                "INSERT INTO runs (id, created_at, status, kind, config, clinsum_version) "
-                "VALUES (?, ?, 'running', ?, ?, ?)",
-                (run_id, now(), kind, json.dumps(redact(config), sort_keys=True), version),
+                "INSERT INTO runs (id, created_at, status, kind, config, clinsum_version, owner) "
+                "VALUES (?, ?, 'running', ?, ?, ?, ?)",
+                (run_id, now(), kind, json.dumps(redact(config), sort_keys=True), version, _this_process()),
             )
             self.db.executemany(
                 "INSERT INTO notes (run_id, id, position, record) VALUES (?, ?, ?, ?)",
@@ -363,14 +391,13 @@ class Store:
             self.db.executemany(_INSERT_SUMMARY, summary_rows)
 
     def set_status(self, run_id: str, status: str) -> None:
-        finished = now() if status != "running" else None
-        self._execute_write("UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
-                            (status, finished, run_id))
+        running = status == "running"
+        self._execute_write("UPDATE runs SET status = ?, finished_at = ?, owner = ? WHERE id = ?",
+                            (status, None if running else now(), _this_process() if running else None, run_id))
 
     def run(self, run_id: str) -> dict[str, Any]:
         row = self.db.execute(
-            "SELECT id, created_at, finished_at, status, kind, config, clinsum_version FROM runs "
-            "WHERE id = ?", (run_id,)).fetchone()
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise StoreError(f"{self.path}: no run '{run_id}' (see `clinsum runs`)")
         return self._run_dict(row)
@@ -378,8 +405,7 @@ class Store:
     def runs(self) -> list[dict[str, Any]]:
         """Every run, newest first, with its systems and counts."""
         rows = self.db.execute(
-            "SELECT id, created_at, finished_at, status, kind, config, clinsum_version FROM runs "
-            "ORDER BY created_at DESC, rowid DESC").fetchall()
+            f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created_at DESC, rowid DESC").fetchall()
         return [self._run_dict(row) for row in rows]
 
     def _run_dict(self, row: tuple[Any, ...]) -> dict[str, Any]:
@@ -398,7 +424,10 @@ class Store:
             (run_id,)).fetchone()[0]
         empty = self.db.execute("SELECT COUNT(*) FROM scores WHERE run_id = ? AND metric = 'empty_summary' "
                                 "AND value = 1", (run_id,)).fetchone()[0]
-        return {"id": run_id, "created_at": row[1], "finished_at": row[2], "status": row[3],
+        status = row[3]
+        if status == "running" and _gone(row[7]):
+            status = "interrupted"  # its process ended without saying so (killed, or the disk was full)
+        return {"id": run_id, "created_at": row[1], "finished_at": row[2], "status": status,
                 "kind": row[4], "config": json.loads(row[5]), "clinsum_version": row[6],
                 "systems": systems, "notes": notes, "summaries": summaries, "failed": failed,
                 "failed_evaluations": failed_evaluations, "empty": empty}

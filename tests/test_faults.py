@@ -32,6 +32,7 @@ from provider_fakes import local_server
 from pytest_httpserver import HTTPServer
 
 from clinsum.cli.common import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_STORE
+from clinsum.store import Store
 
 MODEL = "ollama:llama3.1:8b"
 NOTE_ID = re.compile(r"NOTE-(n\d+)")
@@ -217,8 +218,10 @@ def test_a_full_disk_mid_run_stops_it_with_exit_3_and_resume_completes(tmp_path,
         assert "finished" not in err
 
         filler.unlink()
-        [(run_id, status)] = runs(db)
-        assert status in ("running", "interrupted")  # "running" when even the status could not be written
+        [(run_id, written)] = runs(db)
+        assert written in ("running", "interrupted")  # the full disk may have refused the status too...
+        with contextlib.closing(Store.open(db, must_exist=True)) as store:
+            assert store.run(run_id)["status"] == "interrupted"  # ...but its process is gone
         before = stored_ok(db)
         assert len(before) < len(ids)
         assert_whole(db)

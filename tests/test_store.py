@@ -134,3 +134,20 @@ def test_must_exist_refuses_to_create_a_store(tmp_path):
     with pytest.raises(StoreError, match=r"typo\.db: no such store"):
         Store.open(tmp_path / "typo.db", must_exist=True)
     assert not (tmp_path / "typo.db").exists()
+
+
+def test_a_running_run_whose_process_is_gone_reads_as_interrupted(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    store = Store.open(tmp_path / "s.db")
+    for run_id in ("mine", "dead", "elsewhere"):
+        store.create_run(run_id, {}, kind="run", version="0", notes=[])
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    store.db.execute("UPDATE runs SET owner = ? WHERE id = 'dead'", (f"{socket.gethostname()}:{dead.stdout.strip()}",))
+    store.db.execute("UPDATE runs SET owner = 'another-host:1' WHERE id = 'elsewhere'")
+    assert {r["id"]: r["status"] for r in store.runs()} == {
+        "mine": "running", "dead": "interrupted", "elsewhere": "running"}  # another host: cannot tell
+    store.set_status("mine", "finished")
+    assert store.run("mine")["status"] == "finished"
