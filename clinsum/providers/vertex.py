@@ -22,11 +22,16 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pydantic import field_validator
 
 from clinsum.errors import FatalError, ProviderError, SetupError, TransientError
 from clinsum.providers.base import BaseProvider, Generation, ProviderOptions, Request
 from clinsum.providers.common import already_classified, classify_http, cost_usd, price_overrides, require, timed
+
+if TYPE_CHECKING:
+    from clinsum.providers.vertex_batch import VertexBatch
 
 ADC_FIX = (
     "run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS to a "
@@ -56,8 +61,18 @@ class VertexOptions(ProviderOptions):
     """Another endpoint for the same API (a Private Service Connect endpoint, a proxy)."""
     api_version: str | None = None
     """API version in the URL path; the SDK's default when None."""
+    batch_bucket: str | None = None
+    """``gs://bucket/prefix`` where ``--batch`` stages its request file and Vertex AI writes
+    the results; required for batch prediction only."""
     prices: dict[str, Any] | None = None
     """Price overrides: one price for this spec, or ``provider:model`` -> price."""
+
+    @field_validator("batch_bucket")
+    @classmethod
+    def _cloud_storage_uri(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?$", value.strip()):
+            raise ValueError(f"must be a Cloud Storage URI like 'gs://BUCKET/PREFIX', got {value!r}")
+        return value
 
 
 class VertexProvider(BaseProvider):
@@ -77,8 +92,18 @@ class VertexProvider(BaseProvider):
     ) -> None:
         super().__init__(spec, options)
         self.prices = price_overrides(spec, self.options.prices, prices)
-        self.client = client if client is not None else build_client(self.options)
+        self.credentials: Any | None = None
+        """The ADC the client was built with (None for an injected client); batch staging reuses them."""
+        if client is None:
+            client, self.credentials = build_client(self.options)
+        self.client = client
         self.endpoint = endpoint_of(self.client, self.options)
+
+    def batch(self, *, poll_interval_s: float, max_wait_s: float | None) -> VertexBatch:
+        """Vertex AI batch prediction for this provider (``clinsum run --batch``)."""
+        from clinsum.providers.vertex_batch import VertexBatch
+
+        return VertexBatch(self, poll_interval_s=poll_interval_s, max_wait_s=max_wait_s)
 
     def config_for(self, request: Request) -> Any:
         types = require("google.genai.types", "vertex")
@@ -107,6 +132,10 @@ class VertexProvider(BaseProvider):
                 )
             except Exception as exc:
                 raise convert_error(exc, model=self.model) from exc
+        return self.to_generation(response, request, latency_s=clock.seconds)
+
+    def to_generation(self, response: Any, request: Request, *, latency_s: float | None) -> Generation:
+        """Read text, usage, ids and cost from a ``GenerateContentResponse`` (live or from a batch)."""
         text = answer_text(response, structured=request.json_schema is not None)
         usage = getattr(response, "usage_metadata", None)
         input_tokens = getattr(usage, "prompt_token_count", None)
@@ -118,7 +147,7 @@ class VertexProvider(BaseProvider):
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             cost_usd=cost_usd("vertex", self.model, input_tokens, output_tokens, self.prices),
-            latency_s=clock.seconds,
+            latency_s=latency_s,
             request_id=getattr(response, "response_id", None),
             model=getattr(response, "model_version", None),
         )
@@ -171,8 +200,8 @@ def endpoint_of(client: Any, options: VertexOptions) -> str:
     return f"vertex project={project} location={location} base_url={base_url}"
 
 
-def build_client(options: VertexOptions) -> Any:
-    """A ``genai.Client`` in Vertex mode with ADC, our timeout and SDK retries off."""
+def build_client(options: VertexOptions) -> tuple[Any, Any]:
+    """A ``genai.Client`` in Vertex mode with ADC, our timeout and SDK retries off, and the ADC."""
     genai = require("google.genai", "vertex")
     types = require("google.genai.types", "vertex")
     auth = require("google.auth", "vertex")
@@ -195,11 +224,12 @@ def build_client(options: VertexOptions) -> Any:
         api_version=options.api_version,
     )
     try:
-        return genai.Client(
+        client = genai.Client(
             vertexai=True, project=project, location=location, credentials=credentials, http_options=http_options
         )
     except ValueError as exc:
         raise SetupError(f"cannot build the Vertex AI client: {exc}; fix: {ADC_FIX}") from exc
+    return client, credentials
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
