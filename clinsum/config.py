@@ -96,7 +96,7 @@ class RunConfig(BaseModel):
     """Only the first N notes."""
     offline: bool = False
     batch: bool = False
-    """Send the summaries of providers that have a batch API (Anthropic) as one batch, at batch prices."""
+    """Send the summaries of providers that have a batch API (Anthropic, Vertex AI) as one batch, at batch prices."""
     batch_poll_s: float = Field(default=60.0, gt=0)
     """How often a batch's status is asked for."""
     batch_max_wait_s: float | None = Field(default=None, gt=0)
