@@ -42,7 +42,16 @@ from clinsum.providers import registry
 from clinsum.providers.base import BatchCapable, Generation, Request
 from clinsum.providers.common import cost_usd
 from clinsum.providers.vertex import create
-from clinsum.providers.vertex_batch import LABEL, CloudStorage, VertexBatch
+from clinsum.providers.vertex_batch import (
+    BIGQUERY_HINT,
+    KEY_COLUMN,
+    LABEL,
+    STORAGE_HINT,
+    BigQueryStaging,
+    CloudStorageStaging,
+    GoogleHttp,
+    VertexBatch,
+)
 from clinsum.records import Note
 from clinsum.store import Store
 
@@ -51,6 +60,8 @@ BUCKET = "clinsum-batches"
 JOBS = f"/v1/projects/{VERTEX_PROJECT}/locations/{VERTEX_LOCATION}/batchPredictionJobs"
 JOB_ID = "5137340662307807232"
 JOB_NAME = f"projects/123456789012/locations/{VERTEX_LOCATION}/batchPredictionJobs/{JOB_ID}"
+DATASET = "clinsum_batches"
+BQ = f"/bigquery/v2/projects/{VERTEX_PROJECT}"
 SCHEMA = {"type": "object", "properties": {"accurate": {"type": "integer"}}, "required": ["accurate"]}
 
 Answer = Callable[[int, dict[str, Any]], dict[str, Any] | None]
@@ -59,8 +70,9 @@ Answer = Callable[[int, dict[str, Any]], dict[str, Any] | None]
 
 def answered(i: int, request: dict[str, Any]) -> dict[str, Any]:
     text = f"batched summary {request['contents'][0]['parts'][0]['text']}"
-    return {"status": "", "response": vertex_answer(text, prompt_tokens=1000, candidates_tokens=200,
-                                                    model_version=f"{MODEL}-001@default")}
+    response = vertex_answer(text, prompt_tokens=1000, candidates_tokens=200, model_version=f"{MODEL}-001@default")
+    response["trafficBreakdown"] = {"batch": 1}  # a field this SDK version does not know: must not break reading
+    return {"status": "", "response": response}
 
 
 def all_but_last_fails(n: int) -> Answer:
@@ -85,13 +97,18 @@ class VertexBatchFake:
         self.final_state = final_state
         self.error = error
         self.rows: list[dict[str, Any]] = []
+        self.finished = False
+        self.output_info: dict[str, Any] | None = None
         server.expect_request(JOBS, method="POST").respond_with_handler(self.create)
         server.expect_request(re.compile(rf"^{JOBS}/\d+$"), method="GET").respond_with_handler(self.get)
+        self.url = server.url_for("/").rstrip("/")
+        self.serve_storage(server)
+
+    def serve_storage(self, server: HTTPServer) -> None:
         server.expect_request(f"/upload/storage/v1/b/{BUCKET}/o", method="POST").respond_with_handler(self.upload)
         server.expect_request(f"/storage/v1/b/{BUCKET}/o", method="GET").respond_with_handler(self.list)
         server.expect_request(re.compile(rf"^/storage/v1/b/{BUCKET}/o/.+"), method="GET").respond_with_handler(
             self.download)
-        self.url = server.url_for("/").rstrip("/")
 
     # --- Cloud Storage JSON API ---
     def upload(self, request: WsgiRequest) -> Response:
@@ -143,9 +160,9 @@ class VertexBatchFake:
         if state in {"JOB_STATE_SUCCEEDED", "JOB_STATE_PARTIALLY_SUCCEEDED", "JOB_STATE_FAILED",
                      "JOB_STATE_CANCELLED"}:
             body["endTime"] = "2026-12-02T01:00:00.000000Z"
-            out_dir = self.finish()
-            if out_dir:
-                body["outputInfo"] = {"gcsOutputDirectory": out_dir}
+            output_info = self.finish()
+            if output_info:
+                body["outputInfo"] = output_info
             rows = self.rows
             ok = sum(1 for r in rows if not r.get("status"))
             body["completionStats"] = {"successfulCount": str(ok), "failedCount": str(len(rows) - ok),
@@ -154,24 +171,30 @@ class VertexBatchFake:
                 body["error"] = {"code": 13, "message": self.error}
         return body
 
-    def finish(self) -> str | None:
-        """Run the fake model once: write predictions.jsonl (in reverse input order) under the output prefix."""
-        prefix = self.created[-1]["outputConfig"]["gcsDestination"]["outputUriPrefix"]
-        out_dir = f"{prefix}/prediction-model-2026-12-02T00:40:00.000000Z"
-        name = self.object_name(out_dir) + "/predictions.jsonl"
-        if name not in self.objects:
+    def finish(self) -> dict[str, Any] | None:
+        """Run the fake model once (input line i -> self.answer(i, request)) and write what it answered."""
+        if not self.finished:
+            self.finished = True
             self.rows = []
             for i, line in enumerate(self.input_lines()):
                 row = self.answer(i, line["request"])
                 if row is not None:
-                    self.rows.append({"request": line["request"], "processed_time": "2026-12-02T00:59:00+00:00",
-                                      **row})
-            self.objects[name] = "".join(json.dumps(r) + "\n" for r in reversed(self.rows)).encode()
-        return out_dir if self.rows else None
+                    self.rows.append({**line, "processed_time": "2026-12-02T00:59:00+00:00", **row})
+            self.output_info = self.write_output(list(reversed(self.rows))) if self.rows else None
+        return self.output_info
+
+    def write_output(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """predictions.jsonl under the output prefix, each line its request echoed with status and response."""
+        prefix = self.created[-1]["outputConfig"]["gcsDestination"]["outputUriPrefix"]
+        out_dir = f"{prefix}/prediction-model-2026-12-02T00:40:00.000000Z"
+        self.objects[self.object_name(out_dir) + "/predictions.jsonl"] = "".join(
+            json.dumps(r) + "\n" for r in rows).encode()
+        return {"gcsOutputDirectory": out_dir}
 
     def create(self, request: WsgiRequest) -> Response:
         self.created.append(json.loads(request.get_data()))
         self.polls = 0
+        self.finished = False
         return json_response(self.job("JOB_STATE_PENDING"))
 
     def get(self, request: WsgiRequest) -> Response:
@@ -182,11 +205,98 @@ class VertexBatchFake:
         return json_response(self.job(self.final_state))
 
 
+class BigQueryBatchFake(VertexBatchFake):
+    """The same job API, staged in BigQuery (REST v2): a multipart load job, jobs.get, tables.get,
+    tabledata.list (two rows a page; JSON columns as JSON text, as the API returns them)."""
+
+    def serve_storage(self, server: HTTPServer) -> None:
+        self.tables: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+        self.loads: list[dict[str, Any]] = []
+        self.load_polls = 0
+        self.load_error: dict[str, Any] | None = None
+        server.expect_request(f"/upload{BQ}/jobs", method="POST").respond_with_handler(self.load)
+        server.expect_request(re.compile(rf"^{BQ}/jobs/[\w-]+$"), method="GET").respond_with_handler(self.load_job)
+        tables = rf"^{BQ}/datasets/{DATASET}/tables/\w+"
+        server.expect_request(re.compile(tables + "$"), method="GET").respond_with_handler(self.table)
+        server.expect_request(re.compile(tables + "/data$"), method="GET").respond_with_handler(self.table_data)
+
+    def load(self, request: WsgiRequest) -> Response:
+        assert request.args["uploadType"] == "multipart" and request.mimetype == "multipart/related"
+        boundary = request.mimetype_params["boundary"].encode()
+        _, config_part, data_part, end = request.get_data().split(b"--" + boundary)
+        assert end.startswith(b"--")
+        config = json.loads(config_part.partition(b"\r\n\r\n")[2])
+        data = data_part.partition(b"\r\n\r\n")[2].removesuffix(b"\r\n")
+        load = config["configuration"]["load"]
+        self.loads.append(load)
+        self.tables[load["destinationTable"]["tableId"]] = (
+            load["schema"]["fields"], [json.loads(line) for line in data.decode().splitlines()])
+        return json_response(self.job_resource("RUNNING"))
+
+    def job_resource(self, state: str) -> dict[str, Any]:
+        status: dict[str, Any] = {"state": state}
+        if state == "DONE" and self.load_error:
+            status["errorResult"] = self.load_error
+        return {"kind": "bigquery#job", "id": f"{VERTEX_PROJECT}:US.job_1",
+                "jobReference": {"projectId": VERTEX_PROJECT, "jobId": "job_1", "location": "US"},
+                "configuration": {"load": self.loads[-1]}, "status": status}
+
+    def load_job(self, request: WsgiRequest) -> Response:
+        assert request.path == f"{BQ}/jobs/job_1" and request.args["location"] == "US"
+        self.load_polls += 1
+        return json_response(self.job_resource("DONE"))
+
+    def table_of(self, uri: str) -> str:
+        assert uri.startswith(f"bq://{VERTEX_PROJECT}.{DATASET}.")
+        return uri.rsplit(".", 1)[1]
+
+    def input_lines(self) -> list[dict[str, Any]]:
+        return self.tables[self.table_of(self.created[-1]["inputConfig"]["bigquerySource"]["inputUri"])][1]
+
+    def write_output(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        table = self.table_of(self.created[-1]["outputConfig"]["bigqueryDestination"]["outputUri"])
+        fields = [{"name": "request", "type": "JSON"}, {"name": KEY_COLUMN, "type": "STRING"},
+                  {"name": "status", "type": "STRING"}, {"name": "response", "type": "JSON"},
+                  {"name": "processed_time", "type": "TIMESTAMP"}]
+        self.tables[table] = (fields, rows)
+        return {"bigqueryOutputDataset": f"bq://{VERTEX_PROJECT}.{DATASET}", "bigqueryOutputTable": table}
+
+    def table(self, request: WsgiRequest) -> Response:
+        name = request.path.rsplit("/", 1)[1]
+        fields, rows = self.tables[name]
+        return json_response({"kind": "bigquery#table", "schema": {"fields": fields}, "numRows": str(len(rows)),
+                              "tableReference": {"projectId": VERTEX_PROJECT, "datasetId": DATASET, "tableId": name}})
+
+    def table_data(self, request: WsgiRequest) -> Response:
+        fields, rows = self.tables[request.path.rsplit("/", 2)[1]]
+        start = int(request.args.get("pageToken", "0"))
+
+        def cell(row: dict[str, Any], field: dict[str, Any]) -> Any:
+            value = row.get(field["name"])
+            return json.dumps(value) if field["type"] == "JSON" and value is not None else value
+
+        body: dict[str, Any] = {"kind": "bigquery#tableDataList", "totalRows": str(len(rows)),
+                                "rows": [{"f": [{"v": cell(r, f)} for f in fields]} for r in rows[start:start + 2]]}
+        if start + 2 < len(rows):
+            body["pageToken"] = str(start + 2)
+        return json_response(body)
+
+
+async def no_wait(_seconds: float) -> None:
+    return None
+
+
 def batch_for(server: HTTPServer, fake: VertexBatchFake, **options: Any) -> VertexBatch:
-    provider = create(f"vertex:{MODEL}", {"batch_bucket": f"gs://{BUCKET}/clinsum/runs", **options},
-                      client=fake_client(server))
-    storage = CloudStorage(fake_credentials(), timeout_s=5.0, base_url=fake.url)
-    return VertexBatch(provider, poll_interval_s=0.0, storage=storage)
+    if isinstance(fake, BigQueryBatchFake):
+        options = {"batch_bigquery": f"bq://{VERTEX_PROJECT}.{DATASET}", **options}
+        http = GoogleHttp(fake_credentials(), timeout_s=5.0, service="BigQuery", hint=BIGQUERY_HINT)
+        staging: Any = BigQueryStaging(http, options["batch_bigquery"], base_url=fake.url, sleep=no_wait)
+    else:
+        options = {"batch_bucket": f"gs://{BUCKET}/clinsum/runs", **options}
+        http = GoogleHttp(fake_credentials(), timeout_s=5.0, service="Cloud Storage", hint=STORAGE_HINT)
+        staging = CloudStorageStaging(http, options["batch_bucket"], base_url=fake.url)
+    provider = create(f"vertex:{MODEL}", options, client=fake_client(server))
+    return VertexBatch(provider, poll_interval_s=0.0, staging=staging)
 
 
 def items(n: int) -> list[tuple[str, Request]]:
@@ -294,6 +404,45 @@ async def test_storage_permission_error_is_fatal_and_names_the_bucket_roles(loca
     assert not fake.created
 
 
+async def test_bigquery_staging_loads_a_table_and_reads_the_output_table_by_key(local_http: HTTPServer) -> None:
+    fake = BigQueryBatchFake(local_http, answer=all_but_last_fails(5))
+    outcomes = await batch_for(local_http, fake).run(items(5))
+
+    [load] = fake.loads
+    assert load["sourceFormat"] == "NEWLINE_DELIMITED_JSON" and load["writeDisposition"] == "WRITE_EMPTY"
+    assert load["destinationTable"]["projectId"] == VERTEX_PROJECT
+    assert load["destinationTable"]["datasetId"] == DATASET
+    table = load["destinationTable"]["tableId"]
+    assert re.fullmatch(r"clinsum_batch_\d{8}_\d{6}_[0-9a-f]{8}", table)
+    assert {f["name"]: f["type"] for f in load["schema"]["fields"]} == {KEY_COLUMN: "STRING", "request": "JSON"}
+    assert fake.load_polls == 1  # RUNNING on insert, polled until DONE
+    for row in fake.input_lines():
+        assert row[KEY_COLUMN] == row["request"]["labels"][LABEL]
+        assert row["request"]["contents"][0]["role"] == "user"
+
+    [sent] = fake.created
+    assert sent["inputConfig"] == {"instancesFormat": "bigquery",
+                                   "bigquerySource": {"inputUri": f"bq://{VERTEX_PROJECT}.{DATASET}.{table}"}}
+    assert sent["outputConfig"] == {"predictionsFormat": "bigquery", "bigqueryDestination": {
+        "outputUri": f"bq://{VERTEX_PROJECT}.{DATASET}.{table}_output"}}
+
+    # output rows come back reversed, over three pages, columns in another order than the input's
+    for i in range(4):
+        outcome = outcomes[f"key-{i}"]
+        assert isinstance(outcome, Generation) and outcome.text == f"batched summary note {i}"
+        list_price = cost_usd("vertex", MODEL, 1000, 200)
+        assert list_price and outcome.cost_usd == pytest.approx(0.5 * list_price)
+    assert isinstance(outcomes["key-4"], FatalError)
+
+
+async def test_a_refused_bigquery_load_is_fatal_and_no_job_is_created(local_http: HTTPServer) -> None:
+    fake = BigQueryBatchFake(local_http)
+    fake.load_error = {"reason": "notFound", "message": f"Not found: Dataset {VERTEX_PROJECT}:{DATASET}"}
+    with pytest.raises(FatalError, match=r"could not load.*notFound: Not found: Dataset"):
+        await batch_for(local_http, fake).submit(items(2))
+    assert not fake.created
+
+
 def test_batch_needs_a_bucket_and_names_the_option(adc: pytest.MonkeyPatch) -> None:
     provider = create(f"vertex:{MODEL}", {"project": VERTEX_PROJECT})
     assert isinstance(provider, BatchCapable)
@@ -301,6 +450,12 @@ def test_batch_needs_a_bucket_and_names_the_option(adc: pytest.MonkeyPatch) -> N
         provider.batch(poll_interval_s=1.0, max_wait_s=None)
     with pytest.raises(ConfigError, match="batch_bucket"):
         create(f"vertex:{MODEL}", {"project": VERTEX_PROJECT, "batch_bucket": "s3://not-gcs"})
+    with pytest.raises(ConfigError, match="batch_bigquery"):
+        create(f"vertex:{MODEL}", {"project": VERTEX_PROJECT, "batch_bigquery": "bq://project-only"})
+    both = create(f"vertex:{MODEL}", {"project": VERTEX_PROJECT, "batch_bucket": f"gs://{BUCKET}",
+                                      "batch_bigquery": f"bq://{VERTEX_PROJECT}.{DATASET}"})
+    with pytest.raises(ConfigError, match="not both"):
+        both.batch(poll_interval_s=1.0, max_wait_s=None)
 
 
 # --- `clinsum run --batch` with a Vertex provider, interrupted and resumed -----------------------

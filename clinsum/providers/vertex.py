@@ -63,7 +63,10 @@ class VertexOptions(ProviderOptions):
     """API version in the URL path; the SDK's default when None."""
     batch_bucket: str | None = None
     """``gs://bucket/prefix`` where ``--batch`` stages its request file and Vertex AI writes
-    the results; required for batch prediction only."""
+    the results; batch prediction needs this or ``batch_bigquery``."""
+    batch_bigquery: str | None = None
+    """``bq://project.dataset`` where ``--batch`` stages its requests as a table and Vertex AI
+    writes the results table (instead of ``batch_bucket``)."""
     prices: dict[str, Any] | None = None
     """Price overrides: one price for this spec, or ``provider:model`` -> price."""
 
@@ -72,6 +75,13 @@ class VertexOptions(ProviderOptions):
     def _cloud_storage_uri(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?$", value.strip()):
             raise ValueError(f"must be a Cloud Storage URI like 'gs://BUCKET/PREFIX', got {value!r}")
+        return value
+
+    @field_validator("batch_bigquery")
+    @classmethod
+    def _bigquery_dataset(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^bq://[a-z][a-z0-9.:-]{4,61}[a-z0-9]\.\w{1,1024}$", value.strip()):
+            raise ValueError(f"must be a BigQuery dataset like 'bq://PROJECT.DATASET', got {value!r}")
         return value
 
 
