@@ -131,12 +131,14 @@ async def _answer_in_batches(config: RunConfig, store: Store, run_id: str, notes
 
     assert runner.template is not None
     done = {(s.note_id, s.system) for s in store.summaries(run_id) if s.ok}
+    batches = {s.label: s.provider.batch(poll_interval_s=config.batch_poll_s, max_wait_s=config.batch_max_wait_s)
+               for s in systems if isinstance(s.provider, BatchCapable)}  # set-up errors before any batch is sent
     for system in systems:
-        if not isinstance(system.provider, BatchCapable):  # built-in or plugin: the batch interface
+        if system.label not in batches:  # built-in or plugin: the batch interface
             continue
         todo = [Request(prompt=runner.template.render(n), note=n) for n in notes if (n.id, system.label) not in done]
         if todo:
-            batch = system.provider.batch(poll_interval_s=config.batch_poll_s, max_wait_s=config.batch_max_wait_s)
+            batch = batches[system.label]
             await prefill_cache(batch, store, todo,
                                 batch_id=store.batch_id(run_id, system.label),
                                 on_submitted=partial(store.save_batch_id, run_id, system.label))

@@ -508,3 +508,18 @@ def test_registry_provider_keeps_its_adc_for_staging(tmp_path: Any, monkeypatch:
     provider = registry.create(f"vertex:{MODEL}", {"batch_bucket": f"gs://{BUCKET}"})
     assert getattr(provider, "credentials", None) is not None
     assert provider.credentials.token == "ya29.from-adc-file"  # type: ignore[attr-defined]
+
+
+def test_a_missing_batch_bucket_stops_the_run_before_any_batch_is_sent(
+    tmp_path: Any, local_http: HTTPServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", write_adc_file(tmp_path))
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", VERTEX_PROJECT)
+    base = local_http.url_for("/").rstrip("/")
+    config = RunConfig(providers=[{"spec": "anthropic:claude-sonnet-5-5", "options": {"base_url": base}},  # type: ignore[list-item]
+                                  {"spec": f"vertex:{MODEL}", "options": {"base_url": base + "/"}}],
+                       metrics=[], batch=True, batch_poll_s=0.01)
+    with pytest.raises(SetupError, match="batch_bucket"):
+        asyncio.run(evaluation.run(config, Store.open(tmp_path / "s.db"), notes=NOTES))
+    assert not local_http.log  # the Anthropic batch listed first was not submitted either
