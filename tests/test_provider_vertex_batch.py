@@ -51,6 +51,8 @@ from clinsum.providers.vertex_batch import (
     CloudStorageStaging,
     GoogleHttp,
     VertexBatch,
+    split_bq_dataset,
+    split_bq_table,
 )
 from clinsum.records import Note
 from clinsum.store import Store
@@ -523,3 +525,14 @@ def test_a_missing_batch_bucket_stops_the_run_before_any_batch_is_sent(
     with pytest.raises(SetupError, match="batch_bucket"):
         asyncio.run(evaluation.run(config, Store.open(tmp_path / "s.db"), notes=NOTES))
     assert not local_http.log  # the Anthropic batch listed first was not submitted either
+
+
+def test_bigquery_uris_split_into_project_dataset_and_table() -> None:
+    assert split_bq_table("bq://my-project.batches.table1") == ("my-project", "batches", "table1")
+    assert split_bq_table("bq://example.com:my-project.ds.t_output") == ("example.com:my-project", "ds", "t_output")
+    assert split_bq_dataset("bq://my-project.batches") == ("my-project", "batches")
+    for bad in ("bq://my-project", "bq://my-project.batches.table1", "gs://bucket/x"):
+        with pytest.raises(ConfigError, match="batch_bigquery"):
+            split_bq_dataset(bad)
+    with pytest.raises(TransientError):
+        split_bq_table("bq://my-project.batches")

@@ -80,7 +80,8 @@ class VertexOptions(ProviderOptions):
     @field_validator("batch_bigquery")
     @classmethod
     def _bigquery_dataset(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^bq://[a-z][a-z0-9.:-]{4,61}[a-z0-9]\.\w{1,1024}$", value.strip()):
+        if value is not None and not re.match(r"^bq://(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]\.\w{1,1024}$",
+                                              value.strip()):
             raise ValueError(f"must be a BigQuery dataset like 'bq://PROJECT.DATASET', got {value!r}")
         return value
 

@@ -71,7 +71,8 @@ _ENDED = _ENDED_OK | {"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPI
 # google-genai's own JOB_STATES_ENDED_VERTEX leaves PARTIALLY_SUCCEEDED out: a job in that
 # state has ended and its output is there to read, so the states are listed here.
 _GS_URI = re.compile(r"^gs://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])(?:/(.*))?$")
-_BQ_URI = re.compile(r"^bq://([a-z][a-z0-9.:-]{4,61}[a-z0-9])\.(\w{1,1024})(?:\.([\w-]{1,1024}))?$")
+_BQ_URI = re.compile(r"^bq://((?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9])\.(\w{1,1024})(?:\.([\w-]{1,1024}))?$")
+"""``bq://project.dataset[.table]``; a project id has no dots except a domain-scoped ``example.com:project``."""
 _HTTP_CODE = re.compile(r'"code"\s*:\s*(\d{3})')
 
 Outcome = Generation | ProviderError
