@@ -67,7 +67,8 @@ def run(
     limit: Annotated[int | None, typer.Option(help="Only the first N notes.")] = None,
     resume: ResumeOption = None,
     batch: Annotated[bool | None, typer.Option(
-        "--batch", help="Anthropic summaries through the Message Batches API (half price, slower).")] = None,
+        "--batch", help="Summaries of batch-capable providers (Anthropic, Vertex AI) as one batch job "
+                        "each (half price, slower).")] = None,
     offline: Annotated[bool | None, typer.Option(
         "--offline", help="Refuse remote providers and any non-loopback connection.")] = None,
     skip_invalid: Annotated[bool | None, typer.Option(
