@@ -24,7 +24,8 @@ def report(
         console.print("[red]error:[/red] give --html PATH and/or --md PATH")
         raise typer.Exit(EXIT_ERROR)
     from clinsum.inputs import atomic_output
-    from clinsum.reporting import content, html as html_report, markdown
+    from clinsum.reporting import content, markdown
+    from clinsum.reporting import html as html_report
 
     with reported_errors(), open_store(db) as store:
         loaded = content.load(store, run_ids)

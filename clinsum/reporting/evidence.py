@@ -184,7 +184,7 @@ def judge_evidence(source_text: str, summary_text: str, scores: Iterable[Score],
                     for error in (verdict or {}).get("errors", []):
                         _add_error(error, spec, sample, source_text, summary_text, evidence)
         elif base.startswith("judge_") and not member and "judges" in score.detail:
-            first = next(iter(score.detail["judges"].values()), {})
+            first: dict[str, Any] = next(iter(score.detail["judges"].values()), {})
             rationale = first.get("rationale", "")
             if isinstance(rationale, list):
                 rationale = " | ".join(str(r) for r in rationale)
