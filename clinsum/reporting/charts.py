@@ -77,8 +77,7 @@ def _axis(chart: Chart, scale: Scale, y: float) -> None:
     for tick in nice_ticks(scale.low, scale.high):
         x = scale(tick)
         chart.line(x, y, x, y + 4, "axis")
-        chart.text(x, y + 15, fmt(tick).rstrip("0").rstrip(".") if "." in fmt(tick) else fmt(tick), "tick",
-                   "middle")
+        chart.text(x, y + 15, f"{tick:g}", "tick", "middle")
 
 
 def _bins(metric: str, values: Sequence[float]) -> tuple[list[float], bool]:

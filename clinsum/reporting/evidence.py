@@ -63,6 +63,15 @@ class Placer:
             return [(int(span[0]), int(span[1]))]
         return self._recomputed(str(entry.get("name", "")))
 
+    def confirm(self, spans: Iterable[tuple[int, int]], name: str) -> list[tuple[int, int]]:
+        """The spans that the extractor finds as mentions of ``name`` here, else all its mentions here.
+
+        A flip's source spans are not tied to a text (they may point into the reference summary),
+        so they are only trusted where the extractor confirms them in this text.
+        """
+        mentions = self._recomputed(name)
+        return [span for span in spans if span in mentions] or mentions
+
     def _fits(self, start: Any, end: Any, text: Any) -> bool:
         if not isinstance(start, int) or not isinstance(end, int) or not 0 <= start < end <= len(self.text):
             return False
@@ -93,11 +102,8 @@ def default_extractor() -> Callable[[str], Iterable[Mention]] | None:
     return extract
 
 
-def concept_evidence(source_text: str, summary_text: str, scores: Mapping[str, Score],
-                     extract: Callable[[str], Iterable[Mention]] | None, evidence: Evidence) -> None:
+def concept_evidence(source: Placer, summary: Placer, scores: Mapping[str, Score], evidence: Evidence) -> None:
     """Add the coverage highlights of one summary (``scores`` by metric) to ``evidence``."""
-    source = Placer(source_text, extract)
-    summary = Placer(summary_text, extract)
 
     def add(placer: Placer, target: list[Highlight], entry: Mapping[str, Any], kind: str, title: str) -> None:
         spans = placer.spans(entry)
@@ -124,9 +130,11 @@ def concept_evidence(source_text: str, summary_text: str, scores: Mapping[str, S
         was = "/".join(flip.get("source", {}).get("assertions", []))
         now = flip.get("summary", {}).get("assertion", "")
         title = f"flipped ({flip.get('severity', '')}) · {flip.get('name', '')}: source {was}, summary {now}"
-        for start, end, *_ in flip.get("source", {}).get("spans", []):
-            if source._fits(start, end, None):
-                evidence.source.append((start, end, "flipped", title))
+        given = [(int(start), int(end)) for start, end, *_ in flip.get("source", {}).get("spans", [])]
+        confirmed = source.confirm(given, str(flip.get("name", "")))
+        if not confirmed:
+            evidence.unplaced += 1
+        evidence.source.extend((start, end, "flipped", title) for start, end in confirmed)
         said = flip.get("summary", {})
         add(summary, evidence.summary, {"span": said.get("span"), "text": said.get("text"),
                                         "name": flip.get("name")}, "flipped", title)

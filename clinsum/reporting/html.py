@@ -43,6 +43,7 @@ def note_data(content: Content, board: tables.Leaderboard,
     summaries = {(s.note_id, s.system): s for s in content.summaries}
     out = []
     for note in content.notes:
+        source = evidence.Placer(note.text, extract)  # one per text: it extracts at most once
         systems: dict[str, Any] = {}
         for system in board.systems:
             summary = summaries.get((note.id, system))
@@ -52,7 +53,7 @@ def note_data(content: Content, board: tables.Leaderboard,
             by_metric = {s.metric: s for s in own}
             found = evidence.Evidence()
             if summary.ok:
-                evidence.concept_evidence(note.text, summary.text, by_metric, extract, found)
+                evidence.concept_evidence(source, evidence.Placer(summary.text, extract), by_metric, found)
                 evidence.judge_evidence(note.text, summary.text, own, found)
             entry: dict[str, Any] = {
                 "text": summary.text,

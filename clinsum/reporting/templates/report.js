@@ -177,15 +177,19 @@
     const sourceText = el("div");
     const paint = () => {
       const entry = note.sys[pick.value];
-      sourceText.replaceChildren(highlighted(note.text, entry ? entry.hs : []));
+      const text = highlighted(note.text, entry ? entry.hs : []);
+      sourceText.replaceChildren(text);
+      // bring the first status flip (else the first missed concept) into view inside the text box
+      const first = text.querySelector("mark.flipped") || text.querySelector("mark.missed");
+      if (first) text.scrollTop = Math.max(0, first.offsetTop - text.offsetTop - 60);
     };
     pick.addEventListener("change", paint);
-    paint();
     source.append(sourceText);
     if (note.ref) source.append(el("details", {}, el("summary", { text: "reference summary" }), el("div", { class: "text", text: note.ref })));
     const columns = el("div", { class: "columns" }, source, ...systems.map((s) => summaryPanel(note, s)));
     detail.append(columns);
     $("detail").replaceChildren(detail);
+    paint();
   }
 
   setupControls();
