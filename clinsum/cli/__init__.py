@@ -29,6 +29,7 @@ from clinsum.cli import feedback  # noqa: E402,F401
 from clinsum.cli import providers  # noqa: E402,F401
 from clinsum.cli import concepts  # noqa: E402,F401
 from clinsum.cli import report  # noqa: E402,F401
+from clinsum.cli import export  # noqa: E402,F401
 
 
 def main() -> None:

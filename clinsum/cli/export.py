@@ -1,0 +1,59 @@
+"""``clinsum export``: a stored run as JSONL, CSV or Parquet files, or into MLflow."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clinsum.cli import app
+from clinsum.cli.common import DEFAULT_DB, EXIT_ERROR, DbOption, console, open_store, reported_errors
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+    parquet = "parquet"
+
+
+@app.command()
+def export(
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="A run id from `clinsum runs`.")],
+    format: Annotated[ExportFormat, typer.Option("--format", "-f", help="File format for --out.")] = ExportFormat.jsonl,
+    out: Annotated[Path | None, typer.Option(help="Write summaries, scores, leaderboard and run.json here.")] = None,
+    mlflow: Annotated[str | None, typer.Option("--mlflow", metavar="TRACKING_URI",
+                                               help="Log the run to MLflow (http://..., sqlite:///mlflow.db).")] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment (created if missing).")] = "clinsum",
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Export a stored run: files (--out, --format) and/or MLflow runs (--mlflow), at any time after the run."""
+    if out is None and mlflow is None:
+        console.print("[red]error:[/red] give --out DIR and/or --mlflow TRACKING_URI")
+        raise typer.Exit(EXIT_ERROR)
+    from clinsum.reporting import export as files
+
+    with reported_errors(), open_store(db) as store:
+        run = store.run(run_id)
+        summaries, scores = store.summaries(run_id), store.scores(run_id)
+        loaded = None
+        if mlflow is not None:
+            from clinsum.reporting import content
+
+            loaded = content.load(store, [run_id])
+    with reported_errors():
+        if out is not None:
+            paths = files.write(out, format.value, run, summaries, scores)
+            console.print("exported: " + ", ".join(str(p) for p in paths.values()))
+        if mlflow is not None and loaded is not None:
+            import tempfile
+
+            from clinsum.reporting import html, tracking
+
+            with tempfile.TemporaryDirectory() as folder:
+                report = Path(folder) / "report.html"
+                html.write(report, html.render(loaded))
+                ids = tracking.export(mlflow, run, summaries, scores, experiment=experiment, html_report=report)
+            console.print(f"MLflow: experiment {ids['experiment_id']}, parent run {ids['parent']}, "
+                          f"{len(ids['systems'])} system runs at {mlflow}")

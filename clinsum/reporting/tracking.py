@@ -1,0 +1,163 @@
+"""A stored run in MLflow: one parent MLflow run per clinsum run, one nested run per system.
+
+Each system's run is tagged ``clinsum.system`` (and ``mlflow.parentRunId``) and gets:
+
+- params: ``provider``, ``model`` and each provider option (``option.temperature``...)
+  when the run's configuration names the system, the prompt versions of its
+  summaries, the clinsum version, the metrics and the judge;
+- metrics: every clinsum metric under its own name (the mean), with
+  ``<metric>.ci_low``, ``<metric>.ci_high`` and ``<metric>.n``, plus
+  ``summaries``, ``failed_summaries`` and ``cost_usd.total`` (what is known).
+  MLflow allows only letters, digits, ``_ - . / :`` and spaces in a name, so a
+  jury member's ``judge_accurate@SPEC`` becomes ``judge_accurate/SPEC``;
+- artifacts: ``leaderboard.csv`` (the whole run), its own ``scores.jsonl`` and,
+  when given, the HTML report.
+
+A run already exported to the experiment is refused (tag ``clinsum.run_id``), so
+an export is never silently doubled. If the export fails half-way, the MLflow
+runs it made are marked FAILED, never left looking finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from clinsum import __version__, reports
+from clinsum.evaluators.aggregate import Row
+from clinsum.inputs import write_csv, write_jsonl
+from clinsum.records import Score, Summary
+from clinsum.reporting.export import ExportError, MissingExtra, leaderboard_rows
+
+_INVALID = re.compile(r"[^\w\-./: ]")
+DEFAULT_EXPERIMENT = "clinsum"
+
+
+def metric_name(name: str) -> str:
+    """clinsum's metric name as MLflow accepts it (``@`` of a jury member becomes ``/``)."""
+    return _INVALID.sub("_", name.replace("@", "/"))
+
+
+def _client(tracking_uri: str) -> Any:
+    # MLflow sends usage telemetry to its authors by default; clinsum sends nothing anywhere it was not
+    # asked to. Set MLFLOW_DISABLE_TELEMETRY=false yourself to allow it.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    try:
+        from mlflow import MlflowClient
+    except ImportError as exc:
+        raise MissingExtra("MLflow export needs mlflow: pip install 'clinsum[mlflow]'") from exc
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def provider_params(config: dict[str, Any], system: str) -> dict[str, str]:
+    """provider, model and options of the configured provider shown as ``system``, if any."""
+    for provider in config.get("providers") or []:
+        if system in (provider.get("name"), provider.get("spec")):
+            name, _, model = str(provider["spec"]).partition(":")
+            params = {"provider": name, "model": model, "spec": str(provider["spec"])}
+            for key, value in sorted((provider.get("options") or {}).items()):
+                params[f"option.{key}"] = json.dumps(value) if not isinstance(value, str) else value
+            return params
+    return {}
+
+
+def system_metrics(rows: Sequence[Row], summaries: Sequence[Summary]) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for row in rows:
+        if row.mean is None:
+            continue
+        name = metric_name(row.metric)
+        values[name] = row.mean
+        values[f"{name}.n"] = float(row.n)
+        if row.ci_low is not None and row.ci_high is not None:
+            values[f"{name}.ci_low"] = row.ci_low
+            values[f"{name}.ci_high"] = row.ci_high
+    values["summaries"] = float(len(summaries))
+    values["failed_summaries"] = float(sum(1 for s in summaries if not s.ok))
+    costs = [s.usage.cost_usd for s in summaries if s.usage.cost_usd is not None]
+    if costs:
+        values["cost_usd.total"] = float(sum(costs))
+    return values
+
+
+@contextmanager
+def _terminated(client: Any, run_id: str) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id, status="FINISHED")
+
+
+def _log(client: Any, run_id: str, params: dict[str, str], metrics: dict[str, float]) -> None:
+    from mlflow.entities import Metric, Param
+
+    items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+    for start in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[start:start + 100])
+    points = [Metric(k, float(v), 0, 0) for k, v in metrics.items()]
+    for start in range(0, len(points), 1000):
+        client.log_batch(run_id, metrics=points[start:start + 1000])
+
+
+def export(tracking_uri: str, run: dict[str, Any], summaries: Sequence[Summary], scores: Sequence[Score], *,
+           experiment: str = DEFAULT_EXPERIMENT, html_report: Path | None = None) -> dict[str, Any]:
+    """Log one clinsum run; returns the MLflow ids (``experiment_id``, ``parent``, ``systems``)."""
+    client = _client(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
+    clinsum_run = run["id"]
+    already = client.search_runs([experiment_id], filter_string=f"tags.`clinsum.run_id` = '{clinsum_run}'",
+                                 max_results=1)
+    if already:
+        raise ExportError(
+            f"clinsum run {clinsum_run} is already in MLflow experiment '{experiment}' (MLflow run "
+            f"{already[0].info.run_id}); delete it there or export to another --experiment")
+    rows = leaderboard_rows(summaries, scores)
+    config = run.get("config") or {}
+    shared = {"clinsum_version": run.get("clinsum_version", __version__), "clinsum.run_id": clinsum_run,
+              "kind": run.get("kind", ""), "metrics": ",".join(config.get("metrics") or []),
+              "judge": json.dumps(config.get("judge")) if config.get("judge") else ""}
+    parent = client.create_run(experiment_id, run_name=f"clinsum {clinsum_run}",
+                               tags={"clinsum.run_id": clinsum_run, "clinsum.kind": run.get("kind", "")})
+    ids: dict[str, Any] = {"experiment_id": experiment_id, "parent": parent.info.run_id, "systems": {}}
+    with _terminated(client, parent.info.run_id), tempfile.TemporaryDirectory() as folder:
+        files = Path(folder)
+        leaderboard = files / "leaderboard.csv"
+        write_csv(leaderboard, reports.LEADERBOARD_COLUMNS, reports.as_dicts(rows))
+        write_jsonl(files / "scores.jsonl", scores)
+        _log(client, parent.info.run_id, {k: v for k, v in shared.items() if v}, {
+            "summaries": float(len(summaries)), "failed_summaries": float(sum(1 for s in summaries if not s.ok))})
+        client.log_artifact(parent.info.run_id, str(leaderboard))
+        client.log_artifact(parent.info.run_id, str(files / "scores.jsonl"))
+        if html_report is not None:
+            client.log_artifact(parent.info.run_id, str(html_report))
+        for number, system in enumerate(dict.fromkeys([s.system for s in summaries] + [r.system for r in rows])):
+            own_summaries = [s for s in summaries if s.system == system]
+            own_scores = [s for s in scores if s.system == system]
+            child = client.create_run(experiment_id, run_name=system, tags={
+                "mlflow.parentRunId": parent.info.run_id, "clinsum.system": system, "clinsum.run_id": clinsum_run})
+            ids["systems"][system] = child.info.run_id
+            with _terminated(client, child.info.run_id):
+                prompts = sorted({s.prompt_version for s in own_summaries if s.prompt_version})
+                params = {**{k: v for k, v in shared.items() if v}, "system": system,
+                          **provider_params(config, system)}
+                if prompts:
+                    params["prompt_version"] = ",".join(prompts)
+                _log(client, child.info.run_id, params,
+                     system_metrics([r for r in rows if r.system == system], own_summaries))
+                own = files / f"system-{number}"
+                own.mkdir()
+                write_jsonl(own / "scores.jsonl", own_scores)
+                client.log_artifact(child.info.run_id, str(leaderboard))
+                client.log_artifact(child.info.run_id, str(own / "scores.jsonl"))
+                if html_report is not None:
+                    client.log_artifact(child.info.run_id, str(html_report))
+    return ids

@@ -1,0 +1,132 @@
+"""``clinsum export``: files of a stored run (JSONL, CSV, Parquet) and a real local MLflow store read back."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from report_fixture import fixture_store
+from typer.testing import CliRunner
+
+from clinsum.cli import app
+from clinsum.cli.common import EXIT_ERROR
+from clinsum.evaluators.aggregate import aggregate, failures_by_system
+from clinsum.reporting import tracking
+from clinsum.store import Store
+
+
+def invoke(*args: str) -> object:
+    return CliRunner().invoke(app, list(args))
+
+
+def _stored(db: Path, run_id: str) -> tuple[list, list]:
+    store = Store.open(db)
+    try:
+        return store.summaries(run_id), store.scores(run_id)
+    finally:
+        store.close()
+
+
+def test_jsonl_and_csv_hold_every_summary_and_score_with_its_detail(tmp_path: Path) -> None:
+    db, (run_id, _) = fixture_store()
+    summaries, scores = _stored(db, run_id)
+    for fmt in ("jsonl", "csv"):
+        result = invoke("export", run_id, "--db", str(db), "--format", fmt, "--out", str(tmp_path / fmt))
+        assert result.exit_code == 0, result.output
+    lines = (tmp_path / "jsonl" / "scores.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [s.model_dump(mode="json") for s in scores]
+    with open(tmp_path / "csv" / "scores.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(scores)
+    assert [json.loads(r["detail"]) for r in rows] == [s.detail for s in scores]
+    with open(tmp_path / "csv" / "summaries.csv", newline="") as handle:
+        assert [r["text"] for r in csv.DictReader(handle)] == [s.text for s in summaries]
+    for fmt in ("jsonl", "csv"):
+        with open(tmp_path / fmt / "leaderboard.csv", newline="") as handle:
+            board = {(r["system"], r["metric"]): float(r["mean"]) for r in csv.DictReader(handle) if r["mean"]}
+        expected = aggregate(scores, failures=failures_by_system(summaries))
+        assert board == {(r.system, r.metric): pytest.approx(r.mean) for r in expected if r.mean is not None}
+        run = json.loads((tmp_path / fmt / "run.json").read_text())
+        assert run["id"] == run_id and run["config"]["providers"][0]["spec"] == "extractive:lead"
+
+
+def test_parquet_reads_back_with_pyarrow(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    db, (_, production) = fixture_store()
+    summaries, scores = _stored(db, production)
+    result = invoke("export", production, "--db", str(db), "--format", "parquet", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(tmp_path / "scores.parquet").to_pylist()
+    assert [(r["metric"], r["value"], json.loads(r["detail"])) for r in table] == \
+        [(s.metric, s.value, s.detail) for s in scores]
+    texts = pq.read_table(tmp_path / "summaries.parquet").to_pylist()
+    assert [(r["text"], r["error"]) for r in texts] == [(s.text, s.error) for s in summaries]
+    assert pq.read_table(tmp_path / "leaderboard.parquet").num_rows > 0
+
+
+def test_parquet_without_pyarrow_names_the_install_command_and_writes_nothing(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    db, (run_id, _) = fixture_store()
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    result = invoke("export", run_id, "--db", str(db), "--format", "parquet", "--out", str(tmp_path / "out"))
+    assert result.exit_code == EXIT_ERROR
+    assert "pip install 'clinsum[parquet]'" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_needs_a_destination_and_a_known_run(tmp_path: Path) -> None:
+    db, (run_id, _) = fixture_store()
+    assert invoke("export", run_id, "--db", str(db)).exit_code == EXIT_ERROR
+    missing = invoke("export", "nope", "--db", str(db), "--out", str(tmp_path))
+    assert missing.exit_code == EXIT_ERROR and "no run 'nope'" in missing.output
+
+
+def test_jury_metric_names_fit_mlflow() -> None:
+    assert tracking.metric_name("judge_accurate@ollama:qwen2.5:7b") == "judge_accurate/ollama:qwen2.5:7b"
+    assert tracking.metric_name("concept_recall") == "concept_recall"
+
+
+def test_mlflow_export_to_a_local_sqlite_store_reads_back_with_mlflows_client(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow import MlflowClient
+
+    monkeypatch.chdir(tmp_path)  # MLflow puts a SQLite store's artifacts under ./mlruns
+    db, (run_id, _) = fixture_store()
+    summaries, scores = _stored(db, run_id)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = invoke("export", run_id, "--db", str(db), "--mlflow", uri, "--experiment", "clinsum-test")
+    assert result.exit_code == 0, result.output
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("clinsum-test")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1 and parents[0].data.tags["clinsum.run_id"] == run_id
+    children = {r.data.tags["clinsum.system"]: r for r in runs
+                if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
+    assert set(children) == {"extractive:lead", "extractive:centroid"}
+    assert all(r.info.status == "FINISHED" for r in runs)
+
+    lead = children["extractive:lead"]
+    rows = {r.metric: r for r in aggregate(scores, failures=failures_by_system(summaries))
+            if r.system == "extractive:lead"}
+    for name in ("concept_recall", "rouge1", "judge_overall", "cost_usd", "latency_s"):
+        assert lead.data.metrics[name] == pytest.approx(rows[name].mean)
+        assert lead.data.metrics[f"{name}.ci_low"] == pytest.approx(rows[name].ci_low)
+        assert lead.data.metrics[f"{name}.ci_high"] == pytest.approx(rows[name].ci_high)
+        assert lead.data.metrics[f"{name}.n"] == rows[name].n
+    assert lead.data.metrics["summaries"] == 12 and lead.data.metrics["failed_summaries"] == 0
+    assert lead.data.params["provider"] == "extractive" and lead.data.params["model"] == "lead"
+    assert lead.data.params["clinsum_version"] and "coverage" in lead.data.params["metrics"]
+    artifacts = {a.path for a in client.list_artifacts(lead.info.run_id)}
+    assert artifacts == {"leaderboard.csv", "scores.jsonl", "report.html"}
+    local = Path(client.download_artifacts(lead.info.run_id, "scores.jsonl", str(tmp_path)))
+    assert {json.loads(line)["system"] for line in local.read_text().splitlines()} == {"extractive:lead"}
+
+    again = invoke("export", run_id, "--db", str(db), "--mlflow", uri, "--experiment", "clinsum-test")
+    assert again.exit_code == EXIT_ERROR and "already in MLflow experiment" in again.output
+    assert len(client.search_runs([experiment.experiment_id])) == 3
