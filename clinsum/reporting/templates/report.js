@@ -194,5 +194,6 @@
 
   setupControls();
   renderList();
+  window.clinsumReadyMs = performance.now();  // read by benchmarks/report_size.py
   document.body.dataset.ready = "1";
 })();
