@@ -214,3 +214,6 @@ def test_report_command_writes_both_files_and_refuses_an_unknown_run(tmp_path: P
     assert not (tmp_path / "x.html").exists()
     nothing = runner.invoke(app, ["report", run_ids[0], "--db", str(db)])
     assert nothing.exit_code == EXIT_ERROR
+    unknown_metric = runner.invoke(app, ["report", run_ids[0], "--db", str(db), "--md", str(tmp_path / "m.md"),
+                                         "--sort-by", "concept_recal"])
+    assert unknown_metric.exit_code == EXIT_ERROR and "no such metric" in unknown_metric.output

@@ -64,12 +64,17 @@ def best_systems(name: str, cells: dict[str, Row]) -> frozenset[str]:
 
 def leaderboard(scores: Sequence[Score], summaries: Sequence[Summary], sort_by: str | None = None) -> Leaderboard:
     rows = aggregate(scores, failures=failures_by_system(summaries))
+    present = sorted({r.metric for r in rows}, key=metrics.display_key)
+    if sort_by is not None and sort_by not in present:
+        from clinsum.reporting.content import ReportError
+
+        raise ReportError(f"--sort-by {sort_by}: no such metric in these runs; they have {', '.join(present)}")
     if not rows:
         return Leaderboard(list(dict.fromkeys(s.system for s in summaries)), sort_by or "failed", [], rows)
     ranked, sort_metric = reports.ordered(rows, sort_by)
     systems = list(dict.fromkeys(r.system for r in ranked))
     lines = []
-    for name in sorted({r.metric for r in rows}, key=metrics.display_key):
+    for name in present:
         cells = {r.system: r for r in rows if r.metric == name}
         declared = metrics.describe(name)
         direction = metrics.direction(name)
