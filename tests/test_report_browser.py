@@ -112,6 +112,8 @@ def test_report_in_chromium(browser: Any, tmp_path: Path) -> None:
         page.select_option("#source-system", "extractive:lead")
         assert page.locator("#detail .panel.source mark.missed").count() >= 1
         page.select_option("#source-system", "production")
+        page.select_option("#sort-metric", "critical_flips")  # worst first: the flipped note leads
+        assert _list_ids(page)[0] == FLIPPED_NOTE
         page.locator("#notes").scroll_into_view_if_needed()
         SCREENSHOT.parent.mkdir(exist_ok=True)
         page.screenshot(path=str(SCREENSHOT))
