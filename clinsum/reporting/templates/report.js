@@ -70,6 +70,31 @@
     return note.lower.includes(query);
   }
 
+  // A note's row is built once and reused: a new sort or filter only moves rows and, for a new
+  // metric, rewrites their numbers.
+  function rowOf(note, metric) {
+    if (!note.row) {
+      note.row = el("tr", { tabindex: "0", "data-note": note.id }, el("td", { class: "id", text: note.id }));
+      note.cells = data.systems.map((s) => {
+        const entry = note.sys[s];
+        const cell = el("td", { class: "num" + (entry && entry.err ? " err" : "") });
+        note.row.append(cell);
+        return cell;
+      });
+      note.row.addEventListener("click", () => show(note));
+      note.row.addEventListener("keydown", (e) => { if (e.key === "Enter") show(note); });
+    }
+    if (note.rowMetric !== metric) {
+      data.systems.forEach((s, i) => {
+        const entry = note.sys[s];
+        note.cells[i].textContent = entry ? (entry.err ? "failed" : fmt(value(note, s, metric))) : "";
+      });
+      note.rowMetric = metric;
+    }
+    note.row.classList.toggle("selected", note === selected);
+    return note.row;
+  }
+
   function renderList() {
     const metric = $("sort-metric").value;
     const system = $("sort-system").value;
@@ -84,18 +109,7 @@
     for (const s of data.systems) head.append(el("th", { text: s, title: metric + " of " + s }));
     $("list-head").replaceChildren(head);
     const rows = document.createDocumentFragment();
-    for (const { note } of shown) {
-      const row = el("tr", { tabindex: "0", "data-note": note.id }, el("td", { class: "id", text: note.id }));
-      if (note === selected) row.className = "selected";
-      for (const s of data.systems) {
-        const entry = note.sys[s];
-        row.append(el("td", { class: "num" + (entry && entry.err ? " err" : ""),
-          text: entry ? (entry.err ? "failed" : fmt(value(note, s, metric))) : "" }));
-      }
-      row.addEventListener("click", () => show(note));
-      row.addEventListener("keydown", (e) => { if (e.key === "Enter") show(note); });
-      rows.append(row);
-    }
+    for (const { note } of shown) rows.append(rowOf(note, metric));
     $("list").replaceChildren(rows);
     $("count").textContent = shown.length + " of " + data.notes.length + " notes";
   }
