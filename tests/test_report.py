@@ -217,3 +217,15 @@ def test_report_command_writes_both_files_and_refuses_an_unknown_run(tmp_path: P
     unknown_metric = runner.invoke(app, ["report", run_ids[0], "--db", str(db), "--md", str(tmp_path / "m.md"),
                                          "--sort-by", "concept_recal"])
     assert unknown_metric.exit_code == EXIT_ERROR and "no such metric" in unknown_metric.output
+
+
+def test_report_and_export_help_import_no_heavy_library() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from typer.testing import CliRunner; from clinsum.cli import app; "
+            "CliRunner().invoke(app, ['report', '--help']); CliRunner().invoke(app, ['export', '--help']); "
+            "print([m for m in sys.modules if m.split('.')[0] in "
+            "('jinja2', 'mlflow', 'pyarrow', 'numpy', 'spacy', 'playwright')])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
