@@ -130,3 +130,40 @@ def test_mlflow_export_to_a_local_sqlite_store_reads_back_with_mlflows_client(
     again = invoke("export", run_id, "--db", str(db), "--mlflow", uri, "--experiment", "clinsum-test")
     assert again.exit_code == EXIT_ERROR and "already in MLflow experiment" in again.output
     assert len(client.search_runs([experiment.experiment_id])) == 3
+
+
+def test_mlflow_export_that_fails_half_way_marks_its_runs_failed_and_exits_2(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    db, (run_id, _) = fixture_store()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    logged: list[str] = []
+
+    def full_disk(self: MlflowClient, run: str, local_path: str, artifact_path: str | None = None) -> None:
+        logged.append(run)
+        if len(logged) > 3:  # the parent's artifacts went through; a system's do not
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(MlflowClient, "log_artifact", full_disk)
+    result = invoke("export", run_id, "--db", str(db), "--mlflow", uri)
+    assert result.exit_code == EXIT_ERROR
+    assert f"MLflow export to {uri} failed" in result.output and "No space left" in result.output
+    runs = MlflowClient(tracking_uri=uri).search_runs([MlflowClient(tracking_uri=uri).get_experiment_by_name(
+        "clinsum").experiment_id])
+    assert runs and all(r.info.status == "FAILED" for r in runs)
+
+
+def test_mlflow_export_to_a_dead_server_exits_2_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    with socket.socket() as probe:  # a loopback port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    db, (run_id, _) = fixture_store()
+    result = invoke("export", run_id, "--db", str(db), "--mlflow", f"http://127.0.0.1:{port}")
+    assert result.exit_code == EXIT_ERROR
+    assert f"MLflow export to http://127.0.0.1:{port} failed" in result.output

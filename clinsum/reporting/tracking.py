@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from clinsum import __version__, reports
+from clinsum.errors import ClinsumError
 from clinsum.evaluators.aggregate import Row
 from clinsum.inputs import write_csv, write_jsonl
 from clinsum.records import Score, Summary
@@ -109,8 +110,22 @@ def _log(client: Any, run_id: str, params: dict[str, str], metrics: dict[str, fl
 
 def export(tracking_uri: str, run: dict[str, Any], summaries: Sequence[Summary], scores: Sequence[Score], *,
            experiment: str = DEFAULT_EXPERIMENT, html_report: Path | None = None) -> dict[str, Any]:
-    """Log one clinsum run; returns the MLflow ids (``experiment_id``, ``parent``, ``systems``)."""
+    """Log one clinsum run; returns the MLflow ids (``experiment_id``, ``parent``, ``systems``).
+
+    Any failure of MLflow (a dead server, a full disk, a refused value) is raised as an ``ExportError``
+    naming the tracking URI, after the MLflow runs already made are marked FAILED.
+    """
     client = _client(tracking_uri)
+    try:
+        return _export(client, run, summaries, scores, experiment=experiment, html_report=html_report)
+    except ClinsumError:
+        raise
+    except Exception as exc:
+        raise ExportError(f"MLflow export to {tracking_uri} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _export(client: Any, run: dict[str, Any], summaries: Sequence[Summary], scores: Sequence[Score], *,
+            experiment: str, html_report: Path | None) -> dict[str, Any]:
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
     clinsum_run = run["id"]
