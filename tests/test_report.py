@@ -82,6 +82,8 @@ def test_a_verdict_is_given_only_when_the_paired_interval_excludes_zero() -> Non
     assert tables.verdict(higher_better, "higher") == ("a better", "a")
     straddles = PairedDifference("concept_recall", "a", "b", 20, 0.1, -0.1, 0.3)
     assert tables.verdict(straddles, "higher") == ("no certain difference", None)
+    few = PairedDifference("concept_recall", "a", "b", 2, 0.3, 0.1, 0.5)
+    assert tables.verdict(few, "higher") == ("too few notes in common (2) for a verdict", None)
 
 
 # -- evidence ------------------------------------------------------------------------------------

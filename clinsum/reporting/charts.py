@@ -65,7 +65,7 @@ def nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
 class Scale:
     def __init__(self, low: float, high: float, start: float, width: float) -> None:
         if high <= low:
-            low, high = (low - 1, high + 1) if low == 0 == high else (low - abs(low) * 0.1, high + abs(high) * 0.1)
+            low, high = (0.0, 1.0) if low == 0 == high else (low - abs(low) * 0.1, high + abs(high) * 0.1)
         self.low, self.high, self.start, self.width = low, high, start, width
 
     def __call__(self, value: float) -> float:

@@ -131,7 +131,7 @@ def render(content: Content, *, sort_by: str | None = None,
         fmt=charts.fmt, difference_chart=charts.difference, data=data, script=script, style=style,
         csp_script=_csp_hash(script), csp_style=_csp_hash(style), failures=failures,
         judge_failures=judge_failures, version=__version__, describe=metrics.describe,
-        all_pairs=len(board.systems) <= tables.ALL_PAIRS_UP_TO)
+        all_pairs=len(board.systems) <= tables.ALL_PAIRS_UP_TO, min_notes=tables.MIN_NOTES_FOR_VERDICT)
 
 
 def write(path: Path, html: str) -> None:

@@ -20,6 +20,8 @@ from clinsum.evaluators.aggregate import PairedDifference, Row, aggregate, failu
 from clinsum.records import Score, Summary
 
 ARROWS = {"higher": "↑", "lower": "↓", "neutral": "·"}
+MIN_NOTES_FOR_VERDICT = 10
+"""Below this many shared notes a percentile bootstrap interval is too rough to call a winner on."""
 ALL_PAIRS_UP_TO = 4
 """With more systems than this, each system is compared with the leader only (k-1 pairs, not k(k-1)/2)."""
 
@@ -101,6 +103,8 @@ def verdict(difference: PairedDifference, direction: str) -> tuple[str, str | No
     a, b = difference.system_a, difference.system_b
     if difference.n == 0 or difference.mean is None:
         return "no notes in common", None
+    if difference.n < MIN_NOTES_FOR_VERDICT:
+        return f"too few notes in common ({difference.n}) for a verdict", None
     if not difference.excludes_zero:
         return "no certain difference", None
     if direction == "neutral":
