@@ -78,16 +78,15 @@ class Placer:
         return text is None or self.text[start:end] == text
 
     def _recomputed(self, name: str) -> list[tuple[int, int]]:
+        """Every mention of the concept ``name`` in this text, by the key coverage matches concepts on."""
+        from clinsum.evaluators.coverage import normalise
+
         if self._extract is None or not name:
             return []
         if self._mentions is None:
-            from clinsum.evaluators.coverage import normalise
-
             self._mentions = {}
             for mention in self._extract(self.text):
                 self._mentions.setdefault(normalise(mention.name), []).append((mention.start, mention.end))
-        from clinsum.evaluators.coverage import normalise
-
         return self._mentions.get(normalise(name), [])
 
 

@@ -16,7 +16,7 @@ import base64
 import hashlib
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +121,7 @@ def render(content: Content, *, sort_by: str | None = None,
     notes = note_data(content, board, extract)
     script = read("report.js")
     style = read("report.css")
-    failures = [s for s in content.failures]
+    failures = list(content.failures)
     judge_failures = [(s.note_id, s.system, s.detail.get("error", "")) for s in content.scores
                       if s.metric.startswith("judge_overall") and s.detail.get("failed")]
     data = {"systems": board.systems, "metrics": _metric_header(board), "sort": board.sort_metric,
@@ -140,7 +140,3 @@ def write(path: Path, html: str) -> None:
 
     with atomic_output(path) as handle:
         handle.write(html)
-
-
-def per_summary_bytes(html: str, summaries: Sequence[object]) -> float:
-    return len(html.encode("utf-8")) / max(1, len(summaries))
