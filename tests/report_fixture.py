@@ -98,8 +98,12 @@ def in_thread(function: Callable[..., T], *args: Any) -> T:
 def fixture_store() -> tuple[Path, list[str]]:
     """The fixtures store, built once per test session in a temporary folder."""
     if "store" not in _BUILT:
+        import atexit
+        import shutil
         import tempfile
 
-        db = Path(tempfile.mkdtemp(prefix="clinsum-report-")) / "fixtures.db"
+        folder = tempfile.mkdtemp(prefix="clinsum-report-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        db = Path(folder) / "fixtures.db"
         _BUILT["store"] = (db, in_thread(build, db))
     return _BUILT["store"]
