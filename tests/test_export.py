@@ -12,7 +12,7 @@ from report_fixture import fixture_store
 from typer.testing import CliRunner
 
 from clinsum.cli import app
-from clinsum.cli.common import EXIT_ERROR
+from clinsum.cli.common import EXIT_ERROR, EXIT_STORE
 from clinsum.evaluators.aggregate import aggregate, failures_by_system
 from clinsum.reporting import tracking
 from clinsum.store import Store
@@ -132,7 +132,7 @@ def test_mlflow_export_to_a_local_sqlite_store_reads_back_with_mlflows_client(
     assert len(client.search_runs([experiment.experiment_id])) == 3
 
 
-def test_mlflow_export_that_fails_half_way_marks_its_runs_failed_and_exits_2(
+def test_mlflow_export_that_fails_half_way_marks_its_runs_failed_and_exits_as_an_output_failure(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlflow import MlflowClient
 
@@ -148,14 +148,14 @@ def test_mlflow_export_that_fails_half_way_marks_its_runs_failed_and_exits_2(
 
     monkeypatch.setattr(MlflowClient, "log_artifact", full_disk)
     result = invoke("export", run_id, "--db", str(db), "--mlflow", uri)
-    assert result.exit_code == EXIT_ERROR
+    assert result.exit_code == EXIT_STORE
     assert f"MLflow export to {uri} failed" in result.output and "No space left" in result.output
     runs = MlflowClient(tracking_uri=uri).search_runs([MlflowClient(tracking_uri=uri).get_experiment_by_name(
         "clinsum").experiment_id])
     assert runs and all(r.info.status == "FAILED" for r in runs)
 
 
-def test_mlflow_export_to_a_dead_server_exits_2_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mlflow_export_to_a_dead_server_is_an_output_failure_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -165,5 +165,63 @@ def test_mlflow_export_to_a_dead_server_exits_2_naming_it(tmp_path: Path, monkey
         port = probe.getsockname()[1]
     db, (run_id, _) = fixture_store()
     result = invoke("export", run_id, "--db", str(db), "--mlflow", f"http://127.0.0.1:{port}")
-    assert result.exit_code == EXIT_ERROR
+    assert result.exit_code == EXIT_STORE
     assert f"MLflow export to http://127.0.0.1:{port} failed" in result.output
+
+
+def _score_files(tmp_path: Path) -> tuple[Path, Path]:
+    notes, summaries = tmp_path / "notes.jsonl", tmp_path / "summaries.jsonl"
+    notes.write_text(json.dumps({"id": "n1", "text": "Denies chest pain. On lisinopril."}) + "\n")
+    summaries.write_text(json.dumps({"note_id": "n1", "system": "prod", "text": "No chest pain."}) + "\n")
+    return notes, summaries
+
+
+def test_score_with_mlflow_logs_the_new_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    notes, summaries = _score_files(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = invoke("score", str(summaries), "--notes", str(notes), "-m", "length", "--db", str(tmp_path / "c.db"),
+                    "--mlflow", uri, "--mlflow-experiment", "prod")
+    assert result.exit_code == 0, result.output
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("prod").experiment_id])
+    prod = next(r for r in runs if r.data.tags.get("clinsum.system") == "prod")
+    assert prod.data.metrics["summary_words"] == 3
+
+
+def test_run_with_mlflow_missing_fails_before_evaluating(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    notes, _ = _score_files(tmp_path)
+    monkeypatch.setitem(sys.modules, "mlflow", None)
+    db = tmp_path / "c.db"
+    result = invoke("run", "--notes", str(notes), "-p", "extractive:lead", "-m", "length", "--db", str(db),
+                    "--mlflow", "sqlite:///x.db")
+    assert result.exit_code == EXIT_ERROR and "pip install 'clinsum[mlflow]'" in result.output
+    store = Store.open(db)
+    try:
+        assert store.runs() == []
+    finally:
+        store.close()
+
+
+def test_run_whose_mlflow_export_fails_says_the_run_is_stored(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    notes, _ = _score_files(tmp_path)
+    db = tmp_path / "c.db"
+    result = invoke("run", "--notes", str(notes), "-p", "extractive:lead", "-m", "length", "--db", str(db),
+                    "--mlflow", f"http://127.0.0.1:{port}")
+    assert result.exit_code == EXIT_STORE
+    store = Store.open(db)
+    try:
+        (run,) = store.runs()
+    finally:
+        store.close()
+    assert run["status"] == "finished"
+    assert f"run {run['id']} is stored" in result.output and f"clinsum export {run['id']} --mlflow" in result.output

@@ -75,6 +75,9 @@ def run(
         "--skip-invalid", help="Skip invalid notes (and count them) instead of stopping.")] = None,
     sort_by: Annotated[str | None, typer.Option(help="Metric that ranks the systems.")] = None,
     fail_on_errors: FailOnErrors = True,
+    mlflow: Annotated[str | None, typer.Option(
+        "--mlflow", metavar="TRACKING_URI", help="Also log the run to MLflow (as `clinsum export --mlflow`).")] = None,
+    mlflow_experiment: Annotated[str, typer.Option(help="MLflow experiment for --mlflow.")] = "clinsum",
 ) -> None:
     """Summarize notes with each provider, score every summary, print the leaderboard.
 
@@ -84,6 +87,10 @@ def run(
     from clinsum.config import RunConfig, apply_flags, load_config
 
     with reported_errors():
+        if mlflow is not None:
+            from clinsum.cli.export import require_mlflow
+
+            require_mlflow()
         if resume is not None:
             _refuse_changes_on_resume(config=config_file, notes=notes, provider=provider,
                                       provider_option=provider_option, metric=metric, judge=judge,
@@ -114,6 +121,10 @@ def run(
                 with _progress() as progress:
                     run_id = run_interruptible(evaluation.run(config, store, notes=run_notes, progress=progress))
                 failed = _finish(store, run_id, out, sort_by)
+            if mlflow is not None:
+                from clinsum.cli.export import log_to_mlflow
+
+                log_to_mlflow(store, run_id, mlflow, mlflow_experiment)
     if fail_on_errors and failed:
         raise typer.Exit(EXIT_FAILED)
 
@@ -140,6 +151,9 @@ def score(
         "--skip-invalid", help="Skip invalid notes and summaries (and count them) instead of stopping.")] = None,
     sort_by: Annotated[str | None, typer.Option(help="Metric that ranks the systems.")] = None,
     fail_on_errors: FailOnErrors = True,
+    mlflow: Annotated[str | None, typer.Option(
+        "--mlflow", metavar="TRACKING_URI", help="Also log the run to MLflow (as `clinsum export --mlflow`).")] = None,
+    mlflow_experiment: Annotated[str, typer.Option(help="MLflow experiment for --mlflow.")] = "clinsum",
 ) -> None:
     """Score summaries generated elsewhere (production logs, published systems)."""
     from clinsum import evaluation
@@ -148,6 +162,10 @@ def score(
     from clinsum.inputs import load_summaries
 
     with reported_errors():
+        if mlflow is not None:
+            from clinsum.cli.export import require_mlflow
+
+            require_mlflow()
         if resume is not None:
             _refuse_changes_on_resume(summaries=summaries, notes=notes, config=config_file, metric=metric,
                                       judge=judge, judge_samples=judge_samples, limit=limit,
@@ -177,6 +195,10 @@ def score(
                     run_id = run_interruptible(evaluation.score(config, store, note_records, records,
                                                                 progress=progress))
             failed = _finish(store, run_id, out, sort_by)
+            if mlflow is not None:
+                from clinsum.cli.export import log_to_mlflow
+
+                log_to_mlflow(store, run_id, mlflow, mlflow_experiment)
     if fail_on_errors and failed:
         raise typer.Exit(EXIT_FAILED)
 

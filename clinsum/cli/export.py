@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from clinsum.cli import app
 from clinsum.cli.common import DEFAULT_DB, EXIT_ERROR, DbOption, console, open_store, reported_errors
+
+if TYPE_CHECKING:
+    from clinsum.store import Store
 
 
 class ExportFormat(StrEnum):
@@ -35,25 +38,39 @@ def export(
     from clinsum.reporting import export as files
 
     with reported_errors(), open_store(db) as store:
-        run = store.run(run_id)
-        summaries, scores = store.summaries(run_id), store.scores(run_id)
-        loaded = None
-        if mlflow is not None:
-            from clinsum.reporting import content
-
-            loaded = content.load(store, [run_id])
-    with reported_errors():
         if out is not None:
-            paths = files.write(out, format.value, run, summaries, scores)
+            paths = files.write(out, format.value, store.run(run_id), store.summaries(run_id), store.scores(run_id))
             console.print("exported: " + ", ".join(str(p) for p in paths.values()))
-        if mlflow is not None and loaded is not None:
-            import tempfile
+        if mlflow is not None:
+            log_to_mlflow(store, run_id, mlflow, experiment)
 
-            from clinsum.reporting import html, tracking
 
-            with tempfile.TemporaryDirectory() as folder:
-                report = Path(folder) / "report.html"
-                html.write(report, html.render(loaded))
-                ids = tracking.export(mlflow, run, summaries, scores, experiment=experiment, html_report=report)
-            console.print(f"MLflow: experiment {ids['experiment_id']}, parent run {ids['parent']}, "
-                          f"{len(ids['systems'])} system runs at {mlflow}")
+def require_mlflow() -> None:
+    """Fail before anything is evaluated when --mlflow is given but MLflow is not installed."""
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        from clinsum.reporting.export import MissingExtra
+
+        raise MissingExtra("--mlflow needs mlflow: pip install 'clinsum[mlflow]'") from None
+
+
+def log_to_mlflow(store: Store, run_id: str, tracking_uri: str, experiment: str) -> None:
+    """Log a stored run to MLflow with its HTML report; an error says the run itself is safe in the store."""
+    import tempfile
+
+    from clinsum.reporting import content, html, tracking
+    from clinsum.reporting.export import ExportWriteError
+
+    run = store.run(run_id)
+    summaries, scores = store.summaries(run_id), store.scores(run_id)
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "report.html"
+        html.write(report, html.render(content.load(store, [run_id])))
+        try:
+            ids = tracking.export(tracking_uri, run, summaries, scores, experiment=experiment, html_report=report)
+        except ExportWriteError as exc:
+            raise ExportWriteError(f"{exc} (run {run_id} is stored in {store.path}; retry with "
+                              f"`clinsum export {run_id} --mlflow {tracking_uri}`)") from exc
+    console.print(f"MLflow: experiment {ids['experiment_id']}, parent run {ids['parent']}, "
+                  f"{len(ids['systems'])} system runs at {tracking_uri}")

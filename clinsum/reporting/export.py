@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from clinsum import reports
-from clinsum.errors import ClinsumError
+from clinsum.errors import ClinsumError, OutputWriteError
 from clinsum.evaluators.aggregate import Row, aggregate, failures_by_system
 from clinsum.inputs import atomic_output, write_csv
 from clinsum.records import Score, Summary
@@ -34,6 +34,10 @@ class ExportError(ClinsumError):
 
 class MissingExtra(ExportError):
     """An optional package that an export needs is not installed."""
+
+
+class ExportWriteError(OutputWriteError):
+    """The destination of an export (an MLflow tracking store) could not be written."""
 
 
 def summary_row(summary: Summary) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from clinsum.errors import ClinsumError
 from clinsum.evaluators.aggregate import Row
 from clinsum.inputs import write_csv, write_jsonl
 from clinsum.records import Score, Summary
-from clinsum.reporting.export import ExportError, MissingExtra, leaderboard_rows
+from clinsum.reporting.export import ExportError, ExportWriteError, MissingExtra, leaderboard_rows
 
 _INVALID = re.compile(r"[^\w\-./: ]")
 DEFAULT_EXPERIMENT = "clinsum"
@@ -112,8 +112,9 @@ def export(tracking_uri: str, run: dict[str, Any], summaries: Sequence[Summary],
            experiment: str = DEFAULT_EXPERIMENT, html_report: Path | None = None) -> dict[str, Any]:
     """Log one clinsum run; returns the MLflow ids (``experiment_id``, ``parent``, ``systems``).
 
-    Any failure of MLflow (a dead server, a full disk, a refused value) is raised as an ``ExportError``
-    naming the tracking URI, after the MLflow runs already made are marked FAILED.
+    Any failure of MLflow (a dead server, a full disk, a refused value) is raised as an
+    ``ExportWriteError`` (an output that could not be written) naming the tracking URI, after the
+    MLflow runs already made are marked FAILED.
     """
     client = _client(tracking_uri)
     try:
@@ -121,7 +122,7 @@ def export(tracking_uri: str, run: dict[str, Any], summaries: Sequence[Summary],
     except ClinsumError:
         raise
     except Exception as exc:
-        raise ExportError(f"MLflow export to {tracking_uri} failed: {type(exc).__name__}: {exc}") from exc
+        raise ExportWriteError(f"MLflow export to {tracking_uri} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _export(client: Any, run: dict[str, Any], summaries: Sequence[Summary], scores: Sequence[Score], *,
