@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from clinsum.cli import app
-from clinsum.cli.common import DEFAULT_DB, EXIT_ERROR, DbOption, console, open_store, reported_errors
+from clinsum.cli.common import DEFAULT_DB, EXIT_ERROR, DbOption, console, open_store, reported_errors, shown
 
 if TYPE_CHECKING:
     from clinsum.store import Store
@@ -40,7 +40,7 @@ def export(
     with reported_errors(), open_store(db) as store:
         if out is not None:
             paths = files.write(out, format.value, store.run(run_id), store.summaries(run_id), store.scores(run_id))
-            console.print("exported: " + ", ".join(str(p) for p in paths.values()))
+            console.print("exported: " + ", ".join(shown(p) for p in paths.values()))
         if mlflow is not None:
             log_to_mlflow(store, run_id, mlflow, experiment)
 
@@ -73,4 +73,4 @@ def log_to_mlflow(store: Store, run_id: str, tracking_uri: str, experiment: str)
             raise ExportWriteError(f"{exc} (run {run_id} is stored in {store.path}; retry with "
                               f"`clinsum export {run_id} --mlflow {tracking_uri}`)") from exc
     console.print(f"MLflow: experiment {ids['experiment_id']}, parent run {ids['parent']}, "
-                  f"{len(ids['systems'])} system runs at {tracking_uri}")
+                  f"{len(ids['systems'])} system runs at {shown(tracking_uri)}")

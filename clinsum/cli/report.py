@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from clinsum.cli import app
-from clinsum.cli.common import DEFAULT_DB, EXIT_ERROR, DbOption, console, open_store, reported_errors
+from clinsum.cli.common import DEFAULT_DB, EXIT_ERROR, DbOption, console, open_store, reported_errors, shown
 
 
 @app.command()
@@ -33,9 +33,9 @@ def report(
         if html is not None:
             page = html_report.render(loaded, sort_by=sort_by)
             html_report.write(html, page)
-            console.print(f"HTML report: {html} ({len(page.encode('utf-8')) / 1e6:.2f} MB, "
+            console.print(f"HTML report: {shown(html)} ({len(page.encode('utf-8')) / 1e6:.2f} MB, "
                           f"{len(loaded.summaries)} summaries)")
         if md is not None:
             with atomic_output(md) as handle:
                 handle.write(markdown.render(loaded, sort_by=sort_by))
-            console.print(f"Markdown summary: {md}")
+            console.print(f"Markdown summary: {shown(md)}")
