@@ -72,7 +72,7 @@ def build(db: Path) -> list[str]:
 
         asyncio.run(rate())
         production = asyncio.run(evaluation.score(
-            RunConfig(notes=str(DIALOGUES), metrics=["length", "coverage"]), store,
+            RunConfig(notes=str(DIALOGUES), metrics=["length", "coverage", "facts"]), store,
             [by_id[s.note_id] for s in PRODUCTION], PRODUCTION))
         store.add_ratings([
             Rating(note_id=FLIPPED_NOTE, system="production", rater="dr-a", dimension="accurate", value=1,

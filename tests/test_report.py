@@ -231,3 +231,16 @@ def test_report_and_export_help_import_no_heavy_library() -> None:
             "('jinja2', 'mlflow', 'pyarrow', 'numpy', 'spacy', 'playwright')])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_unsupported_facts_are_highlighted_in_the_summary_where_their_span_fits() -> None:
+    summary_text = "Metformin 500 mg twice daily. Left knee."
+    facts = Score(note_id="n", system="s", metric="unsupported_facts", value=2, evaluator="facts", version="1",
+                  detail={"facts": [
+                      {"start": 10, "end": 16, "text": "500 mg", "kind": "dose", "reason": "different dose"},
+                      {"start": 30, "end": 34, "text": "Right", "kind": "side", "reason": "stale span"}]})
+    found = evidence.Evidence()
+    evidence.fact_evidence(evidence.Placer(summary_text, None), {"unsupported_facts": facts}, found)
+    assert [(summary_text[s:e], k, t) for s, e, k, t in found.summary] == [
+        ("500 mg", "unsupported", "unsupported fact (dose): different dose")]
+    assert found.unplaced == 1

@@ -102,7 +102,8 @@ def test_report_in_chromium(browser: Any, tmp_path: Path) -> None:
         assert panels == ["extractive:centroid", "extractive:lead", "production"]
         production = page.locator("#detail .panel.summary[data-system='production']")
         assert production.locator("mark.flipped").first.inner_text() == "shortness of breath"
-        assert production.locator("mark.unsupported").count() >= 1
+        unsupported = [t.strip() for t in production.locator("mark.unsupported").all_inner_texts()]
+        assert "metformin" in unsupported and "500 mg" in unsupported  # a concept and a fact (dose)
         assert "physician ratings" in production.inner_text()
         lead = page.locator("#detail .panel.summary[data-system='extractive:lead']")
         assert lead.locator("mark.captured").count() >= 1

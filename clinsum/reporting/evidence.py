@@ -8,6 +8,10 @@ span (an older score, or a span that no longer fits the stored text) is placed
 again with ``clinsum.concepts.extract`` on that text at report time, never
 guessed; an entry that still cannot be placed is counted as unplaced.
 
+Unsupported facts (numbers, doses, sides, concepts with a status) come from the
+``unsupported_facts`` detail of the facts evaluator, each with its summary span;
+they are shown as unsupported in the summary.
+
 Judge errors come from the verdicts kept in ``judge_overall`` details (a jury's
 members keep theirs under ``judge_overall@SPEC``). Their quotes are located with
 the judge's own normalisation (case, Unicode form, punctuation and whitespace
@@ -137,6 +141,18 @@ def concept_evidence(source: Placer, summary: Placer, scores: Mapping[str, Score
         said = flip.get("summary", {})
         add(summary, evidence.summary, {"span": said.get("span"), "text": said.get("text"),
                                         "name": flip.get("name")}, "flipped", title)
+
+
+def fact_evidence(summary: Placer, scores: Mapping[str, Score], evidence: Evidence) -> None:
+    """Add the facts evaluator's unsupported facts (numbers, doses, sides, concepts) to the summary's highlights."""
+    facts = scores.get("unsupported_facts")
+    for fact in (facts.detail.get("facts", []) if facts is not None else []):
+        start, end = fact.get("start"), fact.get("end")
+        if not summary._fits(start, end, fact.get("text")):
+            evidence.unplaced += 1
+            continue
+        title = f"unsupported fact ({fact.get('kind', '')}): {fact.get('reason', '')}"
+        evidence.summary.append((int(start), int(end), "unsupported", title))
 
 
 # -- judge ---------------------------------------------------------------------------------------

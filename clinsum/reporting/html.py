@@ -53,7 +53,9 @@ def note_data(content: Content, board: tables.Leaderboard,
             by_metric = {s.metric: s for s in own}
             found = evidence.Evidence()
             if summary.ok:
-                evidence.concept_evidence(source, evidence.Placer(summary.text, extract), by_metric, found)
+                placer = evidence.Placer(summary.text, extract)
+                evidence.concept_evidence(source, placer, by_metric, found)
+                evidence.fact_evidence(placer, by_metric, found)
                 evidence.judge_evidence(note.text, summary.text, own, found)
             entry: dict[str, Any] = {
                 "text": summary.text,
