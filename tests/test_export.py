@@ -155,7 +155,8 @@ def test_mlflow_export_that_fails_half_way_marks_its_runs_failed_and_exits_as_an
     assert runs and all(r.info.status == "FAILED" for r in runs)
 
 
-def test_mlflow_export_to_a_dead_server_is_an_output_failure_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mlflow_export_to_a_dead_server_is_an_output_failure_naming_it(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
