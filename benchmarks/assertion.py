@@ -1,10 +1,13 @@
-"""Validation 4: assertion status on the labelled sentence set, clinsum's ConText vs medspaCy's.
+"""Validation 4: assertion status on labelled sets, clinsum's ConText vs medspaCy's.
 
-    .venv/bin/python benchmarks/assertion.py [--split dev|test|all] [--no-medspacy] [--errors]
+    .venv/bin/python benchmarks/assertion.py [--set sentences|aci] [--split dev|test|all] [--no-medspacy] [--errors]
     .venv/bin/python benchmarks/assertion.py --speed 10
 
-Reads fixtures/assertion_sentences.tsv (written for clinsum; ``split`` = dev
-for rule development, test held out) and prints per-class precision, recall and
+Two labelled sets, each with a ``dev`` split (rules developed on it) and a held-out
+``test`` split: ``sentences`` (fixtures/assertion_sentences.tsv, sentences written
+for clinsum) and ``aci`` (fixtures/assertion_aci.tsv, findings in ACI-Bench
+dialogues and visit notes, each scored in its whole document, so a "no" in the next
+speaker turn or a section header counts). Prints per-class precision, recall and
 F1 and overall accuracy for each split. medspaCy runs with its default ConText
 rules (and its default sentence splitter) on the same gold spans; its boolean
 attributes are mapped to one status with the same priority clinsum uses.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +26,8 @@ from pathlib import Path
 from clinsum.concepts.assertion import PRIORITY, RULES_VERSION, assertion_of
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "assertion_sentences.tsv"
+ACI_FIXTURE = FIXTURE.parent / "assertion_aci.tsv"
+ACI_DOCUMENTS = FIXTURE.parent / "aci_trainvalid.jsonl.gz"
 CLASSES = ("present", "negated", "possible", "historical", "family", "hypothetical")
 
 
@@ -46,6 +52,38 @@ def load_examples(path: Path = FIXTURE) -> list[Example]:
         if text[start:end] != row["phrase"]:
             raise ValueError(f"{path}: row {row['id']}: span does not match phrase {row['phrase']!r}")
         examples.append(Example(row["id"], row["split"], text, row["phrase"], start, end,
+                                row["assertion"], row["phenomenon"]))
+    return examples
+
+
+def load_aci_examples(path: Path = ACI_FIXTURE, documents: Path = ACI_DOCUMENTS) -> list[Example]:
+    """The ACI-Bench findings, each located in its whole dialogue or note.
+
+    A row names its document, a passage that occurs once in it and the phrase inside that passage
+    (its first occurrence there); the example's text is the whole document.
+    """
+    import gzip
+    import json
+
+    texts: dict[str, str] = {}
+    with gzip.open(documents, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            key = row["id"].removeprefix("acibench-")
+            texts[f"{key}/dialogue"], texts[f"{key}/note"] = row["dialogue"], row["note"]
+    lines = [line for line in path.read_text("utf-8").splitlines() if not line.startswith("#")]
+    examples = []
+    for row in csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE):
+        text = texts[row["doc"]]
+        context = row["context"].replace("\\n", "\n")
+        found = [m.start() for m in re.finditer(re.escape(context), text, re.IGNORECASE)]
+        if len(found) != 1:
+            raise ValueError(f"{path}: row {row['id']}: context occurs {len(found)} times in {row['doc']}")
+        inside = context.lower().find(row["phrase"].lower())
+        if inside < 0:
+            raise ValueError(f"{path}: row {row['id']}: phrase {row['phrase']!r} not in its context")
+        start = found[0] + inside
+        examples.append(Example(row["id"], row["split"], text, row["phrase"], start, start + len(row["phrase"]),
                                 row["assertion"], row["phenomenon"]))
     return examples
 
@@ -171,6 +209,8 @@ def report(name: str, examples: Sequence[Example], predicted: Sequence[str]) -> 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--set", dest="labelled_set", choices=("sentences", "aci"), default="sentences",
+                        help="sentences: fixtures/assertion_sentences.tsv; aci: fixtures/assertion_aci.tsv")
     parser.add_argument("--split", choices=("dev", "test", "all"), default="all")
     parser.add_argument("--no-medspacy", action="store_true")
     parser.add_argument("--errors", action="store_true", help="list the misclassified dev examples")
@@ -180,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.speed:
         speed(args.speed)
         return
-    examples = load_examples()
+    examples = load_examples() if args.labelled_set == "sentences" else load_aci_examples()
     splits = ("dev", "test") if args.split == "all" else (args.split,)
     systems: list[tuple[str, Callable[[Sequence[Example]], list[str]]]] = [
         (f"clinsum ConText (rules {RULES_VERSION})", clinsum_predict)]
@@ -198,8 +238,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             if args.errors and split == "dev":
                 for example, guess in zip(subset, predicted, strict=True):
                     if guess != example.gold:
-                        print(f"  {example.id} gold={example.gold} got={guess} [{example.phrase}] "
-                              f"{example.text!r}")
+                        context = example.text[max(0, example.start - 120):example.end + 80]
+                        print(f"  {example.id} gold={example.gold} got={guess} [{example.phrase}] {context!r}")
 
 
 if __name__ == "__main__":

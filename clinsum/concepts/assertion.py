@@ -54,7 +54,7 @@ _STATUS = {"NEGATED": "negated", "FAMILY": "family", "HYPOTHETICAL": "hypothetic
 PRIORITY = ("negated", "family", "hypothetical", "possible", "historical", "present")
 """Resolution order when a mention is in the scope of several categories."""
 
-_ALGORITHM_VERSION = "7"
+_ALGORITHM_VERSION = "8"
 _MAX_ADJACENT_WORDS = 2
 """Triggers of different categories compose when at most this many words and no punctuation separate them."""
 
@@ -103,6 +103,8 @@ class _Analysis:
     """Question clauses of a dialogue that the next speaker answered "no" to."""
     family_replies: list[tuple[int, int]]
     """Dialogue turns answering a question about relatives ("Anything that runs in your family?")."""
+    past_replies: list[tuple[int, int]]
+    """Dialogue replies to a question about the past ("Any surgeries in the past?")."""
 
 
 def assertions_for(text: str, spans: Sequence[tuple[int, int]]) -> list[str]:
@@ -160,42 +162,83 @@ def _analyse(text: str) -> _Analysis:
         terminations = _TERMINATIONS.clause_matches(
             tokens, norms, lo, hi, in_clause(termination_expressions, termination_starts, start, end))
         triggers.append(_clause_triggers(text, start, end, found + terminations, tokens[lo:hi]))
-    denied, family = _dialogue_context(text, starts, ends, questions, triggers)
-    return _Analysis(starts, ends, triggers, sections, denied, family)
+    denied, family, past = _dialogue_context(text, starts, ends, questions, triggers)
+    return _Analysis(starts, ends, triggers, sections, denied, family, past)
+
+
+# A question asked without a question mark (transcripts written without punctuation): "are you having any
+# belly pain", "do you remember any trauma", "no shortness of breath just wan na make sure".
+_SPOKEN_QUESTION = re.compile(
+    r"\b(?:(?:do|did|does|have|has|are|were|is|was)\s+(?:you|there|they)|any(?:thing)?|how\s+about|what\s+about"
+    r"|ever|make\s+sure)\b",
+    re.IGNORECASE,
+)
+_QUESTION_WORDS = 25
+"""How far back from the end of an unpunctuated turn its question may start, in words."""
+# A reply to a question about the past keeps that time until it turns to the present.
+_REPLY_TURNS = re.compile(r"\b(?:but|however|now|currently|today|recently|lately|these\s+days)\b", re.IGNORECASE)
 
 
 def _dialogue_context(text: str, starts: list[int], ends: list[int], questions: list[bool],
-                      triggers: list[list[Trigger]]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+                      triggers: list[list[Trigger]]) -> tuple[list[tuple[int, int]], list[tuple[int, int]],
+                                                              list[tuple[int, int]]]:
     """What the question closing a dialogue turn implies for the question and for the reply.
 
-    - A reply by another speaker that opens with "no" negates the question's findings: "Doctor:
-      Any shortness of breath or wheezing? Patient: No." — no trigger inside the question could tell.
+    - A reply by another speaker that opens with a denial ("no", "nope", "not really", "uh , i have
+      n't") negates the question's findings: "Doctor: Any shortness of breath or wheezing? Patient:
+      No." — no trigger inside the question could tell. In a transcript without question marks the
+      question is the end of the turn from its first interrogative word ("are you having any belly pain").
     - A question about relatives ("Anything that runs in your family?") makes the reply's
       conditions the family's, like a FAMILY HISTORY header: "My dad died. He had colon cancer."
+    - A question about the past ("any surgeries in the past?", "do you have a history of heavy
+      periods?") makes the reply historical, like a PAST HISTORY header, until the reply turns to
+      the present ("but now...").
 
     Only the run of questions at the end of the turn counts: an earlier question was followed by more
     talk from the same speaker.
     """
     denied: list[tuple[int, int]] = []
     family: list[tuple[int, int]] = []
+    past: list[tuple[int, int]] = []
     turns = find_turns(text)
     for turn, reply in pairwise(turns):
         if reply.speaker == turn.speaker:
             continue
-        question = []
+        question: list[tuple[int, int]] = []
+        categories: set[str] = set()
         i = bisect_right(starts, turn.end - 1) - 1
         while i >= 0 and starts[i] >= turn.tag_start and not text[starts[i]:ends[i]].strip():
             i -= 1
+        last = i
         while i >= 0 and starts[i] >= turn.tag_start and questions[i]:
-            question.append(i)
+            question.append((starts[i], ends[i]))
+            categories.update(t.category for t in triggers[i])
             i -= 1
+        if not question and last >= 0 and starts[last] >= turn.tag_start and "?" not in text[turn.start:turn.end]:
+            spoken = _spoken_question(text, max(starts[last], turn.start), min(ends[last], turn.end))
+            if spoken is not None:
+                question.append(spoken)
+                categories.update(t.category for t in triggers[last] if t.start >= spoken[0])
         if not question:
             continue
         if is_negative_answer(text, reply.start, reply.end):
-            denied.extend((starts[i], ends[i]) for i in question)
-        elif any(t.category == "FAMILY" for i in question for t in triggers[i]):
+            denied.extend(question)
+        elif "FAMILY" in categories:
             family.append((reply.start, reply.end))
-    return sorted(denied), family
+        elif "HISTORICAL" in categories:
+            stop = _REPLY_TURNS.search(text, reply.start, reply.end)
+            past.append((reply.start, stop.start() if stop else reply.end))
+    return sorted(denied), family, past
+
+
+def _spoken_question(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The question at the end of an unpunctuated clause: from its first interrogative word among the last
+    ``_QUESTION_WORDS`` words to the end; None when those words ask nothing."""
+    words = list(_WORD.finditer(text, start, end))[-_QUESTION_WORDS:]
+    if not words:
+        return None
+    cue = _SPOKEN_QUESTION.search(text, words[0].start(), end)
+    return (cue.start(), end) if cue else None
 
 
 def _clause_triggers(text: str, start: int, end: int, found: list[Match],
@@ -274,6 +317,8 @@ def _status(analysis: _Analysis, start: int, end: int, text: str) -> str:
         found.add("negated")
     if any(s <= start < e for s, e in analysis.family_replies):
         found.add("family")
+    if any(s <= start < e for s, e in analysis.past_replies):
+        found.add("historical")
     default = analysis.sections.default_at(start)
     if default:
         found.add(default)

@@ -140,12 +140,18 @@ _SPEAKER = re.compile(
     r"(?:_?\d+)?[ \t]*:)[ \t]*",
     re.IGNORECASE | re.MULTILINE,
 )
+_FILLERS = r"(?:(?:uh|um|uhm|umm|hmm|hm|mm|oh|ah|er|well|so|okay|ok|honestly|actually)(?![\w'’-])[\s,.\-–…]*)*"
+"""Words a spoken answer often opens with before the answer itself ("uh , no", "um , i have not")."""
 _NEGATIVE_ANSWER = re.compile(
-    r"(?:no|nope|nah|never|none|negative|not\s+really|not\s+at\s+all|not\s+that\s+i\s+(?:know|remember|recall)"
-    r"|nothing|i\s+(?:do|did|have|has|had|am|was)\s*(?:n['’]?t|\s+not)|i\s+don['’]?t|i\s+haven['’]?t"
-    r"|i\s+didn['’]?t|i\s+have\s+not|i\s+do\s+not|uh-uh|nuh-uh)(?![\w'’-])",
+    _FILLERS
+    + r"(?:no|nope|nah|never|none|negative|neither|nothing|not(?!\s+(?:sure|certain|really\s+sure)\b)"
+    r"|i\s+(?:do|did|have|has|had|am|was)\s*(?:n['’]?t|\s+not)(?!\s+(?:know|sure)\b)"
+    r"|i['’]ve\s+(?:not|never)|i\s+(?:have\s+)?never|i\s+(?:ca\s*n['’]?t|can['’]?t|cannot)\s+(?:recall|remember|think)"
+    r"|uh-uh|nuh-uh)(?![\w'’-])",
     re.IGNORECASE,
 )
+"""A reply that denies: "no", "nope", "not really", "none of that", "i have n't", "uh , i have not"; "not sure"
+and "i do n't know" are not denials."""
 
 
 @dataclass(frozen=True)
@@ -171,3 +177,15 @@ def find_turns(text: str) -> list[Turn]:
 def is_negative_answer(text: str, start: int, end: int) -> bool:
     """Whether the turn ``text[start:end]`` opens with a negative answer ("No.", "nope , i have n't")."""
     return _NEGATIVE_ANSWER.match(text[start:end].lstrip(" \t,.-–…")) is not None
+
+
+_AFFIRMATIVE_ANSWER = re.compile(
+    _FILLERS + r"(?:yes|yeah|yep|yup|ya|uh-huh|mm-hmm|correct|right|sure|definitely|absolutely|i\s+(?:do|did|have|had|am)\b"
+    r"|a\s+little|a\s+bit|some|sometimes|slight(?:ly)?|kind\s+of|kinda|occasionally)(?![\w'’-])",
+    re.IGNORECASE,
+)
+
+
+def is_affirmative_answer(text: str, start: int, end: int) -> bool:
+    """Whether the turn ``text[start:end]`` opens by confirming ("yes", "a little", "sometimes", "i do")."""
+    return _AFFIRMATIVE_ANSWER.match(text[start:end].lstrip(" \t,.-–…")) is not None

@@ -81,6 +81,8 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 mentioned in an allergies section or next to the word allergy/allergic."""
 
 AFFIRMED = frozenset({"present", "historical"})
+NOT_ASSERTABLE = frozenset({"anatomy", "test"})
+"""Concept groups whose status changes are never critical (see ``flip_severity``)."""
 _ALLERGY_CONTEXT = re.compile(r"allerg|anaphyla|intoleran", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
 _NON_WORD = re.compile(r"[^\w\s]")
@@ -151,7 +153,12 @@ def compatible(source: str, summary: str, *, strict_history: bool = False) -> bo
     return not strict_history and {source, summary} <= AFFIRMED
 
 
-def flip_severity(source: set[str], summary: str) -> str:
+def flip_severity(source: set[str], summary: str, group: str = "disorder") -> str:
+    """``critical`` reverses a clinical fact: what the source denied or gave to a relative is affirmed, or
+    what it affirmed is denied. Body parts and tests are not facts that can be reversed this way
+    ("no extra heart sounds" does not deny the heart), so their flips are ``minor``."""
+    if group in NOT_ASSERTABLE:
+        return "minor"
     if summary in AFFIRMED and source & {"negated", "family"}:
         return "critical"
     if summary == "negated" and source & AFFIRMED:
@@ -243,13 +250,10 @@ def compare(source_text: str, source: Mapping[str, Concept], summary_text: str,
             else:
                 unsupported.append(concept.evidence())
             continue
-        bad = sorted(a for a in concept.assertions
-                     if not any(compatible(s, a, strict_history=strict) for s in origin.assertions))
-        if bad:
-            for assertion in bad:
-                flips.append(_flip(origin, concept, assertion))
-        else:
+        if any(compatible(s, a, strict_history=strict) for s in origin.assertions for a in concept.assertions):
             supported.append(concept.evidence())
+        else:
+            flips.extend(_flip(origin, concept, assertion) for assertion in sorted(concept.assertions))
     total_summary = len(summary)
     support = len(supported) / total_summary if total_summary else 1.0
 
@@ -273,7 +277,7 @@ def _flip(source: Concept, summary: Concept, assertion: str) -> dict[str, Any]:
     said = next(m for m in summary.mentions if m.assertion == assertion)
     return {
         "concept_id": source.concept_id, "name": source.name, "group": source.group,
-        "severity": flip_severity(source.assertions, assertion),
+        "severity": flip_severity(source.assertions, assertion, source.group),
         "source": {"assertions": sorted(source.assertions),
                    "spans": [[m.start, m.end, m.assertion] for m in source.mentions]},
         "summary": {"assertion": assertion, "span": [said.start, said.end], "text": said.text},
