@@ -43,10 +43,10 @@ from clinsum.concepts.context_rules import (
     load_rules,
     rules_hash,
 )
-from clinsum.concepts.sections import SectionIndex, find_turns, is_negative_answer
+from clinsum.concepts.sections import SectionIndex, find_turns, is_affirmative_answer, is_negative_answer
 
-__all__ = ["PRIORITY", "RULES_VERSION", "Trigger", "assertion_of", "assertions_for", "load_rules",
-           "triggers_in"]
+__all__ = ["PRIORITY", "RULES_VERSION", "Trigger", "assertion_of", "assertions_for", "in_open_question",
+           "load_rules", "triggers_in"]
 
 CATEGORIES = ("NEGATED", "FAMILY", "HYPOTHETICAL", "POSSIBLE", "HISTORICAL")
 _STATUS = {"NEGATED": "negated", "FAMILY": "family", "HYPOTHETICAL": "hypothetical",
@@ -55,6 +55,10 @@ PRIORITY = ("negated", "family", "hypothetical", "possible", "historical", "pres
 """Resolution order when a mention is in the scope of several categories."""
 
 _ALGORITHM_VERSION = "8"
+_LONG_CLAUSE_WORDS = 40
+_UNPUNCTUATED_SCOPE = 8
+"""In a clause of more than ``_LONG_CLAUSE_WORDS`` words (an unpunctuated transcript), a scope without
+its own limit reaches this many words."""
 _MAX_ADJACENT_WORDS = 2
 """Triggers of different categories compose when at most this many words and no punctuation separate them."""
 
@@ -105,6 +109,8 @@ class _Analysis:
     """Dialogue turns answering a question about relatives ("Anything that runs in your family?")."""
     past_replies: list[tuple[int, int]]
     """Dialogue replies to a question about the past ("Any surgeries in the past?")."""
+    open_questions: list[tuple[int, int]]
+    """Questions of a dialogue that no reply confirmed or denied: what they name is asked, not stated."""
 
 
 def assertions_for(text: str, spans: Sequence[tuple[int, int]]) -> list[str]:
@@ -120,6 +126,12 @@ def assertion_of(text: str, start: int, end: int) -> str:
     if not 0 <= start < end <= len(text):
         raise ValueError(f"span ({start}, {end}) outside a text of length {len(text)}")
     return assertions_for(text, [(start, end)])[0]
+
+
+def in_open_question(text: str, start: int) -> bool:
+    """Whether ``start`` lies in a dialogue question that no reply confirmed or denied ("Any chest pain?"
+    followed by talk of something else): the finding there was asked about, not stated."""
+    return any(s <= start < e for s, e in _analyse(text).open_questions)
 
 
 def triggers_in(text: str) -> list[Trigger]:
@@ -162,8 +174,8 @@ def _analyse(text: str) -> _Analysis:
         terminations = _TERMINATIONS.clause_matches(
             tokens, norms, lo, hi, in_clause(termination_expressions, termination_starts, start, end))
         triggers.append(_clause_triggers(text, start, end, found + terminations, tokens[lo:hi]))
-    denied, family, past = _dialogue_context(text, starts, ends, questions, triggers)
-    return _Analysis(starts, ends, triggers, sections, denied, family, past)
+    denied, family, past, open_questions = _dialogue_context(text, starts, ends, questions, triggers)
+    return _Analysis(starts, ends, triggers, sections, denied, family, past, open_questions)
 
 
 # A question asked without a question mark (transcripts written without punctuation): "are you having any
@@ -181,7 +193,7 @@ _REPLY_TURNS = re.compile(r"\b(?:but|however|now|currently|today|recently|lately
 
 def _dialogue_context(text: str, starts: list[int], ends: list[int], questions: list[bool],
                       triggers: list[list[Trigger]]) -> tuple[list[tuple[int, int]], list[tuple[int, int]],
-                                                              list[tuple[int, int]]]:
+                                                              list[tuple[int, int]], list[tuple[int, int]]]:
     """What the question closing a dialogue turn implies for the question and for the reply.
 
     - A reply by another speaker that opens with a denial ("no", "nope", "not really", "uh , i have
@@ -195,12 +207,16 @@ def _dialogue_context(text: str, starts: list[int], ends: list[int], questions: 
       the present ("but now...").
 
     Only the run of questions at the end of the turn counts: an earlier question was followed by more
-    talk from the same speaker.
+    talk from the same speaker. Also returned: the questions that no reply confirmed or denied.
     """
     denied: list[tuple[int, int]] = []
+    answered: set[tuple[int, int]] = set()
+    spoken_questions: list[tuple[int, int]] = []
     family: list[tuple[int, int]] = []
     past: list[tuple[int, int]] = []
     turns = find_turns(text)
+    if not turns:
+        return denied, family, past, []
     for turn, reply in pairwise(turns):
         if reply.speaker == turn.speaker:
             continue
@@ -218,17 +234,22 @@ def _dialogue_context(text: str, starts: list[int], ends: list[int], questions: 
             spoken = _spoken_question(text, max(starts[last], turn.start), min(ends[last], turn.end))
             if spoken is not None:
                 question.append(spoken)
+                spoken_questions.append(spoken)
                 categories.update(t.category for t in triggers[last] if t.start >= spoken[0])
         if not question:
             continue
         if is_negative_answer(text, reply.start, reply.end):
             denied.extend(question)
-        elif "FAMILY" in categories:
+            answered.update(question)
+        elif is_affirmative_answer(text, reply.start, reply.end):
+            answered.update(question)
+        if "FAMILY" in categories and not is_negative_answer(text, reply.start, reply.end):
             family.append((reply.start, reply.end))
-        elif "HISTORICAL" in categories:
+        elif "HISTORICAL" in categories and not is_negative_answer(text, reply.start, reply.end):
             stop = _REPLY_TURNS.search(text, reply.start, reply.end)
             past.append((reply.start, stop.start() if stop else reply.end))
-    return sorted(denied), family, past
+    asked = [(s, e) for s, e, q in zip(starts, ends, questions, strict=True) if q] + spoken_questions
+    return sorted(denied), family, past, sorted(span for span in asked if span not in answered)
 
 
 def _spoken_question(text: str, start: int, end: int) -> tuple[int, int] | None:
@@ -248,12 +269,16 @@ def _clause_triggers(text: str, start: int, end: int, found: list[Match],
                     if rule.direction == "terminate"]
     openers = [(s, e, rule) for s, e, rule in found if rule.direction not in ("terminate", "pseudo")]
     triggers = []
+    # A very long clause is a transcript written without punctuation ("there is no jugular venous
+    # distention on your heart exam i appreciate a murmur"): a scope there stops after a few words.
+    unpunctuated = _UNPUNCTUATED_SCOPE if len(words) > _LONG_CLAUSE_WORDS else None
     for s, e, rule in openers:
         scope_start, scope_end = s, e
+        max_scope = rule.max_scope if rule.max_scope is not None else unpunctuated
         if rule.direction in ("forward", "bidirectional"):
             scope_end = end
-            if rule.max_scope is not None:
-                i = bisect_right(word_starts, e - 1) + rule.max_scope - 1
+            if max_scope is not None:
+                i = bisect_right(word_starts, e - 1) + max_scope - 1
                 if i < len(words):
                     scope_end = min(scope_end, words[i][1])
             for ts, _te, categories in terminations:
@@ -266,8 +291,8 @@ def _clause_triggers(text: str, start: int, end: int, found: list[Match],
                     break
         if rule.direction in ("backward", "bidirectional"):
             scope_start = start
-            if rule.max_scope is not None:
-                i = bisect_right(word_starts, s - 1) - rule.max_scope
+            if max_scope is not None:
+                i = bisect_right(word_starts, s - 1) - max_scope
                 if i >= 0:
                     scope_start = max(scope_start, words[i][0])
             for _ts, te, categories in reversed(terminations):

@@ -226,8 +226,14 @@ def compare(source_text: str, source: Mapping[str, Concept], summary_text: str,
     words a summary uses (a dialogue says "sugar", the reference and the summary say "diabetes").
     Recall stays over the source's concepts; a source with none is recalled vacuously (1.0).
     """
+    from clinsum.concepts.assertion import in_open_question
+
     strict = options.strict_history
     flips: list[dict[str, Any]] = []
+    # A dialogue's open question ("Any chest pain?" answered with talk of something else) names a
+    # finding without stating it: such a mention supports a summary but cannot make its flip critical.
+    asked = {id(m) for concept in source.values() for m in concept.mentions
+             if m.assertion == "present" and in_open_question(source_text, m.start)}
     supported, unsupported = [], []
     evidence = dict(source)
     texts = [source_text]
@@ -253,7 +259,7 @@ def compare(source_text: str, source: Mapping[str, Concept], summary_text: str,
         if any(compatible(s, a, strict_history=strict) for s in origin.assertions for a in concept.assertions):
             supported.append(concept.evidence())
         else:
-            flips.extend(_flip(origin, concept, assertion) for assertion in sorted(concept.assertions))
+            flips.extend(_flip(origin, concept, assertion, asked) for assertion in sorted(concept.assertions))
     total_summary = len(summary)
     support = len(supported) / total_summary if total_summary else 1.0
 
@@ -273,11 +279,12 @@ def compare(source_text: str, source: Mapping[str, Concept], summary_text: str,
     return Comparison(recall, recalled, missed, support, supported, unsupported, flips)
 
 
-def _flip(source: Concept, summary: Concept, assertion: str) -> dict[str, Any]:
+def _flip(source: Concept, summary: Concept, assertion: str, asked: set[int]) -> dict[str, Any]:
     said = next(m for m in summary.mentions if m.assertion == assertion)
+    stated = {m.assertion for m in source.mentions if id(m) not in asked}
     return {
         "concept_id": source.concept_id, "name": source.name, "group": source.group,
-        "severity": flip_severity(source.assertions, assertion, source.group),
+        "severity": flip_severity(stated, assertion, source.group) if stated else "minor",
         "source": {"assertions": sorted(source.assertions),
                    "spans": [[m.start, m.end, m.assertion] for m in source.mentions]},
         "summary": {"assertion": assertion, "span": [said.start, said.end], "text": said.text},
