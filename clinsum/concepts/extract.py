@@ -220,12 +220,19 @@ class ConceptExtractor:
     # -- the whole pipeline ------------------------------------------------------------------
 
     def extract(self, text: str) -> list[Mention]:
+        """The pipeline in its named steps (see the module docstring)."""
         if not text or not text.strip():
             return []
-        if len(text) > MAX_CHARS:
-            raise InputError(f"text is {len(text):,} characters; concept extraction accepts at most "
-                             f"{MAX_CHARS:,} (split the document)", field="text")
+        _check_length(text)
         words, docs = self.words(text)
+        spans = self.matched_spans(text, words)
+        if "(" in text:
+            defined = self.apply_defined_abbreviations(text, docs, spans)
+            _apply_parenthesised_acronyms(text, spans, defined)
+        return _with_assertions(text, spans)
+
+    def matched_spans(self, text: str, words: Sequence[Word | None]) -> dict[tuple[int, int], Concept]:
+        """Exact matches, then fuzzy ones over the words no exact match took; "non-X" dropped."""
         matches = self.match([w.norm if w else None for w in words], words)
         taken = [False] * len(words)
         for m in matches:
@@ -238,30 +245,49 @@ class ConceptExtractor:
             if m.end_word - m.start_word == 1 and _after_non(text, words, m.start_word):
                 continue
             spans[(first.start, last.end)] = m.concept
-        if "(" in text:
-            offsets = [offset for offset, _ in _chunks(text)]
-            defined = self.defined_abbreviations(docs, offsets)
-            defined_forms = {text[start:end] for start, end, _ in defined}
-            for start, end, long_form in defined:
-                concept = self.concept_of_phrase(long_form)
-                inside = [s for s in spans if s[0] >= start and s[1] <= end]
-                for span in inside:
-                    del spans[span]
-                if concept is not None:
-                    spans[(start, end)] = concept
-            for short_form, concept in _named_in_parentheses(text, spans).items():
-                if short_form in defined_forms:
-                    continue
-                for occurrence in re.finditer(rf"(?<![\w-]){re.escape(short_form)}(?![\w-])", text):
-                    span = (occurrence.start(), occurrence.end())
-                    for other in [s for s in spans if s[0] < span[1] and span[0] < s[1]]:
-                        del spans[other]
-                    spans[span] = concept
-        ordered = sorted(spans.items())
-        assertions = _assertions(text, [span for span, _ in ordered])
-        return [Mention(start=start, end=end, text=text[start:end], concept_id=concept.id, name=concept.name,
-                        group=cast(Any, concept.group), assertion=cast(Any, assertion))
-                for ((start, end), concept), assertion in zip(ordered, assertions, strict=True)]
+        return spans
+
+    def apply_defined_abbreviations(self, text: str, docs: Sequence[Doc],
+                                    spans: dict[tuple[int, int], Concept]) -> set[str]:
+        """Give every occurrence of a short form the text defines its long form's concept (in place);
+        a short form defined as something outside the lexicon loses its usual sense. Returns the
+        short forms defined."""
+        offsets = [offset for offset, _ in _chunks(text)]
+        defined = self.defined_abbreviations(docs, offsets)
+        for start, end, long_form in defined:
+            concept = self.concept_of_phrase(long_form)
+            for span in [s for s in spans if s[0] >= start and s[1] <= end]:
+                del spans[span]
+            if concept is not None:
+                spans[(start, end)] = concept
+        return {text[start:end] for start, end, _ in defined}
+
+
+def _check_length(text: str) -> None:
+    if len(text) > MAX_CHARS:
+        raise InputError(f"text is {len(text):,} characters; concept extraction accepts at most "
+                         f"{MAX_CHARS:,} (split the document)", field="text")
+
+
+def _apply_parenthesised_acronyms(text: str, spans: dict[tuple[int, int], Concept], defined: set[str]) -> None:
+    """Give every occurrence of an acronym named in parentheses after a concept ("zidovudine (AZT)") that
+    concept (in place), unless the text defined the acronym otherwise."""
+    for short_form, concept in _named_in_parentheses(text, spans).items():
+        if short_form in defined:
+            continue
+        for occurrence in re.finditer(rf"(?<![\w-]){re.escape(short_form)}(?![\w-])", text):
+            span = (occurrence.start(), occurrence.end())
+            for other in [s for s in spans if s[0] < span[1] and span[0] < s[1]]:
+                del spans[other]
+            spans[span] = concept
+
+
+def _with_assertions(text: str, spans: dict[tuple[int, int], Concept]) -> list[Mention]:
+    ordered = sorted(spans.items())
+    assertions = _assertions(text, [span for span, _ in ordered])
+    return [Mention(start=start, end=end, text=text[start:end], concept_id=concept.id, name=concept.name,
+                    group=cast(Any, concept.group), assertion=cast(Any, assertion))
+            for ((start, end), concept), assertion in zip(ordered, assertions, strict=True)]
 
 
 # Prefixes that differ by a letter or two and mean the opposite: "macromastia" is not a misspelt

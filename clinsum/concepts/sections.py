@@ -180,8 +180,8 @@ def is_negative_answer(text: str, start: int, end: int) -> bool:
 
 
 _AFFIRMATIVE_ANSWER = re.compile(
-    _FILLERS + r"(?:yes|yeah|yep|yup|ya|uh-huh|mm-hmm|correct|right|sure|definitely|absolutely|i\s+(?:do|did|have|had|am)\b"
-    r"|a\s+little|a\s+bit|some|sometimes|slight(?:ly)?|kind\s+of|kinda|occasionally)(?![\w'’-])",
+    _FILLERS + r"(?:yes|yeah|yep|yup|ya|uh-huh|mm-hmm|correct|right|sure|definitely|absolutely"
+    r"|i\s+(?:do|did|have|had|am)\b|a\s+little|a\s+bit|some|sometimes|slight(?:ly)?|kind\s+of|kinda|occasionally)(?![\w'’-])",
     re.IGNORECASE,
 )
 

@@ -20,6 +20,9 @@ assertion. Scores, each with its evidence in ``detail``:
     affirms what the source denied or attributed to a relative, or denies what
     the source affirms; ``major`` when it affirms what the source only
     suspected or made conditional; ``minor`` otherwise.
+``has_critical_flip``
+    1 when the summary has a critical flip, else 0: averaged over summaries it is the share of
+    summaries that reverse a clinical fact, which a monitor can compare as a rate.
 ``concept_f1``
     harmonic mean of recall and support.
 ``concept_f1_ref`` / ``concept_recall_ref``
@@ -65,13 +68,15 @@ METRICS = (
            "concepts whose status changed between source and summary"),
     Metric("critical_flips", "lower", "count", 0, None, 60,
            "status changes that reverse meaning (denied became present, present became denied...)"),
+    Metric("has_critical_flip", "lower", "rate", 0, 1, 65,
+           "1 when the summary has at least one critical flip, else 0 (its mean is the share of such summaries)"),
     Metric("unsupported_concepts", "lower", "count", 0, None, 70, "summary concepts the source never mentions"),
     Metric("concept_f1_ref", "higher", "continuous", 0, 1, 80,
            "concept F1 of the summary against the reference summary (MEDCON-like)"),
     Metric("concept_recall_ref", "higher", "continuous", 0, 1, 90,
            "share of the reference summary's concepts the summary has"),
 )
-_LOGIC_VERSION = "2"
+_LOGIC_VERSION = "3"
 
 DEFAULT_WEIGHTS: dict[str, float] = {
     "drug": 3.0, "disorder": 3.0, "allergy": 3.0, "finding": 2.0, "procedure": 1.5, "test": 1.5,
@@ -443,6 +448,8 @@ class CoverageEvaluator:
             score(note, summary, self, "assertion_flips", float(len(comparison.flips)),
                   flips=comparison.flips, critical=len(critical)),
             score(note, summary, self, "critical_flips", float(len(critical)), flips=critical),
+            score(note, summary, self, "has_critical_flip", 1.0 if critical else 0.0,
+                  names=[f["name"] for f in critical]),
         ]
         if reference is not None:
             value, detail = reference_f1(reference[1], summary_concepts, options)
