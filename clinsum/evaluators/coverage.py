@@ -286,7 +286,7 @@ def compare(source_text: str, source: Mapping[str, Concept], summary_text: str,
 
 def _flip(source: Concept, summary: Concept, assertion: str, asked: set[int]) -> dict[str, Any]:
     said = next(m for m in summary.mentions if m.assertion == assertion)
-    stated = {m.assertion for m in source.mentions if id(m) not in asked}
+    stated: set[str] = {m.assertion for m in source.mentions if id(m) not in asked}
     return {
         "concept_id": source.concept_id, "name": source.name, "group": source.group,
         "severity": flip_severity(stated, assertion, source.group) if stated else "minor",
