@@ -241,8 +241,8 @@ def _dialogue_context(text: str, starts: list[int], ends: list[int], questions: 
         if is_negative_answer(text, reply.start, reply.end):
             denied.extend(question)
             answered.update(question)
-        elif is_affirmative_answer(text, reply.start, reply.end):
-            answered.update(question)
+        elif is_affirmative_answer(text, reply.start, reply.end) and not spoken_questions[-1:] == question:
+            answered.update(question)  # an unpunctuated question is often several: "yes" confirms one
         if "FAMILY" in categories and not is_negative_answer(text, reply.start, reply.end):
             family.append((reply.start, reply.end))
         elif "HISTORICAL" in categories and not is_negative_answer(text, reply.start, reply.end):

@@ -144,14 +144,16 @@ _FILLERS = r"(?:(?:uh|um|uhm|umm|hmm|hm|mm|oh|ah|er|well|so|okay|ok|honestly|act
 """Words a spoken answer often opens with before the answer itself ("uh , no", "um , i have not")."""
 _NEGATIVE_ANSWER = re.compile(
     _FILLERS
-    + r"(?:no|nope|nah|never|none|negative|neither|nothing|not(?!\s+(?:sure|certain|really\s+sure)\b)"
+    + r"(?:no(?=[\s,.!…-]*(?:$|[,.!…]|(?:no|not|nothing|never|none|i|sir|ma['’]am|we|it|that|that['’]s|but|really"
+    r"|actually|uh|um|thank|thanks)\b))|nope|nah|never|none|negative|neither|nothing|not(?!\s+(?:sure|certain|really\s+sure)\b)"
     r"|i\s+(?:do|did|have|has|had|am|was)\s*(?:n['’]?t|\s+not)(?!\s+(?:know|sure)\b)"
     r"|i['’]ve\s+(?:not|never)|i\s+(?:have\s+)?never|i\s+(?:ca\s*n['’]?t|can['’]?t|cannot)\s+(?:recall|remember|think)"
     r"|uh-uh|nuh-uh)(?![\w'’-])",
     re.IGNORECASE,
 )
 """A reply that denies: "no", "nope", "not really", "none of that", "i have n't", "uh , i have not"; "not sure"
-and "i do n't know" are not denials."""
+and "i do n't know" are not denials, and neither is "no" followed by what it denies ("no drugs . i do drink
+socially"): that "no" negates its own words only."""
 
 
 @dataclass(frozen=True)
@@ -181,11 +183,13 @@ def is_negative_answer(text: str, start: int, end: int) -> bool:
 
 _AFFIRMATIVE_ANSWER = re.compile(
     _FILLERS + r"(?:yes|yeah|yep|yup|ya|uh-huh|mm-hmm|correct|right|sure|definitely|absolutely"
-    r"|i\s+(?:do|did|have|had|am)\b|a\s+little|a\s+bit|some|sometimes|slight(?:ly)?|kind\s+of|kinda|occasionally)(?![\w'’-])",
+    r"|i\s+(?:do|did|have|had|am)\b|(?:a\s+little|a\s+bit|some|sometimes|kind\s+of|kinda|occasionally)"
+    r"(?!\s+(?:bit\s+)?of\b))(?![\w'’-])",
     re.IGNORECASE,
 )
 
 
 def is_affirmative_answer(text: str, start: int, end: int) -> bool:
-    """Whether the turn ``text[start:end]`` opens by confirming ("yes", "a little", "sometimes", "i do")."""
+    """Whether the turn ``text[start:end]`` opens by confirming ("yes", "a little", "sometimes", "i do"); "a
+    little bit of joint pain" names what it confirms, so it does not confirm the whole question."""
     return _AFFIRMATIVE_ANSWER.match(text[start:end].lstrip(" \t,.-–…")) is not None
