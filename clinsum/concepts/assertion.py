@@ -181,10 +181,12 @@ def _analyse(text: str) -> _Analysis:
 # A question asked without a question mark (transcripts written without punctuation): "are you having any
 # belly pain", "do you remember any trauma", "no shortness of breath just wan na make sure".
 _SPOKEN_QUESTION = re.compile(
-    r"\b(?:(?:do|did|does|have|has|are|were|is|was)\s+(?:you|there|they)|any(?:thing)?|how\s+about|what\s+about"
+    r"\b(?:(?<!\bwe\s)(?<!\bi\s)(?:do|did|does|have|has|are|were|is|was)\s+(?:you|there|they)|any(?:thing)?|how\s+about|what\s+about"
     r"|ever|make\s+sure)\b",
     re.IGNORECASE,
 )
+_PRESUPPOSING = re.compile(r"\b(?:how(?!\s+about)|when|what(?!\s+about)|where|why|which)\b", re.IGNORECASE)
+"""A question that takes its finding as given ("How often have you been using your inhaler?"): not open."""
 _QUESTION_WORDS = 25
 """How far back from the end of an unpunctuated turn its question may start, in words."""
 # A reply to a question about the past keeps that time until it turns to the present.
@@ -211,12 +213,13 @@ def _dialogue_context(text: str, starts: list[int], ends: list[int], questions: 
     """
     denied: list[tuple[int, int]] = []
     answered: set[tuple[int, int]] = set()
-    spoken_questions: list[tuple[int, int]] = []
+    spoken_open: list[tuple[int, int]] = []
     family: list[tuple[int, int]] = []
     past: list[tuple[int, int]] = []
     turns = find_turns(text)
     if not turns:
         return denied, family, past, []
+    unpunctuated = "?" not in text  # a transcript written without question marks: questions are found by words
     for turn, reply in pairwise(turns):
         if reply.speaker == turn.speaker:
             continue
@@ -230,36 +233,53 @@ def _dialogue_context(text: str, starts: list[int], ends: list[int], questions: 
             question.append((starts[i], ends[i]))
             categories.update(t.category for t in triggers[i])
             i -= 1
-        if not question and last >= 0 and starts[last] >= turn.tag_start and "?" not in text[turn.start:turn.end]:
+        spoken = None
+        if not question and last >= 0 and starts[last] >= turn.tag_start:
             spoken = _spoken_question(text, max(starts[last], turn.start), min(ends[last], turn.end))
+            if spoken is not None and not unpunctuated and not is_negative_answer(text, reply.start, reply.end):
+                spoken = None  # where questions have marks, one without asks only when denied ("or vomiting-")
             if spoken is not None:
-                question.append(spoken)
-                spoken_questions.append(spoken)
-                categories.update(t.category for t in triggers[last] if t.start >= spoken[0])
+                question.append(spoken[0])
+                categories.update(t.category for t in triggers[last] if t.start >= spoken[0][0])
         if not question:
             continue
         if is_negative_answer(text, reply.start, reply.end):
             denied.extend(question)
             answered.update(question)
-        elif is_affirmative_answer(text, reply.start, reply.end) and not spoken_questions[-1:] == question:
-            answered.update(question)  # an unpunctuated question is often several: "yes" confirms one
+        elif spoken is not None:
+            # an unpunctuated question is often several ("any nausea vomiting or diarrhea are you peeing a
+            # lot"): "yes" confirms the last one, the earlier ones stay open
+            (first, end), last_cue = spoken
+            if last_cue > first:
+                spoken_open.append((first, last_cue))
+            if not is_affirmative_answer(text, reply.start, reply.end):
+                spoken_open.append((last_cue, end))
+        elif is_affirmative_answer(text, reply.start, reply.end):
+            answered.update(question)
         if "FAMILY" in categories and not is_negative_answer(text, reply.start, reply.end):
             family.append((reply.start, reply.end))
         elif "HISTORICAL" in categories and not is_negative_answer(text, reply.start, reply.end):
             stop = _REPLY_TURNS.search(text, reply.start, reply.end)
             past.append((reply.start, stop.start() if stop else reply.end))
-    asked = [(s, e) for s, e, q in zip(starts, ends, questions, strict=True) if q] + spoken_questions
-    return sorted(denied), family, past, sorted(span for span in asked if span not in answered)
+    asked = [(s, e) for s, e, q in zip(starts, ends, questions, strict=True)
+             if q and (s, e) not in answered and not _presupposes(text, s, e)]
+    return sorted(denied), family, past, sorted(asked + spoken_open)
 
 
-def _spoken_question(text: str, start: int, end: int) -> tuple[int, int] | None:
-    """The question at the end of an unpunctuated clause: from its first interrogative word among the last
-    ``_QUESTION_WORDS`` words to the end; None when those words ask nothing."""
+def _presupposes(text: str, start: int, end: int) -> bool:
+    """Whether a question asks how/when/what/where/why/which rather than whether."""
+    return _PRESUPPOSING.search(text, start, end) is not None
+
+
+def _spoken_question(text: str, start: int, end: int) -> tuple[tuple[int, int], int] | None:
+    """The question at the end of an unpunctuated clause, from its first interrogative word among the last
+    ``_QUESTION_WORDS`` words to the end, and where its last interrogative word starts; None when those
+    words ask nothing."""
     words = list(_WORD.finditer(text, start, end))[-_QUESTION_WORDS:]
     if not words:
         return None
-    cue = _SPOKEN_QUESTION.search(text, words[0].start(), end)
-    return (cue.start(), end) if cue else None
+    cues = list(_SPOKEN_QUESTION.finditer(text, words[0].start(), end))
+    return ((cues[0].start(), end), cues[-1].start()) if cues else None
 
 
 def _clause_triggers(text: str, start: int, end: int, found: list[Match],

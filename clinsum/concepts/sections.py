@@ -144,8 +144,8 @@ _FILLERS = r"(?:(?:uh|um|uhm|umm|hmm|hm|mm|oh|ah|er|well|so|okay|ok|honestly|act
 """Words a spoken answer often opens with before the answer itself ("uh , no", "um , i have not")."""
 _NEGATIVE_ANSWER = re.compile(
     _FILLERS
-    + r"(?:no(?=[\s,.!…-]*(?:$|[,.!…]|(?:no|not|nothing|never|none|i|sir|ma['’]am|we|it|that|that['’]s|but|really"
-    r"|actually|uh|um|thank|thanks)\b))|nope|nah|never|none|negative|neither|nothing|not(?!\s+(?:sure|certain|really\s+sure)\b)"
+    + r"(?:no(?=[\s,.!…-]*(?:$|[,.!…]|(?:no|not|nothing|never|none|nobody|neither|nope|i|sir|ma['’]am|we|it|that"
+    r"|that['’]s|but|really|actually|uh|um|thank|thanks)\b))|nope|nah|never|none|negative|neither|nothing|not(?!\s+(?:sure|certain|really\s+sure)\b)"
     r"|i\s+(?:do|did|have|has|had|am|was)\s*(?:n['’]?t|\s+not)(?!\s+(?:know|sure)\b)"
     r"|i['’]ve\s+(?:not|never)|i\s+(?:have\s+)?never|i\s+(?:ca\s*n['’]?t|can['’]?t|cannot)\s+(?:recall|remember|think)"
     r"|uh-uh|nuh-uh)(?![\w'’-])",

@@ -166,6 +166,8 @@ def flip_severity(source: set[str], summary: str, group: str = "disorder") -> st
         return "minor"
     if summary in AFFIRMED and source & {"negated", "family"}:
         return "critical"
+    if summary == "family" and "negated" in source:
+        return "critical"  # "no family history of colon cancer" became "family history of colon cancer"
     if summary == "negated" and source & AFFIRMED:
         return "critical"
     if summary in AFFIRMED and source & {"possible", "hypothetical"}:
@@ -261,7 +263,10 @@ def compare(source_text: str, source: Mapping[str, Concept], summary_text: str,
             else:
                 unsupported.append(concept.evidence())
             continue
-        if any(compatible(s, a, strict_history=strict) for s in origin.assertions for a in concept.assertions):
+        # what the source only asked about supports a summary's mention but does not excuse a reversal
+        # of what it stated ("What about chest pain?" - "No chest pain." does not support "chest pain")
+        stated: set[str] = {m.assertion for m in origin.mentions if id(m) not in asked} or set(origin.assertions)
+        if any(compatible(s, a, strict_history=strict) for s in stated for a in concept.assertions):
             supported.append(concept.evidence())
         else:
             flips.extend(_flip(origin, concept, assertion, asked) for assertion in sorted(concept.assertions))
