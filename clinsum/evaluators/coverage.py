@@ -88,6 +88,9 @@ mentioned in an allergies section or next to the word allergy/allergic."""
 AFFIRMED = frozenset({"present", "historical"})
 NOT_ASSERTABLE = frozenset({"anatomy", "test"})
 """Concept groups whose status changes are never critical (see ``flip_severity``)."""
+DOSING = frozenset({"clinsum:bid", "clinsum:tid", "clinsum:qid", "clinsum:qd", "clinsum:qhs", "clinsum:prn",
+                    "clinsum:po"})
+"""Dosing schedules of the curated table ("twice a day", "at night"): words of an order, not clinical facts."""
 _ALLERGY_CONTEXT = re.compile(r"allerg|anaphyla|intoleran", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
 _NON_WORD = re.compile(r"[^\w\s]")
@@ -158,11 +161,12 @@ def compatible(source: str, summary: str, *, strict_history: bool = False) -> bo
     return not strict_history and {source, summary} <= AFFIRMED
 
 
-def flip_severity(source: set[str], summary: str, group: str = "disorder") -> str:
+def flip_severity(source: set[str], summary: str, group: str = "disorder", concept_id: str = "") -> str:
     """``critical`` reverses a clinical fact: what the source denied or gave to a relative is affirmed, or
     what it affirmed is denied. Body parts and tests are not facts that can be reversed this way
-    ("no extra heart sounds" does not deny the heart), so their flips are ``minor``."""
-    if group in NOT_ASSERTABLE:
+    ("no extra heart sounds" does not deny the heart), and neither are dosing schedules ("at night" is
+    QHS), so their flips are ``minor``."""
+    if group in NOT_ASSERTABLE or concept_id in DOSING:
         return "minor"
     if summary in AFFIRMED and source & {"negated", "family"}:
         return "critical"
@@ -294,7 +298,7 @@ def _flip(source: Concept, summary: Concept, assertion: str, asked: set[int]) ->
     stated: set[str] = {m.assertion for m in source.mentions if id(m) not in asked}
     return {
         "concept_id": source.concept_id, "name": source.name, "group": source.group,
-        "severity": flip_severity(stated, assertion, source.group) if stated else "minor",
+        "severity": flip_severity(stated, assertion, source.group, source.concept_id) if stated else "minor",
         "source": {"assertions": sorted(source.assertions),
                    "spans": [[m.start, m.end, m.assertion] for m in source.mentions]},
         "summary": {"assertion": assertion, "span": [said.start, said.end], "text": said.text},
