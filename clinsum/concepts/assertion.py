@@ -188,6 +188,8 @@ _SPOKEN_QUESTION = re.compile(
 _PRESUPPOSING = re.compile(r"\b(?:how(?!\s+about)|when|what(?!\s+about)|where|why|which)\b", re.IGNORECASE)
 """A question that takes its finding as given ("How often have you been using your inhaler?"): not open."""
 _QUESTION_WORDS = 25
+_SHORT_TURN_WORDS = 6
+"""An unpunctuated turn this short that another speaker answers is a question even without a question word."""
 """How far back from the end of an unpunctuated turn its question may start, in words."""
 # A reply to a question about the past keeps that time until it turns to the present.
 _REPLY_TURNS = re.compile(r"\b(?:but|however|now|currently|today|recently|lately|these\s+days)\b", re.IGNORECASE)
@@ -273,13 +275,17 @@ def _presupposes(text: str, start: int, end: int) -> bool:
 
 def _spoken_question(text: str, start: int, end: int) -> tuple[tuple[int, int], int] | None:
     """The question at the end of an unpunctuated clause, from its first interrogative word among the last
-    ``_QUESTION_WORDS`` words to the end, and where its last interrogative word starts; None when those
-    words ask nothing."""
+    ``_QUESTION_WORDS`` words to the end, and where its last interrogative word starts; a turn of a few
+    words is a question as a whole; None when the words ask nothing."""
     words = list(_WORD.finditer(text, start, end))[-_QUESTION_WORDS:]
     if not words:
         return None
     cues = list(_SPOKEN_QUESTION.finditer(text, words[0].start(), end))
-    return ((cues[0].start(), end), cues[-1].start()) if cues else None
+    if cues:
+        return (cues[0].start(), end), cues[-1].start()
+    if len(words) <= _SHORT_TURN_WORDS:  # "okay coughing headache" asks by its tone
+        return (words[0].start(), end), words[0].start()
+    return None
 
 
 def _clause_triggers(text: str, start: int, end: int, found: list[Match],
