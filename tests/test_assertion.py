@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from clinsum.concepts.assertion import RULES_VERSION, assertion_of, assertions_for, load_rules
-from clinsum.concepts.sections import find_sections, find_turns
+from clinsum.concepts.assertion import RULES_VERSION, assertion_of, assertions_for, in_open_question, load_rules
+from clinsum.concepts.sections import find_sections, find_turns, is_affirmative_answer, is_negative_answer
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "assertion_sentences.tsv"
 
@@ -113,6 +113,67 @@ def test_dialogue_answers_negate_the_question() -> None:
     assert status(text, "fever") == "negated"
 
 
+@pytest.mark.parametrize(("reply", "denies"), [
+    ("no .", True), ("uh , i have not .", True), ("um , no , nothing significant", True), ("not really", True),
+    ("uh , none of that .", True), ("not in a while", True), ("i do n't think so", True), ("nope", True),
+    ("not sure", False), ("i do n't know", False), ("yes", False), ("no drugs . i do drink socially", False),
+    ("no fever some chills", False),
+])
+def test_denials_in_speech(reply: str, denies: bool) -> None:
+    assert is_negative_answer(reply, 0, len(reply)) is denies
+
+
+def test_confirmations_in_speech() -> None:
+    for reply in ("yes", "yeah , i am", "a little bit", "mm-hmm . i did ."):
+        assert is_affirmative_answer(reply, 0, len(reply)), reply
+    for reply in ("uh , a bit of joint pain .", "no", "well , it depends"):
+        assert not is_affirmative_answer(reply, 0, len(reply)), reply
+
+
+def test_dialogue_answers_in_transcripts() -> None:
+    text = ("[doctor] have you had a fever or chills ?\n[patient] uh , i have not .\n"
+            "[doctor] any surgeries in the past ?\n[patient] i had my gallbladder out , but now i have back pain .\n"
+            "[doctor] do you smoke or drink ?\n[patient] no drugs . i do drink alcohol socially .\n"
+            "[doctor] any chest pain , nausea or vomiting ?\n[patient] well , i get headaches .\n"
+            "[doctor] how often do you use your inhaler ?\n[patient] every day .")
+    assert status(text, "fever") == "negated" and status(text, "chills") == "negated"
+    assert status(text, "gallbladder") == "historical"  # a reply about the past...
+    assert status(text, "back pain") == "present"  # ...until it turns to the present
+    assert status(text, "alcohol") == "present"  # "no drugs" denies the drugs only
+    assert in_open_question(text, text.index("chest pain"))  # asked, neither confirmed nor denied
+    assert not in_open_question(text, text.index("fever"))
+    assert not in_open_question(text, text.index("inhaler"))  # "how often" takes the inhaler as given
+
+
+def test_unpunctuated_transcripts() -> None:
+    text = ("[doctor] okay so before i examine you just want to make sure are you having any belly pain\n"
+            "[patient] no\n[doctor] there is no swelling of the knee on your heart exam i do hear a grade two "
+            "out of six systolic ejection murmur and we knew about that already so lem me look at your knee here "
+            "and check the range of motion and the ligaments and the tendons of the knee today\n[patient] okay")
+    assert status(text, "belly pain") == "negated"  # the "no" answers a question without a question mark
+    assert status(text, "swelling") == "negated"
+    assert status(text, "systolic ejection murmur") == "present"  # a scope stops in an unpunctuated run
+
+
+@pytest.mark.parametrize(("text", "phrase", "expected"), [
+    ("i do n't have any chest pain .", "chest pain", "negated"),  # transcripts split contractions
+    ("i used to smoke but i quit .", "smoke", "historical"),
+    ("i had a hysterectomy in 1996 .", "hysterectomy", "historical"),
+    ("He underwent appendectomy.", "appendectomy", "historical"),
+    ("who in your family has had skin cancer ?", "skin cancer", "family"),
+    ("we can consider a steroid injection .", "steroid injection", "hypothetical"),
+    ("The risks include infection and bleeding.", "infection", "hypothetical"),
+    ("risks including but not limited to infection", "infection", "hypothetical"),
+    ("if it's not better , we'll get an mri .", "mri", "hypothetical"),
+    ("Alcohol Use: None.\nTobacco Use: Non-smoker.", "Alcohol", "negated"),
+    ("Tobacco Use: Non-smoker.\nPlan: walk daily.", "Tobacco", "negated"),
+    ("your lungs sound nice and clear .", "lungs sound", "negated"),
+    ("this appears to be a benign pituitary adenoma .", "pituitary adenoma", "possible"),
+])
+def test_spoken_and_note_cues(text: str, phrase: str, expected: str) -> None:
+    assert status(text, phrase) == expected
+
+
 def test_assertions_for_is_positional_and_checks_spans() -> None:
     text = "No fever. Cough."
     assert assertions_for(text, [(3, 8), (10, 15)]) == ["negated", "present"]
@@ -145,6 +206,38 @@ def test_labelled_set_accuracy(split: str, floor: float) -> None:
     assert len(pairs) >= 40
     accuracy = sum(g == p for g, p in pairs) / len(pairs)
     assert accuracy >= floor
+
+
+def _aci_pairs(split: str) -> list[tuple[str, str]]:
+    import importlib.util
+    import sys
+
+    # loaded by path: "benchmarks" is also the name of an unrelated installed package
+    spec = importlib.util.spec_from_file_location("assertion_benchmark", FIXTURE.parents[1] / "benchmarks" /
+                                                  "assertion.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return [(e.gold, assertion_of(e.text, e.start, e.end)) for e in module.load_aci_examples() if e.split == split]
+
+
+def _f1(pairs: list[tuple[str, str]], label: str) -> float:
+    tp = sum(g == p == label for g, p in pairs)
+    predicted, gold = sum(p == label for _, p in pairs), sum(g == label for g, _ in pairs)
+    return 2 * tp / (predicted + gold) if predicted + gold else 0.0
+
+
+# ACI-Bench findings in dialogues and notes (fixtures/assertion_aci.tsv), floors below the measured
+# figures (README, validation table): the targets are historical F1 >= 0.75, negation >= 0.95.
+@pytest.mark.parametrize(("split", "accuracy", "historical", "negated"),
+                         [("dev", 0.95, 0.90, 0.95), ("test", 0.85, 0.75, 0.90)])
+def test_aci_dialogue_set(split: str, accuracy: float, historical: float, negated: float) -> None:
+    pairs = _aci_pairs(split)
+    assert len(pairs) >= 70
+    assert sum(g == p for g, p in pairs) / len(pairs) >= accuracy
+    assert _f1(pairs, "historical") >= historical
+    assert _f1(pairs, "negated") >= negated
 
 
 def test_labelled_set_recall_per_class_on_dev() -> None:
