@@ -14,7 +14,7 @@ scored). Then every negation in the note is removed by the substitutions in
 - false flips: the mean ``critical_flips`` of the untouched notes, and the share
   of them with at least one (``has_critical_flip``).
 
-``--by-rule`` also plants each substitution alone (one rule, every occurrence) and
+``--issue-plants`` plants only the issue's substitutions. ``--by-rule`` also plants each substitution alone (one rule, every occurrence) and
 reports its catch rate over the notes it changes. tests/test_planted_flips.py runs
 the same measurement on a fixed subset.
 """
@@ -70,6 +70,10 @@ PLANTS: tuple[Plant, ...] = (
     Plant("free of -> with", re.compile(r"\bfree of\b", re.IGNORECASE), _keep_case("with")),
     Plant("non-tender -> tender", re.compile(r"\bnon-?tender\b", re.IGNORECASE), _keep_case("tender")),
 )
+
+
+ISSUE_PLANTS = PLANTS[:4]
+"""The substitutions named in the issue ("denies", "negative for", "without"), with "denied" -> "reported"."""
 
 
 def plant(text: str, plants: Sequence[Plant] = PLANTS) -> str:
@@ -143,12 +147,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=0, help="only the first N encounters")
     parser.add_argument("--by-rule", action="store_true", help="also plant each substitution alone")
     parser.add_argument("--misses", type=int, default=0, help="show the diff of up to N missed notes")
+    parser.add_argument("--issue-plants", action="store_true",
+                        help="plant only the issue's substitutions (denies, negative for, without)")
     args = parser.parse_args(argv)
+    plants = ISSUE_PLANTS if args.issue_plants else PLANTS
     encounters = load_encounters()
     if args.limit:
         encounters = encounters[: args.limit]
     started = time.perf_counter()
-    outcome = measure(encounters)
+    outcome = measure(encounters, plants)
+    print(f"plants: {', '.join(p.name for p in plants)}")
     print(f"{outcome.notes} encounters, {outcome.changed} notes changed by planting "
           f"({time.perf_counter() - started:.0f} s)")
     print(f"caught (critical_flips rose): {outcome.caught}/{outcome.changed} = {outcome.catch_rate:.3f}")
@@ -162,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     by_id = {e.id: e for e in encounters}
     for miss in outcome.misses[: args.misses]:
         encounter = by_id[miss]
-        planted = plant(encounter.note)
+        planted = plant(encounter.note, plants)
         print(f"\n## missed {miss}")
         for old, new in zip(encounter.note.splitlines(), planted.splitlines(), strict=True):
             if old != new:
