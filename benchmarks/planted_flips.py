@@ -114,6 +114,8 @@ class Outcome:
     untouched_with_flip: int
     notes: int
     misses: list[str]
+    unseen: int = 0
+    """Missed notes whose planting changed only concepts the dialogue never mentions."""
 
     @property
     def catch_rate(self) -> float:
@@ -125,7 +127,7 @@ class Outcome:
 
 
 def measure(encounters: Sequence[Encounter], plants: Sequence[Plant] = PLANTS) -> Outcome:
-    changed = caught = untouched_total = untouched_any = 0
+    changed = caught = untouched_total = untouched_any = unseen = 0
     misses = []
     for encounter in encounters:
         before = len(critical_flips(encounter.dialogue, encounter.note))
@@ -139,7 +141,20 @@ def measure(encounters: Sequence[Encounter], plants: Sequence[Plant] = PLANTS) -
             caught += 1
         else:
             misses.append(encounter.id)
-    return Outcome(changed, caught, untouched_total, untouched_any, len(encounters), misses)
+            unseen += not _changes_a_dialogue_concept(encounter, planted)
+    return Outcome(changed, caught, untouched_total, untouched_any, len(encounters), misses, unseen)
+
+
+def _changes_a_dialogue_concept(encounter: Encounter, planted: str) -> bool:
+    """Whether planting changed the statuses of a concept that the dialogue mentions at all (a concept
+    the dialogue never mentions is unsupported, not flipped: no comparison with the source can flip it)."""
+    from clinsum.evaluators.coverage import _extract_cached, concepts_of
+
+    before = concepts_of(encounter.note, _extract_cached(encounter.note))
+    after = concepts_of(planted, _extract_cached(planted))
+    source = concepts_of(encounter.dialogue, _extract_cached(encounter.dialogue))
+    return any(key in source and key in before and before[key].assertions != concept.assertions
+               for key, concept in after.items())
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -159,7 +174,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"plants: {', '.join(p.name for p in plants)}")
     print(f"{outcome.notes} encounters, {outcome.changed} notes changed by planting "
           f"({time.perf_counter() - started:.0f} s)")
-    print(f"caught (critical_flips rose): {outcome.caught}/{outcome.changed} = {outcome.catch_rate:.3f}")
+    print(f"caught (critical_flips rose): {outcome.caught}/{outcome.changed} = {outcome.catch_rate:.3f}; "
+          f"{outcome.unseen} of the {len(outcome.misses)} missed changed only concepts the dialogue never mentions")
     print(f"untouched notes: {outcome.untouched_flips} critical flips = {outcome.false_flips_per_note:.3f} per note; "
           f"has_critical_flip {outcome.untouched_with_flip}/{outcome.notes} = "
           f"{outcome.untouched_with_flip / outcome.notes:.3f}")

@@ -56,9 +56,10 @@ PRIORITY = ("negated", "family", "hypothetical", "possible", "historical", "pres
 
 _ALGORITHM_VERSION = "8"
 _LONG_CLAUSE_WORDS = 40
-_UNPUNCTUATED_SCOPE = 8
+_UNPUNCTUATED_SCOPE = {"NEGATED": 8, "HYPOTHETICAL": 15, "POSSIBLE": 12}
 """In a clause of more than ``_LONG_CLAUSE_WORDS`` words (an unpunctuated transcript), a scope without
-its own limit reaches this many words."""
+its own limit reaches this many words: a denial is short ("no rales no wheezing"), a condition longer
+("if the headaches become more severe or you develop a fever")."""
 _MAX_ADJACENT_WORDS = 2
 """Triggers of different categories compose when at most this many words and no punctuation separate them."""
 
@@ -297,10 +298,12 @@ def _clause_triggers(text: str, start: int, end: int, found: list[Match],
     triggers = []
     # A very long clause is a transcript written without punctuation ("there is no jugular venous
     # distention on your heart exam i appreciate a murmur"): a scope there stops after a few words.
-    unpunctuated = _UNPUNCTUATED_SCOPE if len(words) > _LONG_CLAUSE_WORDS else None
+    unpunctuated = len(words) > _LONG_CLAUSE_WORDS
     for s, e, rule in openers:
         scope_start, scope_end = s, e
-        max_scope = rule.max_scope if rule.max_scope is not None else unpunctuated
+        max_scope = rule.max_scope
+        if max_scope is None and unpunctuated:
+            max_scope = _UNPUNCTUATED_SCOPE.get(rule.category, _UNPUNCTUATED_SCOPE["NEGATED"])
         if rule.direction in ("forward", "bidirectional"):
             scope_end = end
             if max_scope is not None:

@@ -244,7 +244,7 @@ def compare(source_text: str, source: Mapping[str, Concept], summary_text: str,
     # A dialogue's open question ("Any chest pain?" answered with talk of something else) names a
     # finding without stating it: such a mention supports a summary but cannot make its flip critical.
     asked = {id(m) for concept in source.values() for m in concept.mentions
-             if m.assertion == "present" and in_open_question(source_text, m.start)}
+             if m.assertion in AFFIRMED and in_open_question(source_text, m.start)}
     supported, unsupported = [], []
     evidence = dict(source)
     texts = [source_text]
