@@ -1,0 +1,183 @@
+"""Run the validation benchmarks and print the README's validation table, every figure old and new.
+
+    .venv/bin/python benchmarks/validation_table.py            # all of them, about 10 minutes
+    .venv/bin/python benchmarks/validation_table.py --skip speed --skip medcon
+    .venv/bin/python benchmarks/validation_table.py --save      # also write the figures as the new baseline
+
+Each benchmark runs in its own process, one after another (the slow ones take minutes; the
+speed benchmark is noisy on a shared machine, so its ratio is taken from one run, clinsum and
+medspaCy side by side). Figures are read from each script's output. "before" comes from
+``benchmarks/validation_baseline.json``: the figures measured on main before the status and flip
+work (same commands, same machine); ``--save`` replaces it with this run's figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BASELINE = Path(__file__).resolve().parent / "validation_baseline.json"
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    label: str
+    goal: str
+    parse: Callable[[str], float | None]
+    digits: int = 3
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    command: tuple[str, ...]
+    figures: tuple[Figure, ...]
+
+
+def _number(pattern: str, group: int = 1) -> Callable[[str], float | None]:
+    expression = re.compile(pattern, re.MULTILINE)
+
+    def parse(output: str) -> float | None:
+        match = expression.search(output)
+        return float(match.group(group)) if match else None
+    return parse
+
+
+def _class_f1(split: str, system: str, label: str) -> Callable[[str], float | None]:
+    """F1 of one class in one split's table of benchmarks/assertion.py."""
+    def parse(output: str) -> float | None:
+        for block in output.split("\n## ")[1:]:
+            if block.startswith(f"{split} split") and system in block.splitlines()[1]:
+                match = re.search(rf"^\| {label} \| \d+ \| [\d.]+ \| [\d.]+ \| ([\d.]+) \|$", block, re.MULTILINE)
+                return float(match.group(1)) if match else None
+        return None
+    return parse
+
+
+def _accuracy(split: str, system: str) -> Callable[[str], float | None]:
+    def parse(output: str) -> float | None:
+        for block in output.split("\n## ")[1:]:
+            if block.startswith(f"{split} split") and system in block.splitlines()[1]:
+                match = re.search(r"accuracy ([\d.]+)", block)
+                return float(match.group(1)) if match else None
+        return None
+    return parse
+
+
+PYTHON = sys.executable
+
+
+def _assertion_figures(prefix: str, set_name: str) -> tuple[Figure, ...]:
+    figures = []
+    for split in ("dev", "test"):
+        for system, who in (("clinsum", "clinsum"), ("medspaCy", "medspaCy")):
+            figures.append(Figure(f"{prefix}.{split}.{who}.accuracy", f"{set_name}, {split}: {who} accuracy", "",
+                                  _accuracy(split, system)))
+            for label, goal in (("negated", "≥ 0.95" if who == "clinsum" else ""),
+                                ("historical", "≥ 0.75" if who == "clinsum" and prefix == "aci" else ""),
+                                ("family", ""), ("hypothetical", ""), ("possible", ""), ("present", "")):
+                figures.append(Figure(f"{prefix}.{split}.{who}.{label}", f"{set_name}, {split}: {who} {label} F1",
+                                      goal, _class_f1(split, system, label), 2))
+    return tuple(figures)
+
+
+BENCHMARKS: tuple[Benchmark, ...] = (
+    Benchmark("flips", (PYTHON, "benchmarks/planted_flips.py"), (
+        Figure("flips.caught", "planted negation removals caught (critical_flips rose), all plants", "≥ 0.90",
+               _number(r"caught \(critical_flips rose\): \d+/\d+ = ([\d.]+)")),
+        Figure("flips.untouched", "critical flips per untouched clinician note", "≤ 0.10",
+               _number(r"untouched notes: \d+ critical flips = ([\d.]+) per note")),
+        Figure("flips.untouched_rate", "has_critical_flip, untouched clinician notes", "",
+               _number(r"has_critical_flip \d+/\d+ = ([\d.]+)")),
+    )),
+    Benchmark("flips-issue", (PYTHON, "benchmarks/planted_flips.py", "--issue-plants"), (
+        Figure("flips.issue_caught", "planted removals caught, the issue's three substitutions only", "",
+               _number(r"caught \(critical_flips rose\): \d+/\d+ = ([\d.]+)")),
+    )),
+    Benchmark("assertion-aci", (PYTHON, "benchmarks/assertion.py", "--set", "aci"),
+              _assertion_figures("aci", "ACI-Bench findings")),
+    Benchmark("assertion-sentences", (PYTHON, "benchmarks/assertion.py"),
+              _assertion_figures("sentences", "sentence set")),
+    Benchmark("medcon", (PYTHON, "benchmarks/aci_medcon.py", "--per-system"), (
+        Figure("medcon.spearman", "MEDCON rank agreement (Spearman, 20 systems)", "≥ 0.95 (0.947 kept)",
+               _number(r"Spearman concept_f1_ref \(assertion-aware\) vs MEDCON: ([\d.-]+)")),
+    )),
+    Benchmark("bc5cdr", (PYTHON, "benchmarks/bc5cdr.py"), (
+        Figure("bc5cdr.disease", "BC5CDR Disease F1 (overlap)", "≥ 0.85",
+               _number(r"^Disease\s+\d+\s+\d+\s+[\d.]+\s+[\d.]+\s+([\d.]+)")),
+        Figure("bc5cdr.chemical", "BC5CDR Chemical F1 (overlap)", "≥ 0.80",
+               _number(r"^Chemical\s+\d+\s+\d+\s+[\d.]+\s+[\d.]+\s+([\d.]+)")),
+    )),
+    Benchmark("mts", (PYTHON, "benchmarks/mts_ratings.py"), (
+        Figure("mts.recall", "MTS-Dialog: concept_recall vs FactualRecall (Spearman)", "",
+               _number(r"^\| concept_recall \(source = dialogue\) \[evaluator\] \| ([\d.-]+)")),
+        Figure("mts.recall_ref", "MTS-Dialog: concept_recall_ref vs FactualRecall", "≥ 0.55",
+               _number(r"^\| concept_recall_ref \[evaluator\] \| ([\d.-]+)")),
+        Figure("mts.support", "MTS-Dialog: 1 − concept_support vs HallucinationRate", "",
+               _number(r"^\| 1 - concept_support \(dialogue \+ reference\) \[evaluator\] \| [\d.-]+ \| ([\d.-]+)")),
+    )),
+    Benchmark("speed", (PYTHON, "benchmarks/concepts_speed.py"), (
+        Figure("speed.ratio", "extraction speed, clinsum / medspaCy (one run, side by side)", "≥ 3×",
+               _number(r"speed ratio clinsum / medspacy: ([\d.]+)x"), 1),
+        Figure("speed.clinsum", "clinsum extract, notes per second", "", _number(r"^clinsum extract\s+([\d.]+)"), 1),
+        Figure("speed.lexicon_s", "lexicon load, seconds (fresh process)", "< 2",
+               _number(r"lexicon load \(fresh process\): ([\d.]+) s"), 2),
+        Figure("speed.lexicon_mb", "lexicon load, MB max RSS", "< 500",
+               _number(r"lexicon load \(fresh process\): [\d.]+ s, (\d+) MB"), 0),
+    )),
+)
+
+
+def run(benchmark: Benchmark) -> tuple[dict[str, float | None], float]:
+    started = time.perf_counter()
+    done = subprocess.run(benchmark.command, cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.stderr.write(f"{' '.join(benchmark.command[1:])} failed ({done.returncode}):\n{done.stderr[-2000:]}\n")
+    output = done.stdout
+    return {f.key: f.parse(output) for f in benchmark.figures}, time.perf_counter() - started
+
+
+def _cell(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--skip", action="append", default=[], choices=[b.name for b in BENCHMARKS])
+    parser.add_argument("--save", action="store_true", help="write this run's figures as the baseline")
+    args = parser.parse_args(argv)
+    baseline: dict[str, float | None] = json.loads(BASELINE.read_text("utf-8")) if BASELINE.exists() else {}
+    measured: dict[str, float | None] = {}
+    rows = ["| validation | command | goal | before | now |", "|---|---|---|---:|---:|"]
+    for benchmark in BENCHMARKS:
+        if benchmark.name in args.skip:
+            continue
+        values, seconds = run(benchmark)
+        sys.stderr.write(f"{benchmark.name}: {seconds:.0f} s\n")
+        measured.update(values)
+        command = "`" + " ".join(("python", *benchmark.command[1:])) + "`"
+        for figure in benchmark.figures:
+            rows.append(f"| {figure.label} | {command} | {figure.goal} | "
+                        f"{_cell(baseline.get(figure.key), figure.digits)} | "
+                        f"{_cell(values[figure.key], figure.digits)} |")
+    print("\n".join(rows))
+    if args.save:
+        BASELINE.write_text(json.dumps({**baseline, **measured}, indent=1, sort_keys=True) + "\n", "utf-8")
+    missing = [key for key, value in measured.items() if value is None]
+    if missing:
+        sys.stderr.write(f"figures not found in the output: {', '.join(missing)}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
