@@ -19,7 +19,12 @@ assertion. Scores, each with its evidence in ``detail``:
     spans and both statuses, and a severity: ``critical`` when the summary
     affirms what the source denied or attributed to a relative, or denies what
     the source affirms; ``major`` when it affirms what the source only
-    suspected or made conditional; ``minor`` otherwise.
+    suspected or made conditional; ``minor`` otherwise, and always for body
+    parts, tests and dosing schedules. A concept flips when none of the
+    summary's statuses for it is compatible with one the source states; a
+    finding the source only asked about in a dialogue ("Any chest pain?"
+    answered with talk of something else) supports a summary but neither
+    excuses nor makes a critical flip.
 ``has_critical_flip``
     1 when the summary has a critical flip, else 0: averaged over summaries it is the share of
     summaries that reverse a clinical fact, which a monitor can compare as a rate.
