@@ -14,8 +14,9 @@ scored). Then every negation in the note is removed by the substitutions in
 - false flips: the mean ``critical_flips`` of the untouched notes, and the share
   of them with at least one (``has_critical_flip``).
 
-``--issue-plants`` plants only the issue's substitutions. ``--by-rule`` also plants each substitution alone (one rule, every occurrence) and
-reports its catch rate over the notes it changes. tests/test_planted_flips.py runs
+``--issue-plants`` plants only the issue's substitutions. ``--by-rule`` also plants
+each substitution alone (one rule, every occurrence) and reports its catch rate
+over the notes it changes. tests/test_planted_flips.py runs
 the same measurement on a fixed subset.
 """
 

@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/validation_table.py            # all of them, about 10 minutes
     .venv/bin/python benchmarks/validation_table.py --skip speed --skip medcon
+    .venv/bin/python benchmarks/validation_table.py --json run.json   # keep the figures
+    .venv/bin/python benchmarks/validation_table.py --measured run.json   # print them again, no run
     .venv/bin/python benchmarks/validation_table.py --save      # also write the figures as the new baseline
 
 Each benchmark runs in its own process, one after another (the slow ones take minutes; the
@@ -34,6 +36,8 @@ class Figure:
     goal: str
     parse: Callable[[str], float | None]
     digits: int = 3
+    part: str = ""
+    """Figures with the same label share a row, each shown as "part value"."""
 
 
 @dataclass(frozen=True)
@@ -76,17 +80,22 @@ def _accuracy(split: str, system: str) -> Callable[[str], float | None]:
 PYTHON = sys.executable
 
 
+CLASSES = ("negated", "historical", "family", "hypothetical", "possible", "present")
+ABBREVIATIONS = {"accuracy": "acc", "negated": "neg", "historical": "hist", "family": "fam", "hypothetical": "hyp",
+                 "possible": "poss", "present": "pres"}
+
+
 def _assertion_figures(prefix: str, set_name: str) -> tuple[Figure, ...]:
+    """One figure per split, system and class; the table shows one row per split and system."""
     figures = []
     for split in ("dev", "test"):
-        for system, who in (("clinsum", "clinsum"), ("medspaCy", "medspaCy")):
-            figures.append(Figure(f"{prefix}.{split}.{who}.accuracy", f"{set_name}, {split}: {who} accuracy", "",
-                                  _accuracy(split, system)))
-            for label, goal in (("negated", "≥ 0.95" if who == "clinsum" else ""),
-                                ("historical", "≥ 0.75" if who == "clinsum" and prefix == "aci" else ""),
-                                ("family", ""), ("hypothetical", ""), ("possible", ""), ("present", "")):
-                figures.append(Figure(f"{prefix}.{split}.{who}.{label}", f"{set_name}, {split}: {who} {label} F1",
-                                      goal, _class_f1(split, system, label), 2))
+        for system in ("clinsum", "medspaCy"):
+            group = f"{set_name}, {split}, {system}: accuracy / F1 per class"
+            goal = "neg ≥ 0.95" + (", hist ≥ 0.75" if prefix == "aci" else "") if system == "clinsum" else ""
+            figures.append(Figure(f"{prefix}.{split}.{system}.accuracy", group, goal, _accuracy(split, system),
+                                  3, "acc"))
+            figures.extend(Figure(f"{prefix}.{split}.{system}.{label}", group, goal, _class_f1(split, system, label),
+                                  2, ABBREVIATIONS[label]) for label in CLASSES)
     return tuple(figures)
 
 
@@ -108,7 +117,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("assertion-sentences", (PYTHON, "benchmarks/assertion.py"),
               _assertion_figures("sentences", "sentence set")),
     Benchmark("medcon", (PYTHON, "benchmarks/aci_medcon.py", "--per-system"), (
-        Figure("medcon.spearman", "MEDCON rank agreement (Spearman, 20 systems)", "≥ 0.95 (0.947 kept)",
+        Figure("medcon.spearman", "MEDCON rank agreement (Spearman, 20 systems)", "≥ 0.95; not below 0.947",
                _number(r"Spearman concept_f1_ref \(assertion-aware\) vs MEDCON: ([\d.-]+)")),
     )),
     Benchmark("bc5cdr", (PYTHON, "benchmarks/bc5cdr.py"), (
@@ -150,26 +159,41 @@ def _cell(value: float | None, digits: int) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def table(benchmarks: Sequence[Benchmark], before: dict[str, float | None], now: dict[str, float | None]) -> str:
+    rows = ["| validation | command | goal | before | now |", "|---|---|---|---|---|"]
+    for benchmark in benchmarks:
+        command = "`" + " ".join(("python", *benchmark.command[1:])) + "`"
+        labels: dict[str, list[Figure]] = {}
+        for figure in benchmark.figures:
+            labels.setdefault(figure.label, []).append(figure)
+        for label, figures in labels.items():
+            def cells(values: dict[str, float | None], figures: list[Figure] = figures) -> str:
+                return " · ".join(f"{f.part} {_cell(values.get(f.key), f.digits)}".strip() for f in figures)
+            rows.append(f"| {label} | {command} | {figures[0].goal} | {cells(before)} | {cells(now)} |")
+    return "\n".join(rows)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip", action="append", default=[], choices=[b.name for b in BENCHMARKS])
     parser.add_argument("--save", action="store_true", help="write this run's figures as the baseline")
+    parser.add_argument("--json", type=Path, help="also write this run's figures to this file")
+    parser.add_argument("--measured", type=Path,
+                        help="print the table from figures a run wrote with --json, without running anything")
     args = parser.parse_args(argv)
     baseline: dict[str, float | None] = json.loads(BASELINE.read_text("utf-8")) if BASELINE.exists() else {}
+    chosen = [b for b in BENCHMARKS if b.name not in args.skip]
     measured: dict[str, float | None] = {}
-    rows = ["| validation | command | goal | before | now |", "|---|---|---|---:|---:|"]
-    for benchmark in BENCHMARKS:
-        if benchmark.name in args.skip:
-            continue
-        values, seconds = run(benchmark)
-        sys.stderr.write(f"{benchmark.name}: {seconds:.0f} s\n")
-        measured.update(values)
-        command = "`" + " ".join(("python", *benchmark.command[1:])) + "`"
-        for figure in benchmark.figures:
-            rows.append(f"| {figure.label} | {command} | {figure.goal} | "
-                        f"{_cell(baseline.get(figure.key), figure.digits)} | "
-                        f"{_cell(values[figure.key], figure.digits)} |")
-    print("\n".join(rows))
+    if args.measured:
+        measured = json.loads(args.measured.read_text("utf-8"))
+    else:
+        for benchmark in chosen:
+            values, seconds = run(benchmark)
+            sys.stderr.write(f"{benchmark.name}: {seconds:.0f} s\n")
+            measured.update(values)
+    print(table(chosen, baseline, measured))
+    if args.json:
+        args.json.write_text(json.dumps(measured, indent=1, sort_keys=True) + "\n", "utf-8")
     if args.save:
         BASELINE.write_text(json.dumps({**baseline, **measured}, indent=1, sort_keys=True) + "\n", "utf-8")
     missing = [key for key, value in measured.items() if value is None]
