@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, cast
 from clinsum.errors import ConfigError, FatalError, ProviderError, TransientError
 from clinsum.providers.anthropic import AnthropicProvider, convert_error
 from clinsum.providers.base import Generation, Request
-from clinsum.providers.common import classify_http
+from clinsum.providers.common import classify_http, poll_until_ended
 
 if TYPE_CHECKING:
     from clinsum.providers.base import Batch, Provider
@@ -134,20 +134,10 @@ class AnthropicBatch:
 
     async def wait(self, batch_id: str, on_poll: Callable[[BatchStatus], None] | None = None) -> BatchStatus:
         """Poll until the batch has ended; TransientError if ``max_wait_s`` passes first."""
-        waited = 0.0
-        while True:
-            state = await self.status(batch_id)
-            if on_poll is not None:
-                on_poll(state)
-            if state.ended:
-                return state
-            if self.max_wait_s is not None and waited >= self.max_wait_s:
-                raise TransientError(
-                    f"batch {batch_id} still {state.processing_status} after {waited:.0f}s; "
-                    "resume later with the same batch id"
-                )
-            await self._sleep(self.poll_interval_s)
-            waited += self.poll_interval_s
+        return await poll_until_ended(
+            lambda: self.status(batch_id), on_poll=on_poll, sleep=self._sleep,
+            describe=lambda s: f"batch {batch_id} still {s.processing_status}",
+            poll_interval_s=self.poll_interval_s, max_wait_s=self.max_wait_s)
 
     async def results(self, batch_id: str, items: Iterable[tuple[str, Request]]) -> dict[str, Outcome]:
         """Every request's outcome, keyed by the caller's key; an ended batch only."""

@@ -21,7 +21,7 @@ import math
 import re
 import time
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,7 +29,7 @@ from email.utils import parsedate_to_datetime
 from functools import cache
 from importlib import resources
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from clinsum.errors import (
     ClinsumError,
@@ -51,6 +51,7 @@ __all__ = [
     "cost_usd",
     "is_context_overflow",
     "parse_retry_after",
+    "poll_until_ended",
     "price_for",
     "price_overrides",
     "prices",
@@ -326,3 +327,36 @@ def cost_usd(
     if price is None:
         return None
     return price.cost(input_tokens, output_tokens)
+
+
+# --- batch jobs -----------------------------------------------------------------------------
+
+
+class _JobStatus(Protocol):
+    @property
+    def ended(self) -> bool: ...
+
+
+JobStatusT = TypeVar("JobStatusT", bound=_JobStatus)
+
+
+async def poll_until_ended(status: Callable[[], Awaitable[JobStatusT]], *, describe: Callable[[JobStatusT], str],
+                           poll_interval_s: float, max_wait_s: float | None,
+                           sleep: Callable[[float], Awaitable[None]],
+                           on_poll: Callable[[JobStatusT], None] | None = None) -> JobStatusT:
+    """Ask a batch job's status until it has ended; ``TransientError`` once ``max_wait_s`` has passed.
+
+    The job id was stored when the job was submitted, so the error tells the user to
+    resume: a resumed run polls the same job instead of paying for a new one.
+    """
+    waited = 0.0
+    while True:
+        state = await status()
+        if on_poll is not None:
+            on_poll(state)
+        if state.ended:
+            return state
+        if max_wait_s is not None and waited >= max_wait_s:
+            raise TransientError(f"{describe(state)} after {waited:.0f}s; resume later with the same batch id")
+        await sleep(poll_interval_s)
+        waited += poll_interval_s

@@ -39,7 +39,7 @@ from urllib.parse import quote
 
 from clinsum.errors import ConfigError, FatalError, ProviderError, SetupError, TransientError
 from clinsum.providers.base import Generation, Request
-from clinsum.providers.common import classify_http, require
+from clinsum.providers.common import classify_http, poll_until_ended, require
 from clinsum.providers.vertex import ADC_FIX, SCOPES, convert_error
 
 if TYPE_CHECKING:
@@ -402,20 +402,10 @@ class VertexBatch:
 
     async def wait(self, batch_id: str, on_poll: Callable[[JobStatus], None] | None = None) -> JobStatus:
         """Poll until the job has ended; TransientError if ``max_wait_s`` passes first."""
-        waited = 0.0
-        while True:
-            state = await self.status(batch_id)
-            if on_poll is not None:
-                on_poll(state)
-            if state.ended:
-                return state
-            if self.max_wait_s is not None and waited >= self.max_wait_s:
-                raise TransientError(
-                    f"batch job {batch_id} still {state.state} after {waited:.0f}s; "
-                    "resume later with the same batch id"
-                )
-            await self._sleep(self.poll_interval_s)
-            waited += self.poll_interval_s
+        return await poll_until_ended(
+            lambda: self.status(batch_id), on_poll=on_poll, sleep=self._sleep,
+            describe=lambda s: f"batch job {batch_id} still {s.state}",
+            poll_interval_s=self.poll_interval_s, max_wait_s=self.max_wait_s)
 
     async def results(self, job: JobStatus, items: Iterable[tuple[str, Request]]) -> dict[str, Outcome]:
         """Every request's outcome, keyed by the caller's key; an ended job only.
