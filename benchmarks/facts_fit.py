@@ -21,6 +21,20 @@ A plant is detected when an unsupported fact overlaps the planted text. The fit
 chooses the number tolerance, the concept groups and the status changes that
 count, maximising (mean detection rate − false-positive rate per fact) on train;
 valid is reported with the chosen options, never used to choose.
+
+Then the statement check (``grounding``): the faithful notes give its false-positive
+rate per statement, and three more plants its sensitivity:
+
+``moved``        a sentence of another encounter's note (same split, six content words or more)
+``social``       an invented social-history sentence whose words the encounter never uses
+                 ("He works as a bus driver.", "She lives with her sister in Ohio.")
+``changed``      one word of the note replaced by another of its kind the encounter never uses
+                 (a body part, a relative, a place, a weekday or month: "knee" -> "elbow")
+
+Its threshold, window and content-word weight are chosen on train by (mean detection over
+these three − statements flagged per faithful statement); valid is reported with them, and
+the combined check (``unsupported_claim_rate``: a statement's words or a fact in it) over
+all nine plant kinds.
 """
 
 from __future__ import annotations
@@ -31,12 +45,13 @@ import itertools
 import json
 import random
 import re
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from clinsum.evaluators.facts import FactsOptions
-from clinsum.evaluators.facts.compare import evidence_of, mentions_of, unsupported_facts
+from clinsum.evaluators.facts.compare import claims, evidence_of, mentions_of, unsupported_facts
 from clinsum.evaluators.facts.statements import Fact, facts_of
 from clinsum.evaluators.facts.support import check
 
@@ -163,6 +178,83 @@ def plants_for(row: dict[str, str], seed: int = 13) -> list[Plant]:
     return out
 
 
+SOCIAL = [
+    ("He works as a bus driver for the city.", {"bus", "driver"}),
+    ("She lives with her sister in Ohio.", {"sister", "ohio"}),
+    ("He is originally from Portugal and moved here as a teenager.", {"portugal", "teenager"}),
+    ("She completed the tenth grade and works at a bakery.", {"tenth", "grade", "bakery"}),
+    ("He lives alone in an apartment with his two cats.", {"apartment", "cats", "cat"}),
+    ("She volunteers at the library on weekends.", {"volunteer", "volunteers", "library"}),
+    ("He is a retired carpenter who enjoys fishing.", {"carpenter", "fishing"}),
+    ("She is married and has three grandchildren.", {"grandchildren", "married"}),
+    ("He attends church every Sunday with his neighbor.", {"church", "neighbor"}),
+    ("She recently returned from a trip to Mexico.", {"mexico", "trip"}),
+]
+KINDS_OF_WORD = [
+    ["knee", "elbow", "shoulder", "ankle", "wrist", "hip", "neck", "thumb", "heel", "jaw"],
+    ["mother", "father", "sister", "brother", "daughter", "son", "wife", "husband", "grandmother", "uncle"],
+    ["home", "work", "school", "gym", "church", "garden", "kitchen", "garage", "office", "basement"],
+    ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"],
+    ["january", "february", "march", "april", "june", "july", "august", "september", "october", "november",
+     "december"],
+    ["running", "swimming", "golf", "tennis", "hiking", "cycling", "basketball", "soccer", "skiing", "yoga"],
+]
+STATEMENT_PLANTS = ("moved", "social", "changed")
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]+", text.lower()))
+
+
+def plant_moved(row: dict[str, str], pool: Sequence[dict[str, str]], rng: random.Random) -> Plant | None:
+    from clinsum.evaluators.facts.grounding import statements_of, words_of
+
+    others = [r for r in pool if r["id"] != row["id"]]
+    for other in rng.sample(others, len(others)):
+        sentences = [other["note"][s:e] for s, e in statements_of(other["note"])]
+        sentences = [t for t in sentences if len(words_of(t)) >= 6 and t[-1] in ".!?" and "\n" not in t]
+        if sentences:
+            return _insert(row["note"], rng.choice(sentences), "moved", rng)
+    return None
+
+
+def plant_social(row: dict[str, str], pool: Sequence[dict[str, str]], rng: random.Random) -> Plant | None:
+    used = _words(row["dialogue"]) | _words(row["note"])
+    choices = [sentence for sentence, keys in SOCIAL if not keys & used]
+    return _insert(row["note"], rng.choice(choices), "social", rng) if choices else None
+
+
+def plant_changed(row: dict[str, str], pool: Sequence[dict[str, str]], rng: random.Random) -> Plant | None:
+    used = _words(row["dialogue"]) | _words(row["note"])
+    candidates = []
+    for kind in KINDS_OF_WORD:
+        unused = [w for w in kind if w not in used]
+        for word in kind:
+            for match in re.finditer(rf"\b{word}\b", row["note"], re.IGNORECASE):
+                if unused:
+                    candidates.append((match, unused))
+    if not candidates:
+        return None
+    match, unused = rng.choice(candidates)
+    new = rng.choice(unused)
+    new = new.capitalize() if match.group(0)[0].isupper() else new
+    text = row["note"][:match.start()] + new + row["note"][match.end():]
+    return Plant("changed", text, match.start(), match.start() + len(new))
+
+
+STATEMENT_PLANTERS = {"moved": plant_moved, "social": plant_social, "changed": plant_changed}
+
+
+def statement_plants_for(row: dict[str, str], pool: Sequence[dict[str, str]], seed: int = 13) -> list[Plant]:
+    """One statement plant of each kind (where the note allows it), reproducible per encounter."""
+    out = []
+    for kind, planter in STATEMENT_PLANTERS.items():
+        plant = planter(row, pool, random.Random(f"{seed}:{row['id']}:{kind}"))
+        if plant is not None:
+            out.append(plant)
+    return out
+
+
 @dataclass
 class Figures:
     notes: int
@@ -239,20 +331,160 @@ def report(name: str, figures: Figures) -> None:
     print(f"| mean over kinds | | | {figures.detection:.3f} |")
 
 
+@dataclass
+class StatementFigures:
+    notes: int
+    statements: int
+    flagged: int
+    """Faithful statements flagged by the statement check."""
+    claimed: int
+    """Faithful statements flagged by the combined check (their words or a fact in them)."""
+    detected: dict[str, tuple[int, int]]
+    """Per plant kind: detected by the statement check, of planted."""
+    combined: dict[str, tuple[int, int]]
+    """Per plant kind: detected by the combined check, of planted."""
+
+    @property
+    def false_positive_rate(self) -> float:
+        return self.flagged / self.statements if self.statements else 0.0
+
+    @property
+    def detection(self) -> float:
+        rates = [d / n for kind, (d, n) in self.detected.items() if n and kind in STATEMENT_PLANTS]
+        return sum(rates) / len(rates) if rates else 0.0
+
+
+def measure_statements(rows: Sequence[dict[str, str]], options: FactsOptions, plants: dict[str, list[Plant]],
+                       *, combined: bool = True) -> StatementFigures:
+    empty = unsupported_facts("", "", options)
+    statements = flagged = claimed = 0
+    detected = {kind: [0, 0] for kind in (*STATEMENT_PLANTS, *PLANTS)}
+    both = {kind: [0, 0] for kind in detected}
+    for row in rows:
+        facts = unsupported_facts(row["dialogue"], row["note"], options) if combined else empty
+        found, count = claims(row["dialogue"], row["note"], options, facts)
+        statements += found.total
+        flagged += len(found.flagged)
+        claimed += count
+        for plant in plants[row["id"]]:
+            planted_facts = unsupported_facts(row["dialogue"], plant.text, options) if combined else empty
+            planted, _count = claims(row["dialogue"], plant.text, options, planted_facts)
+            hit = any(f["start"] < plant.end and plant.start < f["end"] for f in planted.unsupported)
+            detected[plant.kind][0] += hit
+            detected[plant.kind][1] += 1
+            hit_fact = any(f["start"] < plant.end and plant.start < f["end"] for f in planted_facts.unsupported)
+            both[plant.kind][0] += hit or hit_fact
+            both[plant.kind][1] += 1
+    return StatementFigures(len(rows), statements, flagged, claimed, {k: (v[0], v[1]) for k, v in detected.items()},
+                            {k: (v[0], v[1]) for k, v in both.items()})
+
+
+GRID_THRESHOLD = (0.3, 0.4, 0.5, 0.6)
+GRID_WINDOW = (0, 1, 2)
+GRID_ELSEWHERE = (0.0, 0.5)
+GRID_MISSING = (0.5, 1.0, 1.5)
+GRID_CONTENT = (None, 0.7, 0.8, 0.9)
+
+
+def fit_statements(rows: Sequence[dict[str, str]], plants: dict[str, list[Plant]],
+                   base: FactsOptions) -> tuple[FactsOptions, list[str]]:
+    """Two stages: the statement options with no word flags, then the word flags' weight with those."""
+    lines = ["| threshold | window | elsewhere | missing | content weight | FP rate / statement | detection | "
+             "objective |", "|---:|---:|---:|---:|---|---:|---:|---:|"]
+    only = {row["id"]: [p for p in plants[row["id"]] if p.kind in STATEMENT_PLANTS] for row in rows}
+
+    def best_of(candidates: Sequence[FactsOptions]) -> FactsOptions:
+        best: tuple[float, FactsOptions] | None = None
+        for options in candidates:
+            figures = measure_statements(rows, options, only, combined=False)
+            objective = figures.detection - figures.false_positive_rate
+            lines.append(f"| {options.statement_threshold:g} | {options.statement_window} | "
+                         f"{options.statement_elsewhere:g} | {options.statement_missing:g} | "
+                         f"{options.content_weight} | {figures.false_positive_rate:.3f} | "
+                         f"{figures.detection:.3f} | {objective:.3f} |")
+            if best is None or objective > best[0] + 1e-9:
+                best = (objective, options)
+        assert best is not None
+        return best[1]
+
+    stage = best_of([replace(base, statement_threshold=t, statement_window=w, statement_elsewhere=e,
+                             statement_missing=m, content_weight=None)
+                     for t, w, e, m in itertools.product(GRID_THRESHOLD, GRID_WINDOW, GRID_ELSEWHERE, GRID_MISSING)])
+    return best_of([replace(stage, content_weight=c) for c in GRID_CONTENT]), lines
+
+
+def report_statements(name: str, figures: StatementFigures) -> None:
+    print(f"\n{name}: {figures.notes} faithful notes, {figures.statements} statements; flagged by the statement "
+          f"check {figures.flagged} (false-positive rate {figures.false_positive_rate:.3f} per statement, "
+          f"{figures.flagged / figures.notes:.2f} per note); by the combined check {figures.claimed} "
+          f"({figures.claimed / figures.statements if figures.statements else 0:.3f} per statement)")
+    print("| planted | statement check | combined (statement or fact) | of |\n|---|---:|---:|---:|")
+    for kind, (hit, total) in figures.detected.items():
+        if total:
+            print(f"| {kind} | {hit / total:.3f} | {figures.combined[kind][0] / total:.3f} | {total} |")
+    print(f"| mean over moved, social, changed | {figures.detection:.3f} | | |")
+
+
+NOTE_WORDS = Path(__file__).resolve().parents[1] / "clinsum" / "evaluators" / "facts" / "note_words.tsv.gz"
+
+
+def write_note_words(rows: Sequence[dict[str, str]], path: Path = NOTE_WORDS) -> None:
+    """The statement check's word weights: in how many ACI-Bench train notes each content word occurs.
+
+    Only words of at least two notes are kept (a word of one note would weigh its own note's words
+    down); an unlisted word has the highest weight. Deterministic: sorted, gzip without a timestamp.
+    """
+    from clinsum.evaluators.facts.grounding import words_of
+
+    counts: dict[str, int] = {}
+    for row in rows:
+        for key in {w.keys[0] for w in words_of(row["note"]) if not w.keys[0].startswith("n:")}:
+            counts[key] = counts.get(key, 0) + 1
+    lines = [f"#note_words documents={len(rows)} source=ACI-Bench train clinician notes (CC BY 4.0), "
+             "document frequency of each content word; made by benchmarks/facts_fit.py --write-note-words\n"]
+    lines += [f"{word}\t{df}\n" for word, df in sorted(counts.items()) if df >= 2]
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) as handle:
+        handle.write("".join(lines).encode("utf-8"))
+    print(f"wrote {path} ({len(lines) - 1} words from {len(rows)} notes)")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-fit", action="store_true", help="only report the packaged defaults")
+    parser.add_argument("--statements-only", action="store_true",
+                        help="fit only the statement check (the facts options stay the packaged ones)")
+    parser.add_argument("--write-note-words", action="store_true",
+                        help="rebuild the statement check's word weights from the train notes, then stop")
     args = parser.parse_args(argv)
+    if args.write_note_words:
+        write_note_words(load("train"))
+        return
     train, valid = load("train"), load("valid")
     plants = {row["id"]: plants_for(row) for row in [*train, *valid]}
     chosen = FactsOptions()
-    if not args.no_fit:
+    if not args.no_fit and not args.statements_only:
         chosen, lines = fit(train, plants)
         print("Fit on ACI-Bench train (objective = mean detection − false-positive rate per fact):\n")
         print("\n".join(lines))
         print(f"\nchosen: {chosen}  (packaged defaults: {FactsOptions()})")
     report("train", measure(train, chosen, plants))
     report("valid (held out from the fit)", measure(valid, chosen, plants))
+    for rows in (train, valid):
+        for row in rows:
+            plants[row["id"]] = plants[row["id"]] + statement_plants_for(row, rows)
+    if not args.no_fit:
+        chosen, lines = fit_statements(train, plants, chosen)
+        print("\nStatement check, fit on ACI-Bench train (objective = mean detection of moved, social, changed "
+              "− false-positive rate per statement):\n")
+        print("\n".join(lines))
+        print(f"\nchosen: {chosen}")
+    report_statements("statements, train", measure_statements(train, chosen, plants))
+    report_statements("statements, valid (held out from the fit)", measure_statements(valid, chosen, plants))
+    started = time.perf_counter()
+    for row in valid:
+        claims(row["dialogue"], row["note"], chosen, unsupported_facts(row["dialogue"], row["note"], chosen))
+    print(f"\ncost: {(time.perf_counter() - started) / len(valid) * 1000:.1f} ms per note (facts and statements, "
+          "sources already prepared)")
 
 
 if __name__ == "__main__":

@@ -45,8 +45,16 @@ METRICS = (
            "summary facts the source does not support (absent, different number, side, dose or status)"),
     Metric("summary_facts", "neutral", "count", 0, None, 66,
            "facts the summary states (numbers, doses, sides, concepts with status)"),
+    Metric("unsupported_statement_rate", "lower", "continuous", 0, 1, 67,
+           "share of the summary's statements whose content words the source does not support"),
+    Metric("unsupported_statements", "lower", "count", 0, None, 68,
+           "summary statements (sentences, list lines) whose content words the source does not support"),
+    Metric("unsupported_claim_rate", "lower", "continuous", 0, 1, 69,
+           "share of the summary's statements with anything unsupported: their words, or a fact in them"),
+    Metric("summary_statements", "neutral", "count", 0, None, 70,
+           "statements the summary makes (sentences and list lines with two content words or more)"),
 )
-_LOGIC_VERSION = "1"
+_LOGIC_VERSION = "2"
 
 GROUPS = ("disorder", "finding", "drug", "procedure", "test", "anatomy", "device")
 STATUSES = ("critical", "all", "none")
@@ -66,10 +74,24 @@ class FactsOptions:
     """A summary fact stated by the note's reference summary is supported (as in ``coverage``)."""
     number_context: bool = False
     """A source number supports a summary number only when they share a content word around them."""
+    statement_threshold: float = 0.5
+    """A statement is unsupported when the weighted share of its content words in its best source window
+    is under this (``grounding``)."""
+    statement_window: int = 1
+    """Source units (sentences, turns) either side of a unit that make one window."""
+    statement_elsewhere: float = 0.5
+    """How much of its weight a statement word found in the source outside the best window counts."""
+    statement_missing: float = 1.0
+    """The least weight of words not found that makes a statement unsupported (1: one word no note uses)."""
+    content_weight: float | None = 0.8
+    """In a supported statement, a content word found nowhere in the source and at least this rare
+    (weight in [0, 1]) is unsupported; None: words are not flagged one by one."""
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any]) -> FactsOptions:
-        known = {"tolerance", "concept_groups", "statuses", "reference_supports", "number_context"}
+        known = {"tolerance", "concept_groups", "statuses", "reference_supports", "number_context",
+                 "statement_threshold", "statement_window", "statement_elsewhere", "statement_missing",
+                 "content_weight"}
         unknown = set(options) - known
         if unknown:
             raise ConfigError(f"facts: unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -84,9 +106,28 @@ class FactsOptions:
         statuses = options.get("statuses", default.statuses)
         if statuses not in STATUSES:
             raise ConfigError(f"facts: statuses must be one of {list(STATUSES)}, not {statuses!r}")
+        threshold = options.get("statement_threshold", default.statement_threshold)
+        if not isinstance(threshold, int | float) or isinstance(threshold, bool) or not 0 <= threshold <= 1:
+            raise ConfigError(f"facts: statement_threshold must be a number in [0, 1], not {threshold!r}")
+        window = options.get("statement_window", default.statement_window)
+        if not isinstance(window, int) or isinstance(window, bool) or not 0 <= window <= 10:
+            raise ConfigError(f"facts: statement_window must be a whole number in [0, 10], not {window!r}")
+        elsewhere = options.get("statement_elsewhere", default.statement_elsewhere)
+        if not isinstance(elsewhere, int | float) or isinstance(elsewhere, bool) or not 0 <= elsewhere <= 1:
+            raise ConfigError(f"facts: statement_elsewhere must be a number in [0, 1], not {elsewhere!r}")
+        missing = options.get("statement_missing", default.statement_missing)
+        if not isinstance(missing, int | float) or isinstance(missing, bool) or missing < 0:
+            raise ConfigError(f"facts: statement_missing must be a number >= 0, not {missing!r}")
+        content = options.get("content_weight", default.content_weight)
+        if content is not None and (not isinstance(content, int | float) or isinstance(content, bool)
+                                    or not 0 <= content <= 1):
+            raise ConfigError(f"facts: content_weight must be a number in [0, 1] or omitted, not {content!r}")
         return cls(tolerance=float(tolerance), concept_groups=groups, statuses=statuses,
                    reference_supports=bool(options.get("reference_supports", default.reference_supports)),
-                   number_context=bool(options.get("number_context", default.number_context)))
+                   number_context=bool(options.get("number_context", default.number_context)),
+                   statement_threshold=float(threshold), statement_window=window,
+                   statement_elsewhere=float(elsewhere), statement_missing=float(missing),
+                   content_weight=None if content is None else float(content))
 
 
 class FactsEvaluator:
@@ -104,10 +145,12 @@ class FactsEvaluator:
         return await asyncio.to_thread(self.scores, note, summary)
 
     def scores(self, note: Note, summary: Summary) -> list[Score]:
-        from clinsum.evaluators.facts.compare import unsupported_facts
+        from clinsum.evaluators.facts.compare import claims, unsupported_facts
 
         reference = note.reference if self.options.reference_supports and note.reference else None
         found = unsupported_facts(note.text, summary.text, self.options, reference=reference)
+        statements, claimed = claims(note.text, summary.text, self.options, found, reference=reference)
+        per_statement = statements.total
         total = found.total
         rate = len(found.unsupported) / total if total else 0.0
         by_reason: dict[str, int] = {}
@@ -119,6 +162,14 @@ class FactsEvaluator:
             score(note, summary, self, "unsupported_fact_rate", rate, unsupported=len(found.unsupported),
                   facts=total),
             score(note, summary, self, "summary_facts", float(total), by_kind=found.by_kind),
+            score(note, summary, self, "unsupported_statements", float(len(statements.flagged)),
+                  statements=statements.unsupported),
+            score(note, summary, self, "unsupported_statement_rate",
+                  len(statements.flagged) / per_statement if per_statement else 0.0,
+                  unsupported=len(statements.flagged), statements=per_statement),
+            score(note, summary, self, "unsupported_claim_rate", claimed / per_statement if per_statement else 0.0,
+                  unsupported=claimed, statements=per_statement),
+            score(note, summary, self, "summary_statements", float(per_statement)),
         ]
 
 

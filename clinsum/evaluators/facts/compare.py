@@ -15,6 +15,8 @@ from clinsum.records import Mention
 if TYPE_CHECKING:
     from clinsum.evaluators.coverage import Concept
     from clinsum.evaluators.facts import FactsOptions
+    from clinsum.evaluators.facts.grounding import Evidence as StatementEvidence
+    from clinsum.evaluators.facts.grounding import Statements
 
 
 @dataclass
@@ -140,3 +142,32 @@ def unsupported_facts(source: str, summary: str, options: FactsOptions, *,
                             "status": flip["summary"]["assertion"]})
     unsupported.sort(key=lambda f: (f["start"], f["end"]))
     return Found(unsupported, sum(by_kind.values()), by_kind)
+
+
+@lru_cache(maxsize=2048)
+def statement_evidence_of(text: str, role: str = "source") -> StatementEvidence:
+    from clinsum.evaluators.facts.grounding import evidence_of as grounding_evidence
+
+    return grounding_evidence(text, mentions_of(text), role)
+
+
+def claims(source: str, summary: str, options: FactsOptions, facts: Found, *,
+           reference: str | None = None) -> tuple[Statements, int]:
+    """The summary's unsupported statements, and how many statements have anything unsupported.
+
+    The second figure is the combined check: a statement counts once whether its words are not in the
+    source, or a fact inside it (number, dose, side, concept) is unsupported.
+    """
+    from clinsum.evaluators.facts.grounding import unsupported_statements
+
+    evidence = [statement_evidence_of(source)]
+    if reference and reference.strip():
+        evidence.append(statement_evidence_of(reference, "reference"))
+    statements = unsupported_statements(summary, mentions_of(summary), evidence,
+                                        threshold=options.statement_threshold, window=options.statement_window,
+                                        content_weight=options.content_weight,
+                                        elsewhere=options.statement_elsewhere, missing=options.statement_missing)
+    flagged = set(statements.flagged)
+    claimed = sum(1 for span in statements.spans if span in flagged or
+                  any(span[0] <= f["start"] < span[1] for f in facts.unsupported))
+    return statements, claimed
