@@ -381,8 +381,8 @@ def measure_statements(rows: Sequence[dict[str, str]], options: FactsOptions, pl
 
 GRID_THRESHOLD = (0.3, 0.4, 0.5, 0.6)
 GRID_WINDOW = (0, 1, 2)
-GRID_ELSEWHERE = (0.0, 0.5)
-GRID_MISSING = (0.5, 1.0, 1.5)
+GRID_ELSEWHERE = (0.0, 0.25, 0.5)
+GRID_MISSING = (1.0, 1.5, 2.0, 2.5)
 GRID_CONTENT = (None, 0.7, 0.8, 0.9)
 
 

@@ -45,3 +45,21 @@ def test_planted_fabrications_are_detected_and_faithful_notes_stay_near_the_floo
     assert rate["number"] >= 0.7
     assert rate["side"] >= 0.6
     assert figures.false_positive_rate <= 0.13
+
+
+def test_planted_statements_are_found_and_faithful_statements_stay_near_the_floor() -> None:
+    fit = fit_module()
+    rows = fit.load("valid")
+    plants = {row["id"]: fit.statement_plants_for(row, rows) for row in rows}
+    for row in rows:
+        kinds = [plant.kind for plant in plants[row["id"]]]
+        assert "moved" in kinds and "social" in kinds
+        for plant in plants[row["id"]]:
+            assert plant.text != row["note"] and 0 <= plant.start < plant.end <= len(plant.text)
+    figures = fit.measure_statements(rows, FactsOptions(), plants)
+    rate = {kind: hit / total for kind, (hit, total) in figures.detected.items() if total}
+    combined = {kind: hit / total for kind, (hit, total) in figures.combined.items() if total}
+    assert rate["social"] >= SOCIAL_FLOOR and rate["moved"] >= MOVED_FLOOR
+    assert combined["changed"] >= CHANGED_FLOOR
+    assert figures.false_positive_rate <= STATEMENT_FP_CEILING
+    assert figures.claimed / figures.statements <= CLAIM_FP_CEILING

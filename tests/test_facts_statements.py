@@ -117,3 +117,15 @@ def test_an_empty_or_odd_summary_is_scored_not_rejected() -> None:
 def test_bad_statement_options_are_refused_by_name(options: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match=next(iter(options))):
         FactsOptions.from_dict(options)
+
+
+def test_a_concept_matches_its_other_names_and_the_claim_rate_adds_what_the_facts_see() -> None:
+    source = "[doctor] any medical problems ?\n[patient] high blood pressure , and my sugar is high , the diabetes ."
+    for summary in ["History of HTN and diabetes mellitus.", "History of hypertension and DM."]:
+        found = scores(summary, source)
+        assert found["unsupported_statements"].value == 0 and found["unsupported_claim_rate"].value == 0
+    # two invented disorders: too little weight for the statement check, unsupported concepts for the facts
+    found = scores("History of asthma and gout.", source)
+    assert found["unsupported_statements"].value == 0
+    assert found["unsupported_facts"].value == 2
+    assert found["unsupported_claim_rate"].value == 1

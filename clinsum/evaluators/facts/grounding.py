@@ -38,7 +38,8 @@ from clinsum.evaluators.facts.numbers import numbers_in
 from clinsum.records import Mention
 
 REASON = "not in the source"
-_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?|\d+(?:\.\d+)?")
+_WORD = re.compile(r"\b[A-Za-z]-[A-Za-z]+|[A-Za-z]+(?:'[A-Za-z]+)?|\d+(?:\.\d+)?")
+"""A word ("x-ray" and "t-cell" are one), or a number."""
 _SPEAKER = re.compile(r"^\s*(?:\[[a-z_ ]+\]|(?:doctor|patient|guest_family|guest_clinician|dr|pt)\s*:)",
                       re.IGNORECASE | re.MULTILINE)
 _STATEMENT_END = re.compile(r"(?<=[a-z0-9)\]%])[.!?]+(?=\s|$)|[;\n•]|\s-\s", re.IGNORECASE)
@@ -150,9 +151,9 @@ class Word:
 
 def words_of(text: str, mentions: Sequence[Mention] = ()) -> list[Word]:
     """The content words of ``text`` in order; numbers as their values, concepts with their ids."""
-    spans = [(n.start, n.end, "n:" + "/".join(f"{v:g}" for v in n.value)) for n in numbers_in(text)]
-    taken = [(start, end) for start, end, _key in spans]
-    words = [Word(start, end, (key,)) for start, end, key in spans]
+    numbers = numbers_in(text)
+    taken = {i for n in numbers for i in range(n.start, n.end)}
+    words = [Word(n.start, n.end, ("n:" + "/".join(f"{v:g}" for v in n.value),)) for n in numbers]
     letters: list[re.Match[str]] = []
 
     def flush() -> None:
@@ -163,26 +164,25 @@ def words_of(text: str, mentions: Sequence[Mention] = ()) -> list[Word]:
 
     for match in _WORD.finditer(text):
         token = match.group(0)
-        if any(start <= match.start() < end for start, end in taken):
+        if match.start() in taken:
             continue
         if len(token) == 1 and token.isalpha() and (token.isupper() or token not in "ai"):
             letters.append(match)
             continue
         flush()
-        lowered = token.lower()
-        if lowered in _SKIP or len(lowered) < 2 or token.isdigit():
+        lowered = token.lower().replace("-", "")
+        if lowered in _SKIP or len(lowered) < 2 or token.isdigit() or lowered.split("'")[0] in _SKIP:
             continue
         keys = _keys(lowered)
         if keys[0] in _SKIP:
             continue
         words.append(Word(match.start(), match.end(), keys))
     flush()
-    if mentions:
-        words = [_with_concepts(w, mentions) for w in words]
     words.sort(key=lambda w: w.start)
-    return words
+    return _with_concepts(words, mentions) if mentions else words
 
 
+@lru_cache(maxsize=65536)
 def _keys(lowered: str) -> tuple[str, ...]:
     root = stem(lowered)
     keys = [root]
@@ -194,9 +194,19 @@ def _keys(lowered: str) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def _with_concepts(word: Word, mentions: Sequence[Mention]) -> Word:
-    ids = tuple("c:" + m.concept_id for m in mentions if m.start <= word.start and word.end <= m.end)
-    return Word(word.start, word.end, word.keys + ids) if ids else word
+def _with_concepts(words: list[Word], mentions: Sequence[Mention]) -> list[Word]:
+    """Each word inside a concept mention also matches by the concept's id."""
+    from bisect import bisect_left
+
+    starts = [w.start for w in words]
+    extra: dict[int, list[str]] = {}
+    for mention in mentions:
+        i = bisect_left(starts, mention.start)
+        while i < len(words) and words[i].start < mention.end:
+            if words[i].end <= mention.end:
+                extra.setdefault(i, []).append("c:" + mention.concept_id)
+            i += 1
+    return [Word(w.start, w.end, w.keys + tuple(extra[i])) if i in extra else w for i, w in enumerate(words)]
 
 
 @dataclass
