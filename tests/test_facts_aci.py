@@ -3,6 +3,8 @@
 The valid split (20 encounters, never used to choose the options) of
 fixtures/aci_bench_train_valid.jsonl.gz, planted by benchmarks/facts_fit.py. Floors sit below the
 figures the benchmark measured (README, "Benchmarks and validation"), so a regression fails here.
+The statement check has its own plants (a sentence moved from another note, invented social history,
+a changed word) and its false-positive ceiling per faithful statement.
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ def test_planted_fabrications_are_detected_and_faithful_notes_stay_near_the_floo
     assert rate["number"] >= 0.7
     assert rate["side"] >= 0.6
     assert figures.false_positive_rate <= 0.13
+
+
+SOCIAL_FLOOR, MOVED_FLOOR, CHANGED_FLOOR = 0.95, 0.9, 0.35
+"""Valid figures measured: social 1.000, moved 1.000, changed (combined check) 0.450."""
+STATEMENT_FP_CEILING, CLAIM_FP_CEILING = 0.25, 0.30
+"""Valid figures measured: 0.226 statements flagged per faithful statement, 0.269 by the combined check."""
 
 
 def test_planted_statements_are_found_and_faithful_statements_stay_near_the_floor() -> None:
