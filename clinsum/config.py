@@ -32,7 +32,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from clinsum.errors import ConfigError
 
@@ -102,6 +102,16 @@ class RunConfig(BaseModel):
     batch_max_wait_s: float | None = Field(default=None, gt=0)
     """Stop waiting for a batch after this long (the run is interrupted; ``--resume`` collects the batch)."""
     skip_invalid: bool = False
+    sample: int | None = Field(default=None, ge=1)
+    """Evaluate a sample of N notes (``clinsum.sampling``); ``score`` keeps every summary of them."""
+    sample_fraction: float | None = Field(default=None, gt=0, le=1)
+    """Evaluate this fraction of the notes (0 < F <= 1) instead of N of them."""
+    stratify_by: str | None = None
+    """Metadata field whose values the sample keeps in proportion (the note's ``meta``)."""
+    sample_seed: int = 0
+    """The sample is the same for the same seed and note ids."""
+    max_cost_usd: float | None = Field(default=None, ge=0)
+    """Refuse to start a run that may cost more than this (``clinsum.costs``)."""
     judge: JudgeConfig | None = None
     prices: dict[str, dict[str, float]] = Field(default_factory=dict)
     """Price overrides: ``{"anthropic:claude-x": {"input_per_mtok": 3, "output_per_mtok": 15}}``."""
@@ -112,6 +122,14 @@ class RunConfig(BaseModel):
         if isinstance(value, list):
             return [{"spec": v} if isinstance(v, str) else v for v in value]
         return value
+
+    @model_validator(mode="after")
+    def _one_sample_size(self) -> RunConfig:
+        if self.sample is not None and self.sample_fraction is not None:
+            raise ValueError("give --sample N or --sample-fraction F, not both")
+        if self.stratify_by is not None and self.sample is None and self.sample_fraction is None:
+            raise ValueError("--stratify-by needs --sample N or --sample-fraction F")
+        return self
 
 
 def load_config(path: str | Path) -> RunConfig:

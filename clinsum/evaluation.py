@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clinsum import __version__
 from clinsum.config import RunConfig
@@ -27,7 +27,14 @@ from clinsum.records import Note, Summary
 from clinsum.runner import Progress, Runner, System, new_run_id
 from clinsum.store import Store
 
+if TYPE_CHECKING:
+    from clinsum.costs import CostEstimate
+    from clinsum.sampling import Sample
+
 log = logging.getLogger(__name__)
+
+Announce = Callable[["Sample | None", "CostEstimate"], None]
+"""Called before a new run starts (and before ``--max-cost`` is checked) with its sample and cost."""
 
 
 def build_systems(config: RunConfig) -> list[System]:
@@ -77,24 +84,63 @@ def load_run_notes(config: RunConfig) -> tuple[list[Note], list[InputError]]:
     return notes, list(loaded.skipped)
 
 
+def sample_notes(config: RunConfig, notes: Sequence[Note],
+                 summaries: Sequence[Summary] = ()) -> tuple[list[Note], Sample | None]:
+    """The notes of the run's sample (``--sample``, ``--sample-fraction``), in their order, and
+    how it was drawn; all the notes and None when the run takes no sample."""
+    from clinsum.sampling import choose
+
+    if config.sample is None and config.sample_fraction is None:
+        return list(notes), None
+    field = config.stratify_by
+    from_summaries: dict[str, Any] = {}
+    if field is not None:
+        for summary in summaries:  # production summaries may carry the field instead of their note
+            metadata = getattr(summary, "metadata", None) or {}
+            if field in metadata:
+                from_summaries.setdefault(summary.note_id, metadata[field])
+        if not from_summaries and not any(field in note.meta for note in notes):
+            raise ConfigError(f"--stratify-by {field}: no note has '{field}' in its meta"
+                              f"{' and no summary in its metadata' if summaries else ''}; nothing was run")
+    sample = choose(((n.id, n.meta.get(field, from_summaries.get(n.id)) if field else None) for n in notes),
+                    size=config.sample, fraction=config.sample_fraction, seed=config.sample_seed,
+                    stratify_by=field)
+    return [n for n in notes if n.id in sample.note_ids], sample
+
+
 async def run(config: RunConfig, store: Store, *, notes: Sequence[Note] | None = None,
-              run_id: str | None = None, progress: Progress | None = None) -> str:
+              run_id: str | None = None, progress: Progress | None = None,
+              announce: Announce | None = None) -> str:
     """Start (or, with ``run_id``, resume) a run; returns its id.
 
     On resume the notes come from the store, so the run sees exactly the notes it
-    started with. In offline mode the socket guard is installed before any
-    provider is built and stays until the run ends.
+    started with. A new run takes its sample of the notes (when the config asks for
+    one), estimates its cost, tells ``announce`` both, and refuses to start above
+    ``max_cost_usd`` (``clinsum.costs``). In offline mode the socket guard is
+    installed before any provider is built and stays until the run ends.
     """
     if not config.offline:
-        return await _run(config, store, notes, run_id, progress)
+        return await _run(config, store, notes, run_id, progress, announce)
     from clinsum.offline import check_offline_providers, offline_guard
 
     with offline_guard():
-        return await _run(config, store, notes, run_id, progress, check=check_offline_providers)
+        return await _run(config, store, notes, run_id, progress, announce, check=check_offline_providers)
+
+
+def _plan(config: RunConfig, store: Store, announce: Announce | None, sample: Sample | None,
+          notes: Sequence[Note], **work: Any) -> None:
+    """Estimate a new run's cost, announce it with the sample, and refuse it above ``max_cost_usd``."""
+    from clinsum.costs import check_max_cost, estimate
+
+    cost = estimate(config, notes, store=store, **work)
+    if announce is not None:
+        announce(sample, cost)
+    check_max_cost(cost, config.max_cost_usd)
 
 
 async def _run(config: RunConfig, store: Store, notes: Sequence[Note] | None, run_id: str | None,
-               progress: Progress | None, check: Callable[[list[Provider]], None] | None = None) -> str:
+               progress: Progress | None, announce: Announce | None = None,
+               check: Callable[[list[Provider]], None] | None = None) -> str:
     systems = build_systems(config)
     dispatcher = Dispatcher(store, max_attempts=config.max_attempts, concurrency=config.concurrency)
     evaluators = build_evaluators(config, dispatcher)
@@ -104,6 +150,9 @@ async def _run(config: RunConfig, store: Store, notes: Sequence[Note] | None, ru
     if run_id is None:
         if notes is None:
             notes, _ = load_run_notes(config)
+        notes, sample = sample_notes(config, notes)
+        _plan(config, store, announce, sample, notes, systems=systems, template=runner.template,
+              evaluators=evaluators)
         run_id = new_run_id()
         store.create_run(run_id, config.model_dump(mode="json"), kind="run", version=__version__,
                          notes=notes)
@@ -146,23 +195,26 @@ async def _answer_in_batches(config: RunConfig, store: Store, run_id: str, notes
 
 async def score(config: RunConfig, store: Store, notes: Sequence[Note] | None = None,
                 summaries: Sequence[Summary] | None = None, *, run_id: str | None = None,
-                progress: Progress | None = None) -> str:
+                progress: Progress | None = None, announce: Announce | None = None) -> str:
     """Score summaries made elsewhere against their notes, as a run of kind ``score``.
 
     With ``run_id``, resume that run: its notes and summaries come from the store,
-    and only evaluations missing or failed are run again. In offline mode the
-    socket guard is installed first and every judge must be local.
+    and only evaluations missing or failed are run again. A new run takes its sample,
+    estimates and announces its cost, and checks ``max_cost_usd`` as ``run`` does. In
+    offline mode the socket guard is installed first and every judge must be local.
     """
     if not config.offline:
-        return await _score(config, store, notes, summaries, run_id, progress)
+        return await _score(config, store, notes, summaries, run_id, progress, announce)
     from clinsum.offline import check_offline_providers, offline_guard
 
     with offline_guard():
-        return await _score(config, store, notes, summaries, run_id, progress, check=check_offline_providers)
+        return await _score(config, store, notes, summaries, run_id, progress, announce,
+                            check=check_offline_providers)
 
 
 async def _score(config: RunConfig, store: Store, notes: Sequence[Note] | None,
                  summaries: Sequence[Summary] | None, run_id: str | None, progress: Progress | None,
+                 announce: Announce | None = None,
                  check: Callable[[list[Provider]], None] | None = None) -> str:
     if run_id is None:
         if notes is None or summaries is None:
@@ -175,6 +227,10 @@ async def _score(config: RunConfig, store: Store, notes: Sequence[Note] | None,
     runner = Runner(store, dispatcher, evaluators)
     if run_id is None:
         assert notes is not None and summaries is not None
+        notes, sample = sample_notes(config, notes, summaries)
+        if sample is not None:
+            summaries = [s for s in summaries if s.note_id in sample.note_ids]
+        _plan(config, store, announce, sample, notes, summaries=summaries, evaluators=evaluators)
         run_id = new_run_id()
         store.create_run(run_id, config.model_dump(mode="json"), kind="score", version=__version__,
                          notes=notes, summaries=summaries)

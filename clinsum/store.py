@@ -456,6 +456,15 @@ class Store:
             "SELECT s.record FROM summaries s JOIN notes n ON n.run_id = s.run_id AND n.id = s.note_id "
             "WHERE s.run_id = ? ORDER BY s.system, n.position", (run_id,))]
 
+    def output_tokens(self, system: str, limit: int) -> list[int]:
+        """Output tokens of the latest ``limit`` successful summaries of ``system``, any run
+        (what ``clinsum.costs`` expects that system to write next)."""
+        self.flush()
+        rows = self.db.execute("SELECT record FROM summaries WHERE system = ? AND ok = 1 "
+                               "ORDER BY rowid DESC LIMIT ?", (system, limit))
+        counts = (Summary.model_validate_json(r).usage.output_tokens for (r,) in rows)
+        return [c for c in counts if c is not None]
+
     def add_scores(self, run_id: str, scores: Iterable[Score]) -> None:
         """Store the scores of one evaluator for one summary, all or none."""
         rows = [(run_id, s.note_id, s.system, s.evaluator, s.metric, s.value, s.version,

@@ -42,6 +42,16 @@ FailOnErrors = Annotated[bool, typer.Option(
 ResumeOption = Annotated[str | None, typer.Option(
     metavar="RUN_ID", help="Finish a stopped run: every missing or failed summary and evaluation. "
                            "Only --concurrency, --offline and the output options may be given with it.")]
+SampleOption = Annotated[int | None, typer.Option(
+    "--sample", metavar="N", help="Evaluate a reproducible sample of N notes (score: every summary of them).")]
+SampleFractionOption = Annotated[float | None, typer.Option(
+    "--sample-fraction", metavar="F", help="Evaluate this fraction of the notes, 0 < F <= 1.")]
+StratifyOption = Annotated[str | None, typer.Option(
+    "--stratify-by", metavar="FIELD", help="Keep the proportions of this note metadata field in the sample.")]
+SampleSeedOption = Annotated[int | None, typer.Option(
+    "--sample-seed", help="Seed of the sample (default 0; recorded in the run config).")]
+MaxCostOption = Annotated[float | None, typer.Option(
+    "--max-cost", metavar="USD", help="Refuse to start (exit 2) if the run may cost more than this.")]
 CHANGES_ON_RESUME = ("concurrency", "offline")
 """Flags a resumed run applies; every other flag that changes a run is refused with --resume."""
 
@@ -74,6 +84,11 @@ def run(
     skip_invalid: Annotated[bool | None, typer.Option(
         "--skip-invalid", help="Skip invalid notes (and count them) instead of stopping.")] = None,
     sort_by: Annotated[str | None, typer.Option(help="Metric that ranks the systems.")] = None,
+    sample: SampleOption = None,
+    sample_fraction: SampleFractionOption = None,
+    stratify_by: StratifyOption = None,
+    sample_seed: SampleSeedOption = None,
+    max_cost: MaxCostOption = None,
     fail_on_errors: FailOnErrors = True,
     mlflow: Annotated[str | None, typer.Option(
         "--mlflow", metavar="TRACKING_URI", help="Also log the run to MLflow (as `clinsum export --mlflow`).")] = None,
@@ -95,7 +110,8 @@ def run(
             _refuse_changes_on_resume(config=config_file, notes=notes, provider=provider,
                                       provider_option=provider_option, metric=metric, judge=judge,
                                       judge_samples=judge_samples, prompt=prompt, limit=limit, batch=batch,
-                                      skip_invalid=skip_invalid)
+                                      skip_invalid=skip_invalid, sample=sample, sample_fraction=sample_fraction,
+                                      stratify_by=stratify_by, sample_seed=sample_seed, max_cost=max_cost)
         with open_store(db) as store:
             if resume is not None:
                 kind, config = evaluation.resume_config(store, resume, concurrency=concurrency, offline=offline)
@@ -114,12 +130,14 @@ def run(
                     provider_options=provider_option, metrics=metric, judges=judge,
                     judge_samples=judge_samples, prompt_template=str(prompt) if prompt else None,
                     concurrency=concurrency, limit=limit, offline=offline, skip_invalid=skip_invalid,
-                    batch=batch)
+                    batch=batch, sample=sample, sample_fraction=sample_fraction, stratify_by=stratify_by,
+                    sample_seed=sample_seed, max_cost_usd=max_cost)
                 out = _checked_out(out or (Path(config.out) if config.out else None))
                 run_notes, skipped = evaluation.load_run_notes(config)
                 print_skipped(skipped, "notes")
                 with _progress() as progress:
-                    run_id = run_interruptible(evaluation.run(config, store, notes=run_notes, progress=progress))
+                    run_id = run_interruptible(evaluation.run(config, store, notes=run_notes, progress=progress,
+                                                              announce=_announce))
                 failed = _finish(store, run_id, out, sort_by)
             if mlflow is not None:
                 from clinsum.cli.export import log_to_mlflow
@@ -150,6 +168,11 @@ def score(
     skip_invalid: Annotated[bool | None, typer.Option(
         "--skip-invalid", help="Skip invalid notes and summaries (and count them) instead of stopping.")] = None,
     sort_by: Annotated[str | None, typer.Option(help="Metric that ranks the systems.")] = None,
+    sample: SampleOption = None,
+    sample_fraction: SampleFractionOption = None,
+    stratify_by: StratifyOption = None,
+    sample_seed: SampleSeedOption = None,
+    max_cost: MaxCostOption = None,
     fail_on_errors: FailOnErrors = True,
     mlflow: Annotated[str | None, typer.Option(
         "--mlflow", metavar="TRACKING_URI", help="Also log the run to MLflow (as `clinsum export --mlflow`).")] = None,
@@ -169,7 +192,8 @@ def score(
         if resume is not None:
             _refuse_changes_on_resume(summaries=summaries, notes=notes, config=config_file, metric=metric,
                                       judge=judge, judge_samples=judge_samples, limit=limit,
-                                      skip_invalid=skip_invalid)
+                                      skip_invalid=skip_invalid, sample=sample, sample_fraction=sample_fraction,
+                                      stratify_by=stratify_by, sample_seed=sample_seed, max_cost=max_cost)
         elif summaries is None or notes is None:
             raise ConfigError("give the SUMMARIES file and --notes PATH (or --resume RUN_ID)")
         with open_store(db) as store:
@@ -183,7 +207,9 @@ def score(
                 config = load_config(config_file) if config_file else RunConfig()
                 config = apply_flags(config, notes=str(notes), metrics=metric, judges=judge,
                                      judge_samples=judge_samples, concurrency=concurrency, limit=limit,
-                                     offline=offline, skip_invalid=skip_invalid)
+                                     offline=offline, skip_invalid=skip_invalid, sample=sample,
+                                     sample_fraction=sample_fraction, stratify_by=stratify_by,
+                                     sample_seed=sample_seed, max_cost_usd=max_cost)
                 out = _checked_out(out or (Path(config.out) if config.out else None))
                 note_records, skipped = evaluation.load_run_notes(config)
                 loaded = load_summaries(summaries, skip_invalid=config.skip_invalid)
@@ -193,7 +219,7 @@ def score(
                 records = [s for s in loaded.records if config.limit is None or s.note_id in kept]
                 with _progress() as progress:
                     run_id = run_interruptible(evaluation.score(config, store, note_records, records,
-                                                                progress=progress))
+                                                                progress=progress, announce=_announce))
             failed = _finish(store, run_id, out, sort_by)
             if mlflow is not None:
                 from clinsum.cli.export import log_to_mlflow
@@ -214,6 +240,12 @@ def _refuse_changes_on_resume(**given: Any) -> None:
             f"--resume finishes a run with the configuration it was started with; {flags} would change "
             f"it (start a new run for that). With --resume only --concurrency, --offline, --out, "
             "--sort-by and --fail-on-errors/--allow-errors apply")
+
+
+def _announce(sample: Any, cost: Any) -> None:
+    """The sample's composition and the estimated cost, printed before a new run starts."""
+    for line in [*(sample.describe() if sample is not None else []), *cost.describe()]:
+        console.print(shown(line), highlight=False)
 
 
 def _checked_out(out: Path | None) -> Path | None:
