@@ -172,10 +172,16 @@ def _batch_discount(provider: Provider) -> float:
     return 1.0  # a plugin's batch API: no discount assumed
 
 
-def _cached(store: Store | None, provider: Provider, request: Request) -> bool:
-    if store is None or not getattr(provider, "cacheable", True):
-        return False
-    return store.cached_response(cache_key(provider, request)) is not None
+def _cache_of(store: Store | None, provider: Provider) -> Store | None:
+    """The store to look ``provider``'s requests up in; None when none of them can be cached
+    (a provider never cached, or with no answer in the cache), which spares a key per request."""
+    if store is None or not getattr(provider, "cacheable", True) or not store.has_cached(provider.spec):
+        return None
+    return store
+
+
+def _cached(cache: Store | None, provider: Provider, request: Request) -> bool:
+    return cache is not None and cache.cached_response(cache_key(provider, request)) is not None
 
 
 def _max_output(provider: Provider) -> int:
@@ -200,9 +206,10 @@ def estimate(config: RunConfig, notes: Sequence[Note], *, systems: Sequence[Syst
         if line.free:
             line.basis = ""
         expected_summary[system.label] = (expected, most)
+        cache = _cache_of(store, system.provider)
         for note in notes:
             request = Request(prompt=template.render(note), note=note)
-            if _cached(store, system.provider, request):
+            if _cached(cache, system.provider, request):
                 line.cached += 1
                 continue
             line.add(tokens(request.prompt + (system.provider.options.system_prompt or "")), expected, most)
@@ -238,6 +245,7 @@ def _judge_lines(result: CostEstimate, judge: Any, config: RunConfig, notes: Seq
         line = _line("judge", provider.spec, provider, config)
         most = _max_output(provider)
         line.basis = f"max_output_tokens ({most}); at most {1 + retries} calls a sample"
+        cache = _cache_of(store, provider) if summaries is not None else None
         for note, text, summary_tokens, summary_most in work:
             system, user = judge_prompt(judge.template, judge.rubric, note_id=note.id, note_text=note.text,
                                         summary_text=text, target_reader=judge.target_reader or _reader_from(note))
@@ -245,7 +253,7 @@ def _judge_lines(result: CostEstimate, judge: Any, config: RunConfig, notes: Seq
             for sample in range(judge.samples):
                 request = Request(prompt=user, system=system, json_schema=judge.schema, sample=sample,
                                   temperature=judge.temperature)
-                if text and _cached(store, provider, request):
+                if _cached(cache, provider, request):
                     line.cached += 1
                     continue
                 line.add(prompt + summary_tokens, most, most, retries=retries,
@@ -272,4 +280,6 @@ def check_max_cost(estimate: CostEstimate, max_cost_usd: float | None) -> None:
             f"--max-cost {max_cost_usd:g}: this run may cost up to ${most:,.2f} (estimate ${total:,.2f}); "
             "nothing was run. To lower it: score a sample (--sample N or --sample-fraction F), fewer "
             "judge samples (--judge-samples), --batch for Anthropic or Vertex AI summarizers (half price), "
-            "a lower max_output_tokens (-o max_output_tokens=N) or a cheaper model; or raise --max-cost")
+            "a lower max_output_tokens (-o max_output_tokens=N for summarizers, [judge] provider_options "
+            "for judges), fewer judge retries ([judge] max_invalid_retries) or a cheaper model; "
+            "or raise --max-cost")

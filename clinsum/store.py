@@ -548,6 +548,11 @@ class Store:
         row = self.db.execute("SELECT response FROM response_cache WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
+    def has_cached(self, provider: str) -> bool:
+        """Whether any answer of ``provider`` (a spec) is cached: if not, no request of it can be."""
+        return self.db.execute("SELECT 1 FROM response_cache WHERE provider = ? LIMIT 1",
+                               (provider,)).fetchone() is not None
+
     def cache_response(self, key: str, provider: str, response: str) -> None:
         self._execute_write(
             "INSERT OR REPLACE INTO response_cache (key, provider, response, created_at) "

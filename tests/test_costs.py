@@ -190,3 +190,27 @@ def test_score_with_a_judge_prints_the_judge_and_max_cost_applies(tmp_path, run_
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if line.strip().startswith("judge judgefake:m"))
     assert row.split()[2] == "2"  # two sampled summaries, one call each
+
+
+class CachedJudge(ScriptedJudge):
+    cacheable = True
+
+
+def test_a_second_score_finds_the_judge_answers_in_the_cache(tmp_path, run_files):
+    notes, config = run_files
+    config.write_text(config.read_text() + '[prices."cjudge:m"]\ninput_per_mtok = 3.0\noutput_per_mtok = 15.0\n')
+    registry.register("cjudge", lambda spec, options: CachedJudge(spec, [verdict(4)], repeat_last=True))
+    summaries = tmp_path / "prod.jsonl"
+    summaries.write_text("".join(json.dumps({"note_id": n.id, "system": "production", "text": "Cough."}) + "\n"
+                                 for n in NOTES))
+    db = tmp_path / "c.db"
+    args = ("score", str(summaries), "--notes", str(notes), "--config", str(config), "-m", "length",
+            "--judge", "cjudge:m", "--db", str(db))
+    first = invoke(*args)
+    assert first.exit_code == 0, first.output
+    row = next(line for line in first.output.splitlines() if line.strip().startswith("judge cjudge:m"))
+    assert row.split()[2:4] == ["4", "0"]
+    again = invoke(*args, "--max-cost", "0")
+    assert again.exit_code == 0, again.output
+    row = next(line for line in again.output.splitlines() if line.strip().startswith("judge cjudge:m"))
+    assert row.split()[2:4] == ["0", "4"] and "$0.00" in row
