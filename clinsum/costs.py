@@ -136,7 +136,7 @@ class CostEstimate:
         rows.append(("total", "", "", "", "", "unknown" if total is None else f"${total:,.2f}",
                      "unknown" if most is None else f"${most:,.2f}"))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        out = [f"estimated cost (input tokens ≈ characters / {CHARS_PER_TOKEN:g}; "
+        out = [f"estimated cost (input tokens ~ characters / {CHARS_PER_TOKEN:g}; "
                "\"at most\": every output at max_output_tokens and every judge retry):"]
         for row in rows:
             out.append("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)

@@ -135,9 +135,10 @@ def run(
                 out = _checked_out(out or (Path(config.out) if config.out else None))
                 run_notes, skipped = evaluation.load_run_notes(config)
                 print_skipped(skipped, "notes")
-                with _progress() as progress:
+                bar = _progress(announced=True)
+                with bar as progress:
                     run_id = run_interruptible(evaluation.run(config, store, notes=run_notes, progress=progress,
-                                                              announce=_announce))
+                                                              announce=bar.announce))
                 failed = _finish(store, run_id, out, sort_by)
             if mlflow is not None:
                 from clinsum.cli.export import log_to_mlflow
@@ -217,9 +218,10 @@ def score(
                 print_skipped(loaded.skipped, "summaries")
                 kept = {n.id for n in note_records}
                 records = [s for s in loaded.records if config.limit is None or s.note_id in kept]
-                with _progress() as progress:
+                bar = _progress(announced=True)
+                with bar as progress:
                     run_id = run_interruptible(evaluation.score(config, store, note_records, records,
-                                                                progress=progress, announce=_announce))
+                                                                progress=progress, announce=bar.announce))
             failed = _finish(store, run_id, out, sort_by)
             if mlflow is not None:
                 from clinsum.cli.export import log_to_mlflow
@@ -240,12 +242,6 @@ def _refuse_changes_on_resume(**given: Any) -> None:
             f"--resume finishes a run with the configuration it was started with; {flags} would change "
             f"it (start a new run for that). With --resume only --concurrency, --offline, --out, "
             "--sort-by and --fail-on-errors/--allow-errors apply")
-
-
-def _announce(sample: Any, cost: Any) -> None:
-    """The sample's composition and the estimated cost, printed before a new run starts."""
-    for line in [*(sample.describe() if sample is not None else []), *cost.describe()]:
-        console.print(shown(line), highlight=False)
 
 
 def _checked_out(out: Path | None) -> Path | None:
@@ -298,7 +294,15 @@ def _demo_config() -> Any:
 
 
 class _progress:
-    """A rich progress bar fed by the runner's ``Progress`` counts; names a run that stops."""
+    """A rich progress bar fed by the runner's ``Progress`` counts; names a run that stops.
+
+    With ``announced`` (a new run), ``announce`` prints the run's sample and estimated cost
+    and the bar starts with the first summary done, so a run refused by ``--max-cost``
+    shows no bar.
+    """
+
+    def __init__(self, *, announced: bool = False) -> None:
+        self.announced = announced
 
     def __enter__(self) -> Any:
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
@@ -311,17 +315,26 @@ class _progress:
                        TextColumn("[red]{task.fields[evaluations]} failed evaluations"),
                        TimeElapsedColumn(), console=console, transient=False)
         self.task = self.bar.add_task("summaries", total=None, failed=0, evaluations=0)
-        self.bar.start()
+        if not self.announced:
+            self.bar.start()
 
         def update(p: Progress) -> None:
+            if not self.bar.live.is_started:
+                self.bar.start()
             self.bar.update(self.task, total=p.total, completed=p.done, failed=p.failed,
                             evaluations=p.failed_evaluations)
 
         self.progress = Progress(on_change=update)
         return self.progress
 
+    def announce(self, sample: Any, cost: Any) -> None:
+        """Print the new run's sample and estimated cost (``evaluation.Announce``)."""
+        for line in [*(sample.describe() if sample is not None else []), *cost.describe()]:
+            console.print(shown(line), highlight=False)
+
     def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
-        self.bar.stop()
+        if self.bar.live.is_started:
+            self.bar.stop()
         if kind is not None and self.progress.run_id is not None:
             console.print(f"run [bold]{self.progress.run_id}[/bold] stopped before the end; "
                           f"`--resume {self.progress.run_id}` finishes it", highlight=False)
