@@ -233,21 +233,29 @@ def _inner_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def parse_option(text: str) -> tuple[str | None, str, Any]:
+def parse_option(text: str, *, flag: str = "--provider-option", scoped: bool = True, typed: bool = True,
+                 form: str | None = None) -> tuple[str | None, str, Any]:
     """``[SPEC.]KEY=VALUE`` → (spec or None for every provider, key, value).
 
-    Option keys never contain dots, so the spec is everything before the last
-    dot (``ollama:llama3.1:8b.num_ctx=8192``). The value is read as JSON when it
-    parses (numbers, booleans, lists), else kept as a string.
+    The one reader of every KEY=VALUE flag (``--provider-option``, ``--judge-option``,
+    ``--same-scale``). Option keys never contain dots, so the spec is everything before
+    the last dot (``ollama:llama3.1:8b.num_ctx=8192``); ``scoped=False`` reads plain
+    ``KEY=VALUE`` (the spec is then always None). With ``typed`` the value is read as
+    JSON when it parses (numbers, booleans, lists), else kept as a string; without,
+    it is the stripped text. ``flag`` and ``form`` name the flag and its shape in the error.
     """
     target, sep, raw = text.partition("=")
-    if not sep or not target:
-        raise ConfigError(f"invalid --provider-option '{text}': expected [SPEC.]KEY=VALUE")
-    spec, dot, key = target.rpartition(".")
-    try:
-        value: Any = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
+    spec, dot, key = target.rpartition(".") if scoped else ("", "", target)
+    key = key.strip()
+    if not sep or not key or (not typed and not raw.strip()):
+        shape = form or ("[SPEC.]KEY=VALUE" if scoped else "KEY=VALUE")
+        raise ConfigError(f"invalid {flag} '{text}': expected {shape}")
+    value: Any = raw.strip()
+    if typed:
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
     return (spec if dot else None), key, value
 
 

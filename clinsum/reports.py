@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
+from clinsum.errors import ConfigError
 from clinsum.evaluators import metrics
 from clinsum.evaluators.aggregate import Row, aggregate, leaderboard
 from clinsum.inputs import write_csv, write_jsonl
@@ -23,8 +25,34 @@ def default_sort_metric(rows: Sequence[Row]) -> str:
     return next((m for m in present if metrics.direction(m) != "neutral"), "failed")
 
 
+def check_sort_by(sort_by: str | None, available: Iterable[str] | None = None) -> None:
+    """Refuse a ``--sort-by`` that names no metric, naming the valid ones.
+
+    With ``available`` (the metrics of a table) the metric must be one of them;
+    without, it must be a metric some evaluator declares (checked before a run).
+    """
+    if sort_by is None:
+        return
+    if available is None:
+        if metrics.describe(sort_by) is not None:
+            return
+        valid = list(metrics.catalog())
+    else:
+        valid = sorted(set(available), key=metrics.display_key)
+        if sort_by in valid or not valid:
+            return
+    close = difflib.get_close_matches(sort_by, valid, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    where = "metrics of this run" if available is not None else "known metrics"
+    raise ConfigError(f"--sort-by '{sort_by}' is not a metric{hint} ({where}: {', '.join(valid)})")
+
+
 def ordered(rows: Sequence[Row], sort_by: str | None = None) -> tuple[list[Row], str]:
-    """Rows grouped by system, systems ranked by ``sort_by`` (best first), and that metric."""
+    """Rows grouped by system, systems ranked by ``sort_by`` (best first), and that metric.
+
+    A ``sort_by`` that names no metric of ``rows`` is a ``ConfigError`` naming those metrics.
+    """
+    check_sort_by(sort_by, (r.metric for r in rows))
     metric = sort_by or default_sort_metric(rows)
     return leaderboard(rows, metric, descending=metrics.direction(metric) != "lower"), metric
 

@@ -396,11 +396,24 @@ class Store:
                             (status, None if running else now(), _this_process() if running else None, run_id))
 
     def run(self, run_id: str) -> dict[str, Any]:
+        """A run by its id or a unique prefix of it (``clinsum show 20250101``); ``["id"]`` is the full id."""
         row = self.db.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is None:
-            raise StoreError(f"{self.path}: no run '{run_id}' (see `clinsum runs`)")
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (self.resolve_run_id(run_id),)).fetchone()
         return self._run_dict(row)
+
+    def resolve_run_id(self, text: str) -> str:
+        """The full id of the run whose id is ``text`` or starts with it; an unknown or ambiguous
+        prefix is a StoreError (the ambiguous one lists the matches)."""
+        if self.db.execute("SELECT 1 FROM runs WHERE id = ?", (text,)).fetchone():
+            return text
+        matches = [r for (r,) in self.db.execute(
+            "SELECT id FROM runs WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id", (text,))] if text else []
+        if not matches:
+            raise StoreError(f"{self.path}: no run '{text}' (see `clinsum runs`)")
+        if len(matches) > 1:
+            shown = ", ".join(matches[:10]) + (f" and {len(matches) - 10} more" if len(matches) > 10 else "")
+            raise StoreError(f"{self.path}: run id prefix '{text}' is ambiguous: {shown}")
+        return str(matches[0])
 
     def runs(self) -> list[dict[str, Any]]:
         """Every run, newest first, with its systems and counts."""

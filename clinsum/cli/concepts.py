@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from clinsum.cli import app
-from clinsum.cli.common import EXIT_ERROR, EXIT_GATE, console, reported_errors, shown, stdout, write_stdout
+from clinsum.cli.common import EXIT_ERROR, EXIT_GATE, ListFormat, console, reported_errors, shown, stdout, write_stdout
 
 MENTION_FIELDS = ("start", "end", "text", "concept_id", "name", "group", "assertion")
 
@@ -27,12 +27,18 @@ def concepts(
                                                help="A text file, or - for standard input.")] = None,
     jsonl_in: Annotated[Path | None, typer.Option(
         "--jsonl-in", help='JSONL of {"id", "text"}; writes one {"id", "mentions"} line per input.')] = None,
+    format: Annotated[ListFormat, typer.Option(
+        "--format", "-f", help="table or json (a list of mentions) for FILE; --jsonl-in always writes JSONL.")
+    ] = ListFormat.table,
 ) -> None:
     """Print the medical concepts of a text (span, concept id, name, group, assertion)."""
     if (file is None) == (jsonl_in is None):
         console.print("[red]error:[/red] give either FILE (or -) or --jsonl-in FILE")
         raise typer.Exit(EXIT_ERROR)
     with reported_errors():
+        from clinsum.evaluators.coverage import require_concepts_extra
+
+        require_concepts_extra("`clinsum concepts`")
         if jsonl_in is not None:
             failures = _jsonl(jsonl_in)
             if failures:
@@ -40,7 +46,11 @@ def concepts(
                 raise typer.Exit(EXIT_GATE)
             return
         assert file is not None
-        _table(file, _read_text(file))
+        text = _read_text(file)
+        if format is ListFormat.json:
+            write_stdout(json.dumps(_mentions(text), ensure_ascii=False, indent=2))
+        else:
+            _table(file, text)
 
 
 def _read_text(file: str) -> str:
@@ -51,6 +61,16 @@ def _read_text(file: str) -> str:
     except OSError as error:
         raise InputError(f"cannot read: {error.strerror or error}", path=file) from None
     return data.decode("utf-8", errors="replace")
+
+
+def _as_dicts(mentions: list[Any]) -> list[dict[str, Any]]:
+    return [{field: getattr(m, field) for field in MENTION_FIELDS} for m in mentions]
+
+
+def _mentions(text: str) -> list[dict[str, Any]]:
+    from clinsum.concepts import extract
+
+    return _as_dicts(extract(text))
 
 
 def _table(label: str, text: str) -> None:
@@ -64,8 +84,8 @@ def _table(label: str, text: str) -> None:
         table.add_column(column.replace("_", " "), justify="right" if column in ("start", "end") else "left",
                          no_wrap=column in ("start", "end", "concept_id", "assertion"))
     for m in mentions:
-        table.add_row(str(m.start), str(m.end), shown(m.text), m.concept_id, shown(m.name), m.group,
-                      m.assertion)
+        table.add_row(str(m.start), str(m.end), shown(m.text), shown(m.concept_id), shown(m.name), shown(m.group),
+                      shown(m.assertion))
     stdout.print(table)
 
 
@@ -91,8 +111,7 @@ def _jsonl(path: Path) -> int:
                 console.print(f"[red]error:[/red] {shown(where + str(error))}", highlight=False)
                 failures += 1
                 continue
-            write_stdout(json.dumps({"id": row["id"], "mentions": [
-                {field: getattr(m, field) for field in MENTION_FIELDS} for m in mentions]}, ensure_ascii=False))
+            write_stdout(json.dumps({"id": row["id"], "mentions": _as_dicts(mentions)}, ensure_ascii=False))
     return failures
 
 

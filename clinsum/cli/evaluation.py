@@ -30,6 +30,7 @@ from clinsum.cli.common import (
     shown,
     stdout,
 )
+from clinsum.cli.options import DeprecatedMetricOption, EvaluatorOption, evaluators
 
 REPO_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 DEMO_NOTES = REPO_FIXTURES / "aci_dialogues.jsonl"
@@ -65,8 +66,8 @@ def run(
         "--provider", "-p", help="Provider spec NAME:MODEL; repeat for several.")] = None,
     provider_option: Annotated[list[str] | None, typer.Option(
         "--provider-option", "-o", help="[SPEC.]KEY=VALUE, e.g. temperature=0.2.")] = None,
-    metric: Annotated[list[str] | None, typer.Option(
-        "--metric", "-m", help="overlap, length, coverage, judge (default: the first three).")] = None,
+    evaluator: EvaluatorOption = None,
+    metric: DeprecatedMetricOption = None,
     judge: Annotated[list[str] | None, typer.Option(
         "--judge", help="Judge provider spec; repeat for a jury. Adds the judge metric.")] = None,
     judge_samples: Annotated[int | None, typer.Option(help="Judge samples per summary.")] = None,
@@ -102,18 +103,21 @@ def run(
     from clinsum.config import RunConfig, apply_flags, load_config
 
     with reported_errors():
+        _check_sort_by(sort_by)  # a typo fails now, not after every call is paid for
         if mlflow is not None:
             from clinsum.cli.export import require_mlflow
 
             require_mlflow()
         if resume is not None:
             _refuse_changes_on_resume(config=config_file, notes=notes, provider=provider,
-                                      provider_option=provider_option, metric=metric, judge=judge,
+                                      provider_option=provider_option, evaluator=evaluator, metric=metric,
+                                      judge=judge,
                                       judge_samples=judge_samples, prompt=prompt, limit=limit, batch=batch,
                                       skip_invalid=skip_invalid, sample=sample, sample_fraction=sample_fraction,
                                       stratify_by=stratify_by, sample_seed=sample_seed, max_cost=max_cost)
         with open_store(db) as store:
             if resume is not None:
+                resume = store.resolve_run_id(resume)  # a unique prefix is enough
                 kind, config = evaluation.resume_config(store, resume, concurrency=concurrency, offline=offline)
                 out = _checked_out(out or (Path(config.out) if config.out else None))
                 with _progress() as progress:
@@ -127,7 +131,7 @@ def run(
                     out = out or DEMO_OUT
                 config = apply_flags(
                     config, notes=str(notes) if notes else None, providers=provider,
-                    provider_options=provider_option, metrics=metric, judges=judge,
+                    provider_options=provider_option, metrics=evaluators(evaluator, metric), judges=judge,
                     judge_samples=judge_samples, prompt_template=str(prompt) if prompt else None,
                     concurrency=concurrency, limit=limit, offline=offline, skip_invalid=skip_invalid,
                     batch=batch, sample=sample, sample_fraction=sample_fraction, stratify_by=stratify_by,
@@ -154,8 +158,8 @@ def score(
         help="Summaries JSONL or CSV: note_id, system, text (not with --resume).")] = None,
     notes: Annotated[Path | None, typer.Option(help="The notes the summaries summarize.")] = None,
     config_file: Annotated[Path | None, typer.Option("--config", help="Run configuration (TOML).")] = None,
-    metric: Annotated[list[str] | None, typer.Option(
-        "--metric", "-m", help="overlap, length, coverage, judge (default: the first three).")] = None,
+    evaluator: EvaluatorOption = None,
+    metric: DeprecatedMetricOption = None,
     judge: Annotated[list[str] | None, typer.Option(
         "--judge", help="Judge provider spec; repeat for a jury. Adds the judge metric.")] = None,
     judge_samples: Annotated[int | None, typer.Option(help="Judge samples per summary.")] = None,
@@ -186,12 +190,14 @@ def score(
     from clinsum.inputs import load_summaries
 
     with reported_errors():
+        _check_sort_by(sort_by)
         if mlflow is not None:
             from clinsum.cli.export import require_mlflow
 
             require_mlflow()
         if resume is not None:
-            _refuse_changes_on_resume(summaries=summaries, notes=notes, config=config_file, metric=metric,
+            _refuse_changes_on_resume(summaries=summaries, notes=notes, config=config_file, evaluator=evaluator,
+                                      metric=metric,
                                       judge=judge, judge_samples=judge_samples, limit=limit,
                                       skip_invalid=skip_invalid, sample=sample, sample_fraction=sample_fraction,
                                       stratify_by=stratify_by, sample_seed=sample_seed, max_cost=max_cost)
@@ -199,6 +205,7 @@ def score(
             raise ConfigError("give the SUMMARIES file and --notes PATH (or --resume RUN_ID)")
         with open_store(db) as store:
             if resume is not None:
+                resume = store.resolve_run_id(resume)  # a unique prefix is enough
                 kind, config = evaluation.resume_config(store, resume, concurrency=concurrency, offline=offline)
                 out = _checked_out(out or (Path(config.out) if config.out else None))
                 with _progress() as progress:
@@ -206,7 +213,7 @@ def score(
             else:
                 assert summaries is not None
                 config = load_config(config_file) if config_file else RunConfig()
-                config = apply_flags(config, notes=str(notes), metrics=metric, judges=judge,
+                config = apply_flags(config, notes=str(notes), metrics=evaluators(evaluator, metric), judges=judge,
                                      judge_samples=judge_samples, concurrency=concurrency, limit=limit,
                                      offline=offline, skip_invalid=skip_invalid, sample=sample,
                                      sample_fraction=sample_fraction, stratify_by=stratify_by,
@@ -275,6 +282,12 @@ def _checked_out(out: Path | None) -> Path | None:
     return out
 
 
+def _check_sort_by(sort_by: str | None) -> None:
+    from clinsum.reports import check_sort_by
+
+    check_sort_by(sort_by)
+
+
 def _demo_config() -> Any:
     from clinsum.config import RunConfig
     from clinsum.errors import ConfigError
@@ -283,12 +296,13 @@ def _demo_config() -> Any:
         raise ConfigError(
             f"the demo reads {DEMO_NOTES}, which is only in a source checkout; "
             "give --notes PATH and --provider SPEC instead")
+    from clinsum.evaluators.coverage import CONCEPTS_INSTALL, concepts_extra_missing
+
     metrics = ["overlap", "length"]
-    try:
-        import spacy  # noqa: F401
+    if concepts_extra_missing() is None:
         metrics.append("coverage")
-    except ImportError:
-        console.print(escape("concept coverage skipped: pip install 'clinsum[concepts]'"), style="yellow")
+    else:
+        console.print(escape(f"concept coverage skipped: {CONCEPTS_INSTALL}"), style="yellow")
     return RunConfig(notes=str(DEMO_NOTES), providers=["extractive:lead", "extractive:centroid"],  # type: ignore[list-item]
                      metrics=metrics, offline=True)
 
@@ -355,7 +369,7 @@ def _finish(store: Any, run_id: str, out: Path | None, sort_by: str | None) -> i
     stdout.print(reports.table(rows, sort_by, title=f"run {run_id}"))
     info = store.run(run_id)
     failed, failed_evaluations, empty = info["failed"], info["failed_evaluations"], info["empty"]
-    console.print(f"run [bold]{run_id}[/bold] {info['status']}: {info['notes']} notes, "
+    console.print(f"run [bold]{shown(run_id)}[/bold] {info['status']}: {info['notes']} notes, "
                   f"{len(info['systems'])} systems, {failed} failed summaries, "
                   f"{failed_evaluations} failed evaluations, {empty} empty summaries; "
                   f"stored in {shown(store.path)}", highlight=False)

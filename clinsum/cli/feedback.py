@@ -50,7 +50,7 @@ def import_ratings(
     summaries = len({(r.note_id, r.system) for r in loaded.records})
     skipped = len(loaded.skipped)
     console.print(f"imported {imported} rating{'s' * (imported != 1)} of {summaries} "
-                  f"summar{'y' if summaries == 1 else 'ies'} into {db}"
+                  f"summar{'y' if summaries == 1 else 'ies'} into {shown(db)}"
                   + (f"; skipped {skipped} bad row{'s' * (skipped != 1)}" if skipped else ""),
                   highlight=False)
 
@@ -77,12 +77,13 @@ def agreement(
              "concept_recall=FactualRecall; 1-5 and 0/1 pairs are compared without it.")] = None,
     resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples per interval.")] = 2000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed (same seed, same intervals).")] = 0,
-    output_format: Annotated[ListFormat, typer.Option("--format", help="table or json.")] = ListFormat.table,
+    output_format: Annotated[ListFormat, typer.Option("--format", "-f", help="table or json.")] = ListFormat.table,
 ) -> None:
     """Agreement of scores with human ratings (joined on note and system), and between the raters.
 
     Agreement between raters is the ceiling any automatic score can reach.
     """
+    from clinsum.config import parse_option
     from clinsum.errors import InputError
     from clinsum.feedback import FlagRule, agreement_report
 
@@ -92,16 +93,15 @@ def agreement(
             truth = FlagRule.parse(human_flag) if human_flag else None
         except ValueError as exc:
             raise InputError(str(exc), field="--flag/--human-flag") from None
-        pairs = [tuple(text.split("=", 1)) for text in same_scale or []]
-        if any(len(pair) != 2 or not all(part.strip() for part in pair) for pair in pairs):
-            raise InputError("expected METRIC=DIMENSION", field="--same-scale")
+        pairs = [parse_option(text, flag="--same-scale", scoped=False, typed=False, form="METRIC=DIMENSION")[1:]
+                 for text in same_scale or []]
         with open_store(db, must_exist=True) as store:
             if run is not None:
-                store.run(run)  # an unknown run id is an error, not an empty comparison
+                run = store.run(run)["id"]  # a unique prefix gives the full id; an unknown id is an error
             ratings, scores = store.ratings(), store.scores(run)
         report = agreement_report(ratings, scores, metrics=metric or None, dimensions=dimension or None,
                                   flags=flags, human_flag=truth, n_resamples=resamples, seed=seed,
-                                  same_scale=[(m.strip(), d.strip()) for m, d in pairs])
+                                  same_scale=[(m, d) for m, d in pairs])
     report = {"run": run, **report}
     if output_format == ListFormat.json:
         write_stdout(json.dumps(report, indent=2))
@@ -137,7 +137,7 @@ def _print_tables(report: dict[str, Any]) -> None:
     from rich.table import Table
 
     source = f"run {report['run']}" if report["run"] else "latest scores"
-    table = Table(title=f"Agreement with human ratings ({source}; 95% bootstrap CIs)")
+    table = Table(title=f"Agreement with human ratings ({shown(source)}; 95% bootstrap CIs)")
     for header in ("dimension", "metric", "n", *(name for _, name in _PAIRED), "95% limits"):
         table.add_column(header, justify="left" if header in ("dimension", "metric") else "right")
     empty = [row for row in report["metric_vs_human"]

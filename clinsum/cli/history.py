@@ -20,11 +20,14 @@ from clinsum.cli.common import (
     write_stdout,
 )
 
+RUN_COLUMNS = ("id", "created_at", "kind", "status", "systems", "notes", "failed")
+
 
 @app.command()
 def runs(db: DbOption = DEFAULT_DB,
-         format: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.table) -> None:
-    """List stored runs, newest first."""
+         format: Annotated[ListFormat, typer.Option("--format", "-f", help="table or json.")] = ListFormat.table
+         ) -> None:
+    """List stored runs, newest first, with their full ids (any command also takes a unique prefix)."""
     from rich.table import Table
 
     with reported_errors(), open_store(db, must_exist=True) as store:
@@ -33,25 +36,28 @@ def runs(db: DbOption = DEFAULT_DB,
         write_stdout(json.dumps(items, indent=2))
         return
     table = Table(title=f"runs in {shown(db)}")
-    for column in ("id", "created_at", "kind", "status", "systems", "notes", "failed"):
-        table.add_column(column)
+    widest = max((len(shown(item["id"])) for item in items), default=2)
+    for column in RUN_COLUMNS:
+        if column == "id":  # never cut: the id is what the other commands take
+            table.add_column(column, no_wrap=True, min_width=widest)
+        else:
+            table.add_column(column, overflow="fold")
     for item in items:
-        table.add_row(shown(item["id"]), item["created_at"], item["kind"], item["status"],
-                      shown(", ".join(item["systems"])), str(item["notes"]), str(item["failed"]))
+        table.add_row(*(shown(", ".join(item[c]) if c == "systems" else item[c]) for c in RUN_COLUMNS))
     stdout.print(table)
 
 
 @app.command()
-def show(run_id: Annotated[str, typer.Argument(help="A run id from `clinsum runs`.")],
+def show(run_id: Annotated[str, typer.Argument(help="A run id from `clinsum runs`, or a unique prefix.")],
          db: DbOption = DEFAULT_DB,
-         format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+         format: Annotated[Format, typer.Option("--format", "-f", help="table, csv or json.")] = Format.table,
          sort_by: Annotated[str | None, typer.Option(help="Metric that ranks the systems.")] = None) -> None:
     """Print the leaderboard of a stored run."""
     from clinsum import reports
     from clinsum.evaluators.aggregate import aggregate
 
     with reported_errors(), open_store(db, must_exist=True) as store:
-        store.run(run_id)  # a clear error for an unknown id
+        run_id = store.run(run_id)["id"]  # a unique prefix gives the full id; an unknown id is an error
         rows, _ = reports.ordered(aggregate(store.scores(run_id)), sort_by)
     if format is Format.table:
         stdout.print(reports.table(rows, sort_by, title=f"run {run_id}"))

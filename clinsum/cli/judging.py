@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from itertools import combinations
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,25 +20,13 @@ from clinsum.cli.common import (
     reported_errors,
     shown,
     stdout,
+    write_stdout,
 )
 
 if TYPE_CHECKING:
     from clinsum.evaluators.judge.pairwise import PairwiseJudge, PairwiseOutcome, WinRate
     from clinsum.records import Note, Summary
     from clinsum.store import Store
-
-
-def _option(text: str) -> tuple[str, Any]:
-    from clinsum.errors import ConfigError
-
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--judge-option '{text}': expected KEY=VALUE, e.g. max_output_tokens=2000")
-    try:
-        value: Any = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return key.strip(), value
 
 
 @app.command("compare-judge")
@@ -53,13 +41,14 @@ def compare_judge(
         "--judge-option", help="KEY=VALUE provider option for every judge, e.g. temperature=0.")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N notes of the run.", min=1)] = None,
     db: DbOption = DEFAULT_DB,
-    output_format: Annotated[ListFormat, typer.Option("--format", help="table or json.")] = ListFormat.table,
+    output_format: Annotated[ListFormat, typer.Option("--format", "-f", help="table or json.")] = ListFormat.table,
 ) -> None:
     """Ask the judge(s) which of two systems' summaries of each note is better, in both orders.
 
     A verdict that flips with the order counts as a tie. Outcomes are stored as
     scores (metric pairwise_win@OPPONENT) and win rates are printed with Wilson 95% CIs.
     """
+    from clinsum.config import parse_option
     from clinsum.dispatch import Dispatcher
     from clinsum.errors import ConfigError
     from clinsum.evaluators.judge.judge import build_judges
@@ -69,10 +58,10 @@ def compare_judge(
         run_id = run or store.latest_run_id()
         if run_id is None:
             raise ConfigError(f"{db}: no runs yet; start one with `clinsum run`")
-        store.run(run_id)  # a clear error for an unknown run id
+        run_id = store.run(run_id)["id"]  # a unique prefix gives the full id; an unknown id is an error
         notes, by_system = _run_summaries(store, run_id, limit)
         chosen = _systems(systems, by_system)
-        options = dict(_option(o) for o in judge_option or [])
+        options = dict(parse_option(o, flag="--judge-option", scoped=False)[1:] for o in judge_option or [])
         judges = build_judges({"judges": judge, "provider_options": {"*": options}})
         jury = PairwiseJudge(judges, Dispatcher(store))
         outcomes = asyncio.run(_compare_all(jury, store, run_id, notes, by_system, chosen))
@@ -83,8 +72,8 @@ def compare_judge(
         console.print(f"[yellow]{failed} comparison(s) had no valid judge answer; "
                       "their raw answers are in the stored scores' detail[/yellow]")
     if output_format == ListFormat.json:
-        stdout.print_json(json.dumps({"run": run_id, "judges": judge, "version": jury.version,
-                                      "pairs": [r.as_dict() for r in rates]}))
+        write_stdout(json.dumps({"run": run_id, "judges": judge, "version": jury.version,
+                                 "pairs": [r.as_dict() for r in rates]}, indent=2))
     else:
         _print_table(rates, run_id, jury.version)
     if failed:

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -488,6 +489,34 @@ def coverage_version(options: CoverageOptions) -> str:
     return f"{_LOGIC_VERSION}+lex.{lexicon}+ctx.{RULES_VERSION}{suffix}"
 
 
+CONCEPTS_EXTRA = ("spacy", "scispacy.abbreviation", "rapidfuzz.distance")
+"""What concept extraction imports from the ``concepts`` extra."""
+CONCEPTS_INSTALL = "pip install 'clinsum[concepts]'"
+
+
+def concepts_extra_missing() -> str | None:
+    """The first module of the ``concepts`` extra that cannot be imported, or None when all can."""
+    for module in CONCEPTS_EXTRA:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return module
+    return None
+
+
+def require_concepts_extra(what: str = "concept coverage") -> None:
+    """A ConfigError naming the install command when the ``concepts`` extra is missing.
+
+    Checked when the evaluator is built, before any provider call: a missing package
+    must stop the run, not turn every summary's scores into ``coverage_error`` rows.
+    """
+    missing = concepts_extra_missing()
+    if missing is not None:
+        raise ConfigError(f"{what} needs the 'concepts' extra (spaCy, scispaCy, rapidfuzz), and "
+                          f"'{missing}' cannot be imported; fix: {CONCEPTS_INSTALL}")
+
+
 def create(options: dict[str, Any], dispatcher: object = None) -> CoverageEvaluator:
     """Factory used by the runner (``coverage`` in the run configuration); needs no model."""
+    require_concepts_extra()
     return CoverageEvaluator(CoverageOptions.from_dict(options or {}))

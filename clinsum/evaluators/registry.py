@@ -1,4 +1,4 @@
-"""Metric names → evaluator factories, imported only when a run asks for them."""
+"""Evaluator names (``--evaluator/-e``) → evaluator factories, imported only when a run asks for them."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from clinsum.errors import ConfigError
 from clinsum.evaluators.base import Evaluator
+from clinsum.evaluators.metrics import describe
 
 BUILTIN: dict[str, str] = {
     "overlap": "clinsum.evaluators.overlap:create_overlap",
@@ -18,10 +19,13 @@ BUILTIN: dict[str, str] = {
 
 
 def create(name: str, options: dict[str, Any], dispatcher: Any) -> Evaluator:
-    """Build the evaluator of a metric name; ``dispatcher`` serves evaluators that call models."""
+    """Build the evaluator ``name``; ``dispatcher`` serves evaluators that call models."""
     target = BUILTIN.get(name)
     if target is None:
-        raise ConfigError(f"unknown metric '{name}'; known metrics: {', '.join(sorted(BUILTIN))}")
+        hint = ""
+        if describe(name) is not None:
+            hint = f" ('{name}' is a metric; the evaluators emit metrics, and --metric names them in `agreement`)"
+        raise ConfigError(f"unknown evaluator '{name}'{hint}; evaluators: {', '.join(sorted(BUILTIN))}")
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -29,7 +33,7 @@ def create(name: str, options: dict[str, Any], dispatcher: Any) -> Evaluator:
         if (exc.name or "").startswith("clinsum"):
             raise
         raise ConfigError(
-            f"metric '{name}' needs a package that is not installed ({exc.name}); "
+            f"evaluator '{name}' needs a package that is not installed ({exc.name}); "
             "install it with: pip install 'clinsum[all]'"
         ) from exc
     evaluator: Evaluator = getattr(module, attr)(options, dispatcher)

@@ -1,0 +1,34 @@
+"""Options that several commands share, so that a flag means the same everywhere.
+
+``--evaluator/-e`` names an evaluator (``overlap``, ``length``, ``coverage``,
+``judge``) in ``run`` and ``score``; ``--metric/-m`` names a metric
+(``judge_accurate``, ``rouge1``) wherever it appears (``agreement``). ``run`` and
+``score`` once took ``--metric/-m`` for evaluators: it still works there, as a
+hidden alias that warns.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from clinsum.cli.common import console
+
+EvaluatorOption = Annotated[list[str] | None, typer.Option(
+    "--evaluator", "-e", help="overlap, length, coverage, judge; repeat for several "
+                              "(default: overlap, length, coverage).")]
+DeprecatedMetricOption = Annotated[list[str] | None, typer.Option(
+    "--metric", "-m", hidden=True, help="Deprecated alias of --evaluator/-e.")]
+
+DEPRECATED_METRIC = ("--metric/-m names an evaluator here, which is deprecated: use --evaluator/-e "
+                     "(--metric names a metric, as in `clinsum agreement -m judge_accurate`)")
+
+
+def evaluators(given: list[str] | None, deprecated: list[str] | None) -> list[str] | None:
+    """The evaluators asked for by ``--evaluator`` and the deprecated ``--metric`` together."""
+    if deprecated:
+        console.print(f"[yellow]warning:[/yellow] {escape(DEPRECATED_METRIC)}", highlight=False)
+    chosen = [*(given or []), *(deprecated or [])]
+    return chosen or None
