@@ -3,7 +3,8 @@
 Works on ``Score``s alone, so it never needs to know which evaluator made a
 number. Per system and metric: how many notes have a value (``n``), how many
 scores said the metric does not apply (``n_not_applicable``, value None), the
-mean, and a percentile-bootstrap 95% interval. Every interval uses the same
+mean, and a percentile-bootstrap interval (95% unless ``confidence`` says
+otherwise; ``clinsum.evaluators.bootstrap``). Every interval uses the same
 fixed seed, so a table is reproducible run after run, and systems scored on the
 same notes are resampled with the same indices (common random numbers).
 
@@ -22,47 +23,34 @@ from typing import Any
 
 import numpy as np
 
-from clinsum.records import Score, Summary
+from clinsum.evaluators import bootstrap
+from clinsum.evaluators.bootstrap import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
+from clinsum.records import Score
 
 Statistic = Callable[..., Any]
 
-_MAX_CELLS = 4_000_000
-"""Resampled values held in memory at once; larger problems are drawn in chunks."""
-
 
 def bootstrap_ci(values: Sequence[float] | np.ndarray, *, stat: Statistic = np.mean,
-                 n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``stat`` over ``values``.
+                 n_resamples: int = DEFAULT_RESAMPLES, confidence: float = DEFAULT_CONFIDENCE,
+                 seed: int = DEFAULT_SEED) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``stat`` over ``values`` (``clinsum.evaluators.bootstrap``).
 
-    ``stat`` must accept ``axis=`` (numpy reductions do). The resampling indices
-    are drawn as ``scipy.stats.bootstrap`` draws them, so with the same seed and
-    ``method="percentile"`` both give the same interval. One value gives
-    ``(v, v)``; no values give ``(nan, nan)``.
+    ``stat`` must accept ``axis=`` (numpy reductions do). With the same seed and
+    ``method="percentile"``, ``scipy.stats.bootstrap`` gives the same interval.
+    One value gives ``(v, v)``; no values give ``(nan, nan)``.
     """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
+    bootstrap.check(n_resamples, confidence)
     data = np.asarray(values, dtype=float)
     if data.ndim != 1:
         raise ValueError(f"values must be one-dimensional, got shape {data.shape}")
-    n = data.size
-    if n == 0:
+    if data.size == 0:
         return math.nan, math.nan
-    if n == 1:
+    if data.size == 1:
         only = float(stat(data))
         return only, only
-    rng = np.random.default_rng(seed)
-    chunk = max(1, _MAX_CELLS // n)
-    estimates = []
-    for start in range(0, n_resamples, chunk):
-        rows = min(chunk, n_resamples - start)
-        indices = rng.integers(0, n, (rows, n))
-        estimates.append(np.asarray(stat(data[indices], axis=-1), dtype=float))
-    distribution = np.concatenate(estimates)
-    alpha = (1 - confidence) / 2
-    low, high = np.percentile(distribution, [100 * alpha, 100 * (1 - alpha)])
-    return float(low), float(high)
+    interval = bootstrap.percentile_interval(lambda indices: stat(data[indices], axis=-1), data.size,
+                                             n_resamples=n_resamples, confidence=confidence, seed=seed)
+    return interval.low, interval.high
 
 
 @dataclass(frozen=True)
@@ -79,23 +67,9 @@ class Row:
     ci_high: float | None
     n_not_applicable: int = 0
     """Scores whose value was None (for example ROUGE on a note without a reference)."""
-    failures: int = 0
-    """Summaries of this system that failed (no text, so no score), when known."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-CSV_COLUMNS = ("system", "metric", "n", "mean", "ci_low", "ci_high")
-"""Columns of ``leaderboard.csv``."""
-
-
-def failures_by_system(summaries: Iterable[Summary]) -> dict[str, int]:
-    """How many summaries of each system failed (every system appears, with 0 if none)."""
-    counts: dict[str, int] = {}
-    for summary in summaries:
-        counts[summary.system] = counts.get(summary.system, 0) + (0 if summary.ok else 1)
-    return counts
 
 
 def _latest_values(scores: Iterable[Score]) -> dict[tuple[str, str], dict[str, float | None]]:
@@ -106,16 +80,15 @@ def _latest_values(scores: Iterable[Score]) -> dict[tuple[str, str], dict[str, f
     return table
 
 
-def aggregate(scores: Iterable[Score], *, failures: dict[str, int] | None = None,
-              n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> list[Row]:
+def aggregate(scores: Iterable[Score], *, n_resamples: int = DEFAULT_RESAMPLES, confidence: float = DEFAULT_CONFIDENCE,
+              seed: int = DEFAULT_SEED) -> list[Row]:
     """One ``Row`` per system and metric, sorted by system then metric.
 
     A note counts once per system and metric (the last score given for it wins).
     Values of None are left out of the mean and counted in ``n_not_applicable``.
-    A system that appears only in ``failures`` (every call failed) gets a row with
-    n=0 for each metric the other systems have, so it still shows in the table.
+    A system whose every summary failed still has rows: the generation evaluator
+    scores ``failed`` for every summary, failed or not.
     """
-    failures = failures or {}
     rows = []
     table = _latest_values(scores)
     for (system, metric), by_note in table.items():
@@ -127,20 +100,15 @@ def aggregate(scores: Iterable[Score], *, failures: dict[str, int] | None = None
             low, high = bootstrap_ci(values, n_resamples=n_resamples, confidence=confidence, seed=seed)
             mean = float(np.mean(values))
         rows.append(Row(system, metric, len(values), mean, low, high,
-                        n_not_applicable=len(by_note) - len(values), failures=failures.get(system, 0)))
-    metrics = {metric for _, metric in table}
-    for system, failed in failures.items():
-        for metric in metrics - {m for s, m in table if s == system}:
-            rows.append(Row(system, metric, 0, None, None, None, failures=failed))
+                        n_not_applicable=len(by_note) - len(values)))
     return sorted(rows, key=lambda r: (r.system, r.metric))
 
 
 def leaderboard(items: Iterable[Score] | Iterable[Row], metric: str | None = None, *,
-                failures: dict[str, int] | None = None, descending: bool = True,
-                seed: int = 0) -> list[Row]:
+                descending: bool = True, seed: int = DEFAULT_SEED) -> list[Row]:
     """Rows grouped by system, systems ordered by their mean on ``metric``.
 
-    ``items`` are ``Score``s (aggregated here, with ``failures`` and ``seed``) or
+    ``items`` are ``Score``s (aggregated here, with ``seed``) or
     ``Row``s from ``aggregate``. Higher is better unless ``descending=False``
     (for example for a hallucination rate). Systems without a value for
     ``metric`` come last; ties and ``metric=None`` fall back to system name.
@@ -150,7 +118,7 @@ def leaderboard(items: Iterable[Score] | Iterable[Row], metric: str | None = Non
     rows = [i for i in given if isinstance(i, Row)]
     scores = [i for i in given if isinstance(i, Score)]
     if scores:
-        rows += aggregate(scores, failures=failures, seed=seed)
+        rows += aggregate(scores, seed=seed)
     by_system: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
         by_system[row.system].append(row)
@@ -186,7 +154,8 @@ class PairedDifference:
 
 
 def paired_difference(scores: Iterable[Score], metric: str, system_a: str, system_b: str, *,
-                      n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> PairedDifference:
+                      n_resamples: int = DEFAULT_RESAMPLES, confidence: float = DEFAULT_CONFIDENCE,
+                      seed: int = DEFAULT_SEED) -> PairedDifference:
     """Paired bootstrap of the per-note difference ``a - b`` on ``metric``."""
     table = _latest_values(s for s in scores if s.metric == metric)
     a = {note: v for note, v in table.get((system_a, metric), {}).items() if v is not None}

@@ -22,7 +22,9 @@ Decisions worth knowing:
   items x raters table (Shrout & Fleiss 1979, Table 1).
 - Bland-Altman: mean of (first - second) with limits mean +- 1.96 SD (SD with n-1).
 - Confidence intervals: percentile bootstrap over items (pairs resampled
-  together), a fixed seed, so the same data always give the same interval.
+  together; ``clinsum.evaluators.bootstrap``, the one the aggregator uses), 95%
+  unless ``confidence`` says otherwise, a fixed seed, so the same data always
+  give the same interval.
   Resamples where a statistic is undefined (all ties, say) are dropped; when more
   than half are undefined the interval is withheld, with the reason.
 - Degenerate data (n < 3, no variance, no predicted positives) give a value of
@@ -32,17 +34,22 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from clinsum.evaluators.bootstrap import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    IndexStatistic,
+    percentile_interval,
+)
+
 FloatArray = NDArray[np.float64]
 
-DEFAULT_RESAMPLES = 2000
-DEFAULT_SEED = 0
 MIN_ITEMS = 3
 LIKERT = (1, 5)
 
@@ -243,25 +250,19 @@ def binary_agreement(pred: ArrayLike, truth: ArrayLike) -> dict[str, float]:
 
 # -- estimates with bootstrap confidence intervals ----------------------------------------------
 
-BatchStat = Callable[[NDArray[np.int64]], FloatArray]
-"""Evaluates a statistic on the items selected by each row of an index batch."""
-
-
-def _estimate(stat: BatchStat, n: int, *, n_resamples: int, seed: int,
-              reason: str | None = None) -> Estimate:
+def _estimate(stat: IndexStatistic, n: int, *, n_resamples: int, seed: int,
+              confidence: float = DEFAULT_CONFIDENCE, reason: str | None = None) -> Estimate:
+    """The statistic on all items, with its interval; withheld when most resamples leave it undefined."""
     if reason:
         return Estimate(None, reason=reason)
     value = float(stat(np.arange(n)[None])[0])
     if not math.isfinite(value):
         return Estimate(None, reason="undefined on these data (no variance)")
-    rng = np.random.default_rng(seed)
-    resampled = stat(rng.integers(0, n, size=(n_resamples, n)))
-    finite = resampled[np.isfinite(resampled)]
-    if finite.size < n_resamples / 2:
+    interval = percentile_interval(stat, n, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    if n_resamples - interval.undefined < n_resamples / 2:
         return Estimate(value, reason=f"confidence interval withheld: undefined in "
-                                      f"{n_resamples - finite.size} of {n_resamples} resamples")
-    low, high = np.percentile(finite, [2.5, 97.5])
-    return Estimate(value, float(low), float(high))
+                                      f"{interval.undefined} of {n_resamples} resamples")
+    return Estimate(value, interval.low, interval.high)
 
 
 def _no_variance(*series: FloatArray) -> str | None:
@@ -294,8 +295,8 @@ def infer_scale(values: ArrayLike) -> str | None:
 
 def paired_statistics(x: ArrayLike, y: ArrayLike, *, same_scale: bool,
                       kappa_scale: tuple[int, int] | None = None,
-                      n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
-                      ) -> dict[str, Estimate]:
+                      n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+                      confidence: float = DEFAULT_CONFIDENCE) -> dict[str, Estimate]:
     """Every agreement statistic of paired series ``x`` (automatic or rater A) and ``y``.
 
     ``same_scale`` enables the statistics that compare values, not orders (ICC,
@@ -305,7 +306,7 @@ def paired_statistics(x: ArrayLike, y: ArrayLike, *, same_scale: bool,
     xa, ya = _pair(x, y)
     n = xa.size
     degenerate = _no_variance(xa, ya)
-    common = {"n_resamples": n_resamples, "seed": seed}
+    common: dict[str, Any] = {"n_resamples": n_resamples, "seed": seed, "confidence": confidence}
     out = {
         "spearman": _estimate(lambda i: _spearman(xa, ya, _counts(i, n)), n, reason=degenerate, **common),
         "kendall_tau_b": _estimate(lambda i: _kendall_tau_b(xa, ya, _counts(i, n)), n, reason=degenerate,
@@ -335,7 +336,7 @@ def paired_statistics(x: ArrayLike, y: ArrayLike, *, same_scale: bool,
 
 
 def flag_statistics(pred: ArrayLike, truth: ArrayLike, *, n_resamples: int = DEFAULT_RESAMPLES,
-                    seed: int = DEFAULT_SEED) -> dict[str, Estimate]:
+                    seed: int = DEFAULT_SEED, confidence: float = DEFAULT_CONFIDENCE) -> dict[str, Estimate]:
     """Accuracy, precision, recall, F1 of an automatic flag against the human flag, with CIs."""
     p, t = np.asarray(pred, dtype=bool).ravel(), np.asarray(truth, dtype=bool).ravel()
     n = p.size
@@ -348,20 +349,22 @@ def flag_statistics(pred: ArrayLike, truth: ArrayLike, *, n_resamples: int = DEF
     too_few = f"too few items ({n} < {MIN_ITEMS})" if n < MIN_ITEMS else None
     return {
         name: _estimate(lambda i, name=name: _binary(p[i], t[i])[name], n,  # type: ignore[misc]
-                        reason=too_few or reason, n_resamples=n_resamples, seed=seed)
+                        reason=too_few or reason, n_resamples=n_resamples, seed=seed, confidence=confidence)
         for name, reason in reasons.items()
     }
 
 
 def rater_table_statistics(table: ArrayLike, *, n_resamples: int = DEFAULT_RESAMPLES,
-                           seed: int = DEFAULT_SEED) -> dict[str, Estimate]:
+                           seed: int = DEFAULT_SEED, confidence: float = DEFAULT_CONFIDENCE
+                           ) -> dict[str, Estimate]:
     """ICC(2,1) and ICC(3,1) across all raters of an items x raters table (complete rows)."""
     t = np.asarray(table, dtype=float)
     n = t.shape[0]
     reason = f"too few items ({n} < {MIN_ITEMS})" if n < MIN_ITEMS else None
     return {
         f"icc_{m.replace(',', '_')}": _estimate(lambda i, m=m: _icc(t[i], m), n,  # type: ignore[misc]
-                                                reason=reason, n_resamples=n_resamples, seed=seed)
+                                                reason=reason, n_resamples=n_resamples, seed=seed,
+                                                confidence=confidence)
         for m in ("2,1", "3,1")
     }
 
