@@ -28,6 +28,7 @@ from clinsum.providers.common import (
     cost_usd,
     price_overrides,
     require,
+    retry_after_of,
     timed,
 )
 
@@ -208,19 +209,6 @@ def build_client(options: AnthropicOptions) -> Any:
     return client
 
 
-def _retry_after(headers: Any) -> str | float | None:
-    if headers is None:
-        return None
-    millis = headers.get("retry-after-ms")
-    if millis is not None:
-        try:
-            return float(millis) / 1000
-        except ValueError:
-            pass
-    value: str | None = headers.get("retry-after")
-    return value
-
-
 def convert_error(exc: Exception, *, model: str | None = None) -> ProviderError:
     """Turn an ``anthropic`` SDK exception into one of ours (see ``clinsum.errors``)."""
     known = already_classified(exc)
@@ -236,7 +224,7 @@ def convert_error(exc: Exception, *, model: str | None = None) -> ProviderError:
         error = classify_http(
             exc.status_code,
             str(message),
-            _retry_after(exc.response.headers),
+            retry_after_of(exc),
             credentials=CREDENTIALS_HINT,
             model=model,
         )

@@ -6,7 +6,7 @@ factory, so ``clinsum --help`` stays fast whatever is installed.
 
 Error classification (``classify_http``) maps an HTTP status to our tree::
 
-    429                      -> RateLimited (retry_after from the header: seconds or HTTP date)
+    429                      -> RateLimited (retry_after: see ``retry_after_of``)
     408, 409, 5xx, 529       -> TransientError
     400, 413, 422            -> FatalError (context-too-long gets its own message)
     401, 403                 -> FatalError naming the credentials to check
@@ -56,6 +56,7 @@ __all__ = [
     "price_overrides",
     "prices",
     "require",
+    "retry_after_of",
     "timed",
 ]
 
@@ -121,6 +122,39 @@ def parse_retry_after(value: str | float | None, *, now: datetime | None = None)
     if math.isnan(seconds) or math.isinf(seconds):
         return None
     return max(0.0, seconds)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+
+
+def retry_after_of(exc: BaseException) -> float | None:
+    """Seconds a provider's error asks us to wait, wherever the SDK keeps it; None when it does not say.
+
+    The one reader for every adapter, first answer wins:
+
+    - ``retry-after-ms`` header (Anthropic, OpenAI): milliseconds;
+    - ``Retry-After`` header: seconds or an HTTP date (``parse_retry_after``);
+    - a ``google.rpc.RetryInfo`` ``retryDelay`` ("30s") in the error body (Vertex AI's
+      ``exc.details``).
+
+    Headers are read from ``exc.response.headers``; never negative.
+    """
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    if headers is not None and hasattr(headers, "get"):
+        millis = parse_retry_after(headers.get("retry-after-ms"))
+        if millis is not None:
+            return millis / 1000
+        seconds = parse_retry_after(headers.get("retry-after"))
+        if seconds is not None:
+            return seconds
+    details = getattr(exc, "details", None)
+    error = details.get("error", details) if isinstance(details, dict) else None
+    for item in (error or {}).get("details", []) if isinstance(error, dict) else []:
+        if isinstance(item, dict) and str(item.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            match = _DURATION.match(str(item.get("retryDelay", "")))
+            if match:
+                return float(match.group(1))
+    return None
 
 
 def already_classified(exc: BaseException) -> ProviderError | None:

@@ -61,9 +61,9 @@ from clinsum.providers.common import (
     classify_http,
     cost_usd,
     is_context_overflow,
-    parse_retry_after,
     price_overrides,
     require,
+    retry_after_of,
     timed,
 )
 
@@ -395,19 +395,6 @@ def _status_of(exc: BaseException) -> int | None:
     return None
 
 
-def _retry_after_of(exc: BaseException) -> float | None:
-    headers = getattr(getattr(exc, "response", None), "headers", None)
-    if headers is None or not hasattr(headers, "get"):
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms is not None:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    return parse_retry_after(headers.get("retry-after"))
-
-
 def convert_error(exc: BaseException, *, spec: str) -> ProviderError:
     """Classify an exception raised by any LangChain integration (see the module docstring)."""
     known = already_classified(exc)
@@ -419,10 +406,10 @@ def convert_error(exc: BaseException, *, spec: str) -> ProviderError:
     code = response.get("Error", {}).get("Code", "") if isinstance(response, dict) else ""
     what = f"{type(exc).__name__}: {message}"
     if re.search(r"RateLimit|TooManyRequests|ResourceExhausted|Throttl", f"{names} {code}"):
-        return RateLimited(f"'{spec}' rate limited ({what})", retry_after=_retry_after_of(exc))
+        return RateLimited(f"'{spec}' rate limited ({what})", retry_after=retry_after_of(exc))
     status = _status_of(exc)
     if status is not None:
-        return classify_http(status, f"{what}", _retry_after_of(exc), model=spec)
+        return classify_http(status, f"{what}", retry_after_of(exc), model=spec)
     if "Failed to connect to Ollama" in message:
         return SetupError(f"'{spec}': Ollama is not running: start it with `ollama serve` ({message})")
     if re.search(r"Timeout|TimedOut|DeadlineExceeded", names):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +27,15 @@ from pydantic import field_validator
 
 from clinsum.errors import FatalError, ProviderError, SetupError, TransientError
 from clinsum.providers.base import BaseProvider, Generation, ProviderOptions, Request
-from clinsum.providers.common import already_classified, classify_http, cost_usd, price_overrides, require, timed
+from clinsum.providers.common import (
+    already_classified,
+    classify_http,
+    cost_usd,
+    price_overrides,
+    require,
+    retry_after_of,
+    timed,
+)
 
 if TYPE_CHECKING:
     from clinsum.providers.vertex_batch import VertexBatch
@@ -243,26 +250,6 @@ def build_client(options: VertexOptions) -> tuple[Any, Any]:
     return client, credentials
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
-
-
-def _retry_after(exc: Any) -> str | float | None:
-    """``Retry-After`` header, else a ``google.rpc.RetryInfo`` ``retryDelay`` ("30s") in the body."""
-    headers = getattr(getattr(exc, "response", None), "headers", None)
-    if headers is not None and hasattr(headers, "get"):
-        value = headers.get("retry-after")
-        if value:
-            return str(value)
-    details = getattr(exc, "details", None)
-    error = details.get("error", details) if isinstance(details, dict) else None
-    for item in (error or {}).get("details", []) if isinstance(error, dict) else []:
-        if isinstance(item, dict) and str(item.get("@type", "")).endswith("google.rpc.RetryInfo"):
-            match = _DURATION.match(str(item.get("retryDelay", "")))
-            if match:
-                return float(match.group(1))
-    return None
-
-
 def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
     """(timeouts, other transport errors) of whichever httpx flavours are installed."""
     timeouts: list[type[BaseException]] = []
@@ -289,7 +276,8 @@ def convert_error(exc: Exception, *, model: str | None = None) -> ProviderError:
         message = str(exc.message or exc.status or exc)
         # Gemini words a context overflow "The input token count (N) exceeds the maximum
         # number of tokens allowed (M)", which classify_http recognises.
-        return classify_http(int(exc.code or 0), message, _retry_after(exc), credentials=CREDENTIALS_HINT, model=model)
+        return classify_http(int(exc.code or 0), message, retry_after_of(exc), credentials=CREDENTIALS_HINT,
+                             model=model)
     if timeouts and isinstance(exc, timeouts):
         return TransientError(f"Vertex AI did not answer in time ({type(exc).__name__})")
     if transport and isinstance(exc, transport):
