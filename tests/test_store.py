@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from clinsum.errors import StoreError
+from clinsum.errors import StoreError, StoreWriteError
 from clinsum.records import Note, Rating, Score, Summary
 from clinsum.store import MIGRATIONS, Store, redact
 
@@ -74,14 +74,22 @@ def test_ratings_upsert_on_their_key(tmp_path):
 
 
 def test_credentials_never_reach_the_store(tmp_path):
-    store = Store.open(tmp_path / "s.db")
+    path = tmp_path / "s.db"
+    store = Store.open(path)
     config = {"providers": [{"spec": "anthropic:m", "options": {"api_key": "sk-secret", "temperature": 0}}],
-              "headers": {"Authorization": "Bearer abc"}}
+              "headers": {"Authorization": "Bearer abc"}, "judge": {"options": {"client_secret": "s3"}}}
     store.create_run("r", config, kind="run", version="0", notes=[note(1)])
-    raw = (tmp_path / "s.db").read_bytes() + (tmp_path / "s.db-wal").read_bytes()
-    assert b"sk-secret" not in raw and b"Bearer abc" not in raw
-    assert store.run("r")["config"]["providers"][0]["options"] == {"api_key": "***", "temperature": 0}
-    assert redact({"token": ""}) == {"token": ""}
+    stored = store.run("r")["config"]
+    assert stored["providers"][0]["options"] == {"api_key": "***", "temperature": 0}
+    assert stored["headers"] == {"Authorization": "***"} and stored["judge"]["options"] == {"client_secret": "***"}
+    # Not only the config as read back: no byte of any file of the store holds a secret.
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("s.db*"))
+    assert b"anthropic:m" in raw  # the files read are the ones the run went to
+    assert b"sk-secret" not in raw and b"Bearer abc" not in raw and b"s3" not in raw
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("s.db*"))  # after the WAL checkpoint too
+    assert b"anthropic:m" in raw and b"sk-secret" not in raw
+    assert redact({"token": "", "temperature": 0.2}) == {"token": "", "temperature": 0.2}
 
 
 def test_a_failed_batch_of_scores_writes_nothing(tmp_path):
@@ -89,16 +97,20 @@ def test_a_failed_batch_of_scores_writes_nothing(tmp_path):
     store.create_run("r", {}, kind="run", version="0", notes=[note(1)])
     good = Score(note_id="n1", system="x", metric="m", value=1, evaluator="e", version="1")
 
-    class Boom:
-        note_id = system = evaluator = metric = version = "x"
-        value = 1.0
+    class NoMetric:
+        """Serialises fine; the database refuses it (metric is NOT NULL) after `good` is inserted."""
+        note_id, system, evaluator, version, value, metric = "n1", "x", "e", "1", 1.0, None
 
         def model_dump_json(self) -> str:
-            raise RuntimeError("serialisation failed")
+            return "{}"
 
-    with pytest.raises(RuntimeError):
-        store.add_scores("r", [good, Boom()])  # type: ignore[list-item]
-    assert store.scores("r") == []
+    with pytest.raises(StoreWriteError, match="NOT NULL constraint failed"):
+        store.add_scores("r", [good, NoMetric()])  # type: ignore[list-item]
+    assert store.scores("r") == []  # the first row was inserted, then rolled back with the second
+    store.add_scores("r", [good])  # and the store is not left inside a transaction
+    assert store.scores("r") == [good]
+    store.close()
+    assert Store.open(tmp_path / "s.db").scores("r") == [good]
 
 
 def test_a_locked_store_raises_a_write_error_naming_the_file(tmp_path):
