@@ -101,6 +101,22 @@ class JudgeOutcome:
                 for k, a in enumerate(self.samples) if a.value is None]
 
 
+@dataclass(frozen=True)
+class _ScoreMaker:
+    """Makes the ``Score``s of one summary for one judge (or the jury): ``make(metric, value, detail)``."""
+
+    note: Note
+    summary: Summary
+    evaluator: str
+    version: str
+    suffix: str
+    """``@SPEC`` for one judge of a jury, empty for the judge or the jury as a whole."""
+
+    def __call__(self, metric: str, value: float | None, detail: dict[str, Any]) -> Score:
+        return Score(note_id=self.note.id, system=self.summary.system, metric=f"{metric}{self.suffix}",
+                     value=value, evaluator=self.evaluator, version=self.version, detail=detail)
+
+
 class JudgeEvaluator:
     """Rates summaries with one judge or a jury; see the module docstring for the scores."""
 
@@ -176,54 +192,72 @@ class JudgeEvaluator:
 
     def _scores(self, note: Note, summary: Summary, outcomes: Sequence[JudgeOutcome], *,
                 evaluator: str, version: str, suffix: str) -> list[Score]:
-        """Scores of ``outcomes`` combined: the mean over judges of each judge's mean over samples."""
-        def make(metric: str, value: float | None, detail: dict[str, Any]) -> Score:
-            return Score(note_id=note.id, system=summary.system, metric=f"{metric}{suffix}", value=value,
-                         evaluator=evaluator, version=version, detail=detail)
+        """Scores of ``outcomes`` combined: the mean over judges of each judge's mean over samples.
 
+        In this order: one score per rubric attribute, the overall score, the spread of
+        repeated samples and the judge's own cost (when they apply), the critical errors.
+        """
+        make = _ScoreMaker(note, summary, evaluator, version, suffix)
         alive = [o for o in outcomes if not o.failed]
-        failed = {o.spec: o.failures() for o in outcomes if o.failed}
-        scores = []
-        for attribute in self.rubric.attributes:
-            per_judge = {o.spec: self._attribute_detail(o, attribute.name) for o in outcomes}
-            means = [d["mean"] for d in per_judge.values() if d.get("mean") is not None]
-            pooled = [x for o in alive for x in o.attribute_values(attribute.name)]
-            detail: dict[str, Any] = {"judges": per_judge, "spread": spread(pooled)}
-            if alive and not means:
-                detail["not_applicable"] = True
-            if len(outcomes) > 1:
-                detail["across_judges"] = spread(means)
-            if not alive:
-                detail["failed"] = True
-            scores.append(make(f"judge_{attribute.name}", statistics.fmean(means) if means else None,
-                               detail))
+        scores = [make(f"judge_{attribute.name}", *self._attribute(attribute.name, outcomes, alive))
+                  for attribute in self.rubric.attributes]
+        overall_value, overall_detail = self._overall(outcomes, alive, evaluator)
+        scores.append(make("judge_overall", overall_value, overall_detail))
+        scores += self._judging_costs(make, alive, overall_detail)
+        scores.append(make("judge_errors_critical", *self._critical_errors(alive)))
+        return scores
 
+    def _attribute(self, name: str, outcomes: Sequence[JudgeOutcome], alive: Sequence[JudgeOutcome]
+                   ) -> tuple[float | None, dict[str, Any]]:
+        """One attribute: the mean of the judges' means, each judge's ratings, the pooled spread."""
+        per_judge = {o.spec: self._attribute_detail(o, name) for o in outcomes}
+        means = [d["mean"] for d in per_judge.values() if d.get("mean") is not None]
+        pooled = [x for o in alive for x in o.attribute_values(name)]
+        detail: dict[str, Any] = {"judges": per_judge, "spread": spread(pooled)}
+        if alive and not means:
+            detail["not_applicable"] = True
+        if len(outcomes) > 1:
+            detail["across_judges"] = spread(means)
+        if not alive:
+            detail["failed"] = True
+        return (statistics.fmean(means) if means else None), detail
+
+    def _overall(self, outcomes: Sequence[JudgeOutcome], alive: Sequence[JudgeOutcome], evaluator: str
+                 ) -> tuple[float | None, dict[str, Any]]:
+        """The overall score (mean over judges of their mean overall) and the detail that explains it."""
         overall_means = [statistics.fmean(v) for o in alive if (v := o.overall_values(self.rubric))]
+        failed = {o.spec: o.failures() for o in outcomes if o.failed}
         # a jury's own detail does not repeat the verdicts its members' scores already hold
         with_verdicts = not (self.jury and evaluator == NAME)
-        overall_detail = self._overall_detail(outcomes, failed, with_verdicts=with_verdicts)
-        scores.append(make("judge_overall", statistics.fmean(overall_means) if overall_means else None,
-                           overall_detail))
-        # The spread of repeated samples and the judge's own cost, as metrics, so that the
-        # leaderboard shows them with confidence intervals beside the scores they qualify.
+        detail = self._overall_detail(outcomes, failed, with_verdicts=with_verdicts)
+        return (statistics.fmean(overall_means) if overall_means else None), detail
+
+    def _judging_costs(self, make: _ScoreMaker, alive: Sequence[JudgeOutcome],
+                       overall_detail: dict[str, Any]) -> list[Score]:
+        """The spread of repeated samples and the judge's own cost, as metrics, so that the
+        leaderboard shows them with confidence intervals beside the scores they qualify."""
+        scores = []
         if self.samples > 1 and alive:
             sds = [std for o in alive if (std := spread(o.overall_values(self.rubric))["std"]) is not None]
             scores.append(make("judge_overall_sd", statistics.fmean(sds) if sds else None,
                                {"rule": "standard deviation of judge_overall across samples, mean over judges"}))
         if overall_detail["usage"].get("cost_usd") is not None and not overall_detail.get("failed"):
             scores.append(make("judge_cost_usd", overall_detail["usage"]["cost_usd"], {}))
+        return scores
 
+    @staticmethod
+    def _critical_errors(alive: Sequence[JudgeOutcome]) -> tuple[float | None, dict[str, Any]]:
+        """Verified critical errors counted; unverified ones (quotes not found) only reported."""
         verified = [statistics.fmean(o.critical_values(verified=True)) for o in alive]
         unverified = [statistics.fmean(o.critical_values(verified=False)) for o in alive]
-        scores.append(make("judge_errors_critical", statistics.fmean(verified) if verified else None, {
+        return (statistics.fmean(verified) if verified else None), {
             "rule": "counts critical errors whose quotes were found in the texts; unverified ones "
                     "are reported here and never counted",
             "verified_by_judge": {o.spec: o.critical_values(verified=True) for o in alive},
             "unverified": statistics.fmean(unverified) if unverified else None,
             "unverified_by_judge": {o.spec: o.critical_values(verified=False) for o in alive},
             **({"failed": True} if not alive else {}),
-        }))
-        return scores
+        }
 
     def _attribute_detail(self, outcome: JudgeOutcome, name: str) -> dict[str, Any]:
         if outcome.failed:
