@@ -67,7 +67,8 @@ def agreement(
         "--dimension", help="Only this rated dimension; repeat for several (default: all).")] = None,
     flag: Annotated[list[str] | None, typer.Option(
         "--flag", metavar="METRIC>=X", help="An automatic flag to check against the human flag, "
-                                            "e.g. 'unsupported_concepts>=1' (quoted: > is a shell redirection); repeat for several.")] = None,
+                                            "e.g. 'unsupported_concepts>=1' (quoted: > is a shell "
+                                            "redirection); repeat for several.")] = None,
     human_flag: Annotated[str | None, typer.Option(
         "--human-flag", metavar="DIMENSION>=X", help="The human judgement the flags are checked "
                                                      "against, e.g. 'unsafe>=1'.")] = None,
