@@ -19,7 +19,7 @@ from clinsum.cli import app
 from clinsum.cli.common import EXIT_ERROR
 from clinsum.errors import ConfigError
 from clinsum.providers import registry
-from clinsum.records import Note, Score
+from clinsum.records import Note, Rating, Score
 from clinsum.store import Store
 
 NOTES = [
@@ -217,7 +217,8 @@ def test_every_table_has_a_json_form(tmp_path: Path, notes_file: Path, command: 
     db = tmp_path / "c.db"
     run_id = a_run(db, notes_file, "echo:x")
     store = Store.open(db)
-    store.add_ratings([], source="none")
+    store.add_ratings([Rating(note_id=n["id"], system="echo:x", rater="dr-a", dimension="accurate", value=v)
+                       for n, v in zip(NOTES, (1, 3, 4), strict=True)], source="test")
     store.close()
     note = tmp_path / "note.txt"
     note.write_text("Denies chest pain.")
@@ -225,11 +226,8 @@ def test_every_table_has_a_json_form(tmp_path: Path, notes_file: Path, command: 
     if command[0] not in ("providers", "concepts"):
         args += ["--db", str(db)]
     result = invoke(*args, "-f", "json")
-    if command[0] == "agreement":  # no ratings: a clear error, not a table
-        assert result.exit_code == EXIT_ERROR
-        return
     assert result.exit_code == 0, result.output
-    json.loads(result.stdout)
+    assert json.loads(result.stdout)  # the whole of stdout is one JSON document, not empty
 
 
 # -- 5. rich markup never eats text ----------------------------------------------------------------
@@ -279,6 +277,11 @@ def test_missing_concepts_extra_is_an_error_naming_the_install(tmp_path: Path, n
     assert result.exit_code == EXIT_ERROR, result.output
     assert "pip install 'clinsum[concepts]'" in result.output and f"'{module}'" in result.output
     assert json.loads(invoke("runs", "--db", str(db), "-f", "json").stdout) == []  # nothing ran
+    summaries = tmp_path / "summaries.jsonl"
+    summaries.write_text(json.dumps({"note_id": "a", "system": "prod", "text": "Hypertension."}) + "\n")
+    scored = invoke("score", str(summaries), "--notes", str(notes_file), "-e", "coverage", "--db", str(db))
+    assert scored.exit_code == EXIT_ERROR and "pip install 'clinsum[concepts]'" in scored.output
+    assert json.loads(invoke("runs", "--db", str(db), "-f", "json").stdout) == []
     concepts = CliRunner().invoke(app, ["concepts", "-"], input="Denies chest pain.")
     assert concepts.exit_code == EXIT_ERROR and "pip install 'clinsum[concepts]'" in concepts.output
 
