@@ -31,7 +31,9 @@ def figures():
 
 @pytest.mark.skipif(not MTS_FIXTURE.exists(), reason="fixtures/mts_dialog_ratings.jsonl not present")
 def test_committed_figures_are_what_the_code_gives(figures) -> None:
-    assert figures.cheap_problems(figures.documents()) == []
+    problems = figures.cheap_problems(figures.documents())
+    assert problems == [], "stale figures: run `.venv/bin/python scripts/docs_figures.py` and commit\n" \
+        + "\n".join(problems)
 
 
 @pytest.mark.skipif(not MTS_FIXTURE.exists(), reason="fixtures/mts_dialog_ratings.jsonl not present")
