@@ -18,6 +18,9 @@ above the providers sees an SDK exception type.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class ClinsumError(Exception):
     """Base of every error clinsum raises on purpose."""
@@ -75,3 +78,14 @@ class FatalError(ProviderError):
 
 class SetupError(FatalError):
     """The provider cannot be built; the message says exactly how to fix it."""
+
+
+def unknown_choice(flag: str, value: str, valid: Iterable[str], *, noun: str, where: str) -> ConfigError:
+    """The error for a flag whose value names none of ``valid``: the closest one, then all of them.
+
+    ``--sort-by 'sumary_words' is not a metric; did you mean 'summary_words'? (metrics of this run: ...)``
+    """
+    choices = list(valid)
+    close = difflib.get_close_matches(value, choices, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return ConfigError(f"{flag} '{value}' is not {noun}{hint} ({where}: {', '.join(choices) or 'none'})")

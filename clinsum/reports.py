@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from clinsum.errors import ConfigError
+from clinsum.errors import unknown_choice
 from clinsum.evaluators import metrics
 from clinsum.evaluators.aggregate import Row, aggregate, leaderboard
 from clinsum.inputs import write_csv, write_jsonl
@@ -41,10 +40,8 @@ def check_sort_by(sort_by: str | None, available: Iterable[str] | None = None) -
         valid = sorted(set(available), key=metrics.display_key)
         if sort_by in valid or not valid:
             return
-    close = difflib.get_close_matches(sort_by, valid, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
     where = "metrics of this run" if available is not None else "known metrics"
-    raise ConfigError(f"--sort-by '{sort_by}' is not a metric{hint} ({where}: {', '.join(valid)})")
+    raise unknown_choice("--sort-by", sort_by, valid, noun="a metric", where=where)
 
 
 def ordered(rows: Sequence[Row], sort_by: str | None = None) -> tuple[list[Row], str]:

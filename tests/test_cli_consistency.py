@@ -157,6 +157,26 @@ def test_ordered_refuses_a_metric_the_rows_do_not_have() -> None:
         reports.ordered(rows, "judge_accurate")
 
 
+def test_agreement_refuses_a_metric_or_dimension_it_does_not_have(tmp_path: Path, notes_file: Path) -> None:
+    db = tmp_path / "c.db"
+    a_run(db, notes_file, "echo:x")
+    store = Store.open(db)
+    store.add_ratings([Rating(note_id=n["id"], system="echo:x", rater="dr-a", dimension="accurate", value=v)
+                       for n, v in zip(NOTES, (1, 3, 4), strict=True)], source="test")
+    store.close()
+    ok = invoke("agreement", "--db", str(db), "-m", "summary_words", "--dimension", "accurate", "-f", "json")
+    assert ok.exit_code == 0, ok.output
+    for args, message in [
+        (["-m", "summary_words", "-m", "sumary_words"],
+         "--metric 'sumary_words' is not a scored metric; did you mean 'summary_words'?"),
+        (["--dimension", "acurate"], "--dimension 'acurate' is not a rated dimension; did you mean 'accurate'? "
+                                     "(rated dimensions: accurate)"),
+    ]:
+        result = invoke("agreement", "--db", str(db), *args)
+        assert result.exit_code == EXIT_ERROR, result.output
+        assert message in result.output
+
+
 def test_score_checks_sort_by_before_reading_anything(tmp_path: Path, notes_file: Path) -> None:
     result = invoke("score", str(tmp_path / "absent.jsonl"), "--notes", str(notes_file),
                     "--db", str(tmp_path / "c.db"), "--sort-by", "nonsense")

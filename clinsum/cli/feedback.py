@@ -84,6 +84,7 @@ def agreement(
 
     Agreement between raters is the ceiling any automatic score can reach.
     """
+    from clinsum.cli.options import check_choices
     from clinsum.config import parse_option
     from clinsum.errors import InputError
     from clinsum.feedback import FlagRule, agreement_report
@@ -100,6 +101,10 @@ def agreement(
             if run is not None:
                 run = store.run(run)["id"]  # a unique prefix gives the full id; an unknown id is an error
             ratings, scores = store.ratings(), store.scores(run)
+        check_choices("--metric", metric, (s.metric for s in scores), noun="a scored metric",
+                      where="metrics of these scores")
+        check_choices("--dimension", dimension, (r.dimension for r in ratings), noun="a rated dimension",
+                      where="rated dimensions")
         report = agreement_report(ratings, scores, metrics=metric or None, dimensions=dimension or None,
                                   flags=flags, human_flag=truth, n_resamples=resamples, seed=seed,
                                   same_scale=[(m, d) for m, d in pairs])

@@ -9,6 +9,7 @@ hidden alias that warns.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated
 
 import typer
@@ -32,3 +33,16 @@ def evaluators(given: list[str] | None, deprecated: list[str] | None) -> list[st
         console.print(f"[yellow]warning:[/yellow] {escape(DEPRECATED_METRIC)}", highlight=False)
     chosen = [*(given or []), *(deprecated or [])]
     return chosen or None
+
+
+def check_choices(flag: str, given: Iterable[str] | None, available: Iterable[str], *, noun: str,
+                  where: str) -> None:
+    """Refuse a repeated flag's value that names nothing in ``available`` (when there is anything):
+    a typo is an error naming the valid values, never a silently smaller report."""
+    from clinsum.errors import unknown_choice
+    from clinsum.evaluators.metrics import display_key
+
+    valid = sorted(set(available), key=display_key)
+    for value in given or []:
+        if valid and value not in valid:
+            raise unknown_choice(flag, value, valid, noun=noun, where=where)
