@@ -232,6 +232,8 @@ def test_resume_and_compare_judge_accept_a_prefix(tmp_path: Path, notes_file: Pa
 
 @pytest.mark.parametrize("command", [
     ["runs"], ["show", "RUN"], ["providers"], ["agreement"], ["concepts", "NOTE"],
+    ["run", "--notes", "NOTES", "-p", "echo:y", "-e", "length"],
+    ["score", "SUMMARIES", "--notes", "NOTES", "-e", "length"],
 ])
 def test_every_table_has_a_json_form(tmp_path: Path, notes_file: Path, command: list[str]) -> None:
     db = tmp_path / "c.db"
@@ -242,7 +244,10 @@ def test_every_table_has_a_json_form(tmp_path: Path, notes_file: Path, command: 
     store.close()
     note = tmp_path / "note.txt"
     note.write_text("Denies chest pain.")
-    args = [{"RUN": run_id, "NOTE": str(note)}.get(a, a) for a in command]
+    summaries = tmp_path / "summaries.jsonl"
+    summaries.write_text(json.dumps({"note_id": "a", "system": "prod", "text": "Hypertension."}) + "\n")
+    args = [{"RUN": run_id, "NOTE": str(note), "NOTES": str(notes_file), "SUMMARIES": str(summaries)}.get(a, a)
+            for a in command]
     if command[0] not in ("providers", "concepts"):
         args += ["--db", str(db)]
     result = invoke(*args, "-f", "json")

@@ -22,13 +22,13 @@ from clinsum.cli.common import (
     EXIT_CODES_HELP,
     EXIT_FAILED,
     DbOption,
+    Format,
     console,
     open_store,
     print_skipped,
     reported_errors,
     run_interruptible,
     shown,
-    stdout,
 )
 from clinsum.cli.options import DeprecatedMetricOption, EvaluatorOption, evaluators
 
@@ -90,6 +90,7 @@ def run(
     stratify_by: StratifyOption = None,
     sample_seed: SampleSeedOption = None,
     max_cost: MaxCostOption = None,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Leaderboard as table, csv or json.")] = Format.table,
     fail_on_errors: FailOnErrors = True,
     mlflow: Annotated[str | None, typer.Option(
         "--mlflow", metavar="TRACKING_URI", help="Also log the run to MLflow (as `clinsum export --mlflow`).")] = None,
@@ -122,7 +123,7 @@ def run(
                 out = _checked_out(out or (Path(config.out) if config.out else None))
                 with _progress() as progress:
                     run_id = run_interruptible(evaluation.resume(store, resume, config, kind, progress))
-                failed = _finish(store, run_id, out, sort_by)
+                failed = _finish(store, run_id, out, sort_by, format)
             else:
                 demo = config_file is None and notes is None and not provider
                 config = load_config(config_file) if config_file else RunConfig()
@@ -143,7 +144,7 @@ def run(
                 with bar as progress:
                     run_id = run_interruptible(evaluation.run(config, store, notes=run_notes, progress=progress,
                                                               announce=bar.announce))
-                failed = _finish(store, run_id, out, sort_by)
+                failed = _finish(store, run_id, out, sort_by, format)
             if mlflow is not None:
                 from clinsum.cli.export import log_to_mlflow
 
@@ -178,6 +179,7 @@ def score(
     stratify_by: StratifyOption = None,
     sample_seed: SampleSeedOption = None,
     max_cost: MaxCostOption = None,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Leaderboard as table, csv or json.")] = Format.table,
     fail_on_errors: FailOnErrors = True,
     mlflow: Annotated[str | None, typer.Option(
         "--mlflow", metavar="TRACKING_URI", help="Also log the run to MLflow (as `clinsum export --mlflow`).")] = None,
@@ -229,7 +231,7 @@ def score(
                 with bar as progress:
                     run_id = run_interruptible(evaluation.score(config, store, note_records, records,
                                                                 progress=progress, announce=bar.announce))
-            failed = _finish(store, run_id, out, sort_by)
+            failed = _finish(store, run_id, out, sort_by, format)
             if mlflow is not None:
                 from clinsum.cli.export import log_to_mlflow
 
@@ -354,8 +356,8 @@ class _progress:
                           f"`--resume {self.progress.run_id}` finishes it", highlight=False)
 
 
-def _finish(store: Any, run_id: str, out: Path | None, sort_by: str | None) -> int:
-    """Print the leaderboard, the run's counts and where the outputs went.
+def _finish(store: Any, run_id: str, out: Path | None, sort_by: str | None, format: Format = Format.table) -> int:
+    """Print the leaderboard (as ``format``), the run's counts and where the outputs went.
 
     Returns how many summaries and evaluations failed (0 means everything worked).
     """
@@ -366,7 +368,9 @@ def _finish(store: Any, run_id: str, out: Path | None, sort_by: str | None) -> i
 
     scores = store.scores(run_id)
     rows = aggregate(scores)
-    stdout.print(reports.table(rows, sort_by, title=f"run {run_id}"))
+    from clinsum.cli.history import print_leaderboard  # here: run and score register before runs and show
+
+    print_leaderboard(rows, sort_by, run_id, format)
     info = store.run(run_id)
     failed, failed_evaluations, empty = info["failed"], info["failed_evaluations"], info["empty"]
     console.print(f"run [bold]{shown(run_id)}[/bold] {info['status']}: {info['notes']} notes, "

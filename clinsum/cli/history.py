@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,6 +20,9 @@ from clinsum.cli.common import (
     stdout,
     write_stdout,
 )
+
+if TYPE_CHECKING:
+    from clinsum.evaluators.aggregate import Row
 
 RUN_COLUMNS = ("id", "created_at", "kind", "status", "systems", "notes", "failed")
 
@@ -53,17 +57,24 @@ def show(run_id: Annotated[str, typer.Argument(help="A run id from `clinsum runs
          format: Annotated[Format, typer.Option("--format", "-f", help="table, csv or json.")] = Format.table,
          sort_by: Annotated[str | None, typer.Option(help="Metric that ranks the systems.")] = None) -> None:
     """Print the leaderboard of a stored run."""
-    from clinsum import reports
     from clinsum.evaluators.aggregate import aggregate
 
     with reported_errors(), open_store(db, must_exist=True) as store:
         run_id = store.run(run_id)["id"]  # a unique prefix gives the full id; an unknown id is an error
-        rows, _ = reports.ordered(aggregate(store.scores(run_id)), sort_by)
+        rows = aggregate(store.scores(run_id))
+        print_leaderboard(rows, sort_by, run_id, format)
+
+
+def print_leaderboard(rows: Sequence[Row], sort_by: str | None, run_id: str, format: Format) -> None:
+    """A run's leaderboard on stdout as a table, CSV or JSON (``show``, ``run`` and ``score``)."""
+    from clinsum import reports
+
+    ranked, _ = reports.ordered(rows, sort_by)  # a --sort-by this run has no metric for is an error
     if format is Format.table:
         stdout.print(reports.table(rows, sort_by, title=f"run {run_id}"))
     elif format is Format.json:
-        write_stdout(json.dumps(reports.as_dicts(rows), indent=2))
+        write_stdout(json.dumps(reports.as_dicts(ranked), indent=2))
     else:
         from clinsum.outputs import format_csv
 
-        write_stdout(format_csv(reports.LEADERBOARD_COLUMNS, reports.as_dicts(rows)))
+        write_stdout(format_csv(reports.LEADERBOARD_COLUMNS, reports.as_dicts(ranked)))
