@@ -13,9 +13,8 @@ from collections.abc import Iterable
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from clinsum.cli.common import console
+from clinsum.cli.common import console, shown
 
 EvaluatorOption = Annotated[list[str] | None, typer.Option(
     "--evaluator", "-e", help="overlap, length, coverage, judge; repeat for several "
@@ -30,7 +29,7 @@ DEPRECATED_METRIC = ("--metric/-m names an evaluator here, which is deprecated: 
 def evaluators(given: list[str] | None, deprecated: list[str] | None) -> list[str] | None:
     """The evaluators asked for by ``--evaluator`` and the deprecated ``--metric`` together."""
     if deprecated:
-        console.print(f"[yellow]warning:[/yellow] {escape(DEPRECATED_METRIC)}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {shown(DEPRECATED_METRIC)}", highlight=False)
     chosen = [*(given or []), *(deprecated or [])]
     return chosen or None
 
