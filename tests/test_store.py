@@ -77,7 +77,7 @@ def test_credentials_never_reach_the_store(tmp_path):
     path = tmp_path / "s.db"
     store = Store.open(path)
     config = {"providers": [{"spec": "anthropic:m", "options": {"api_key": "sk-secret", "temperature": 0}}],
-              "headers": {"Authorization": "Bearer abc"}, "judge": {"options": {"client_secret": "s3"}}}
+              "headers": {"Authorization": "Bearer abc"}, "judge": {"options": {"client_secret": "s3cr3t-client"}}}
     store.create_run("r", config, kind="run", version="0", notes=[note(1)])
     stored = store.run("r")["config"]
     assert stored["providers"][0]["options"] == {"api_key": "***", "temperature": 0}
@@ -85,7 +85,7 @@ def test_credentials_never_reach_the_store(tmp_path):
     # Not only the config as read back: no byte of any file of the store holds a secret.
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("s.db*"))
     assert b"anthropic:m" in raw  # the files read are the ones the run went to
-    assert b"sk-secret" not in raw and b"Bearer abc" not in raw and b"s3" not in raw
+    assert b"sk-secret" not in raw and b"Bearer abc" not in raw and b"s3cr3t-client" not in raw
     store.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("s.db*"))  # after the WAL checkpoint too
     assert b"anthropic:m" in raw and b"sk-secret" not in raw
