@@ -298,9 +298,10 @@ def test_missing_concepts_extra_is_an_error_naming_the_install(tmp_path: Path, n
                                                                 module: str) -> None:
     monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError
     db = tmp_path / "c.db"
-    result = invoke("run", "--notes", str(notes_file), "-p", "echo:x", "-e", "coverage", "--db", str(db))
-    assert result.exit_code == EXIT_ERROR, result.output
-    assert "pip install 'clinsum[concepts]'" in result.output and f"'{module}'" in result.output
+    for evaluator in ("coverage", "facts"):
+        result = invoke("run", "--notes", str(notes_file), "-p", "echo:x", "-e", evaluator, "--db", str(db))
+        assert result.exit_code == EXIT_ERROR, result.output
+        assert "pip install 'clinsum[concepts]'" in result.output and f"'{module}'" in result.output
     assert json.loads(invoke("runs", "--db", str(db), "-f", "json").stdout) == []  # nothing ran
     summaries = tmp_path / "summaries.jsonl"
     summaries.write_text(json.dumps({"note_id": "a", "system": "prod", "text": "Hypertension."}) + "\n")

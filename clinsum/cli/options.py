@@ -1,7 +1,7 @@
 """Options that several commands share, so that a flag means the same everywhere.
 
 ``--evaluator/-e`` names an evaluator (``overlap``, ``length``, ``coverage``,
-``judge``) in ``run`` and ``score``; ``--metric/-m`` names a metric
+``facts``, ``judge``) in ``run`` and ``score``; ``--metric/-m`` names a metric
 (``judge_accurate``, ``rouge1``) wherever it appears (``agreement``). ``run`` and
 ``score`` once took ``--metric/-m`` for evaluators: it still works there, as a
 hidden alias that warns.
@@ -17,7 +17,7 @@ import typer
 from clinsum.cli.common import console, shown
 
 EvaluatorOption = Annotated[list[str] | None, typer.Option(
-    "--evaluator", "-e", help="overlap, length, coverage, judge; repeat for several "
+    "--evaluator", "-e", help="overlap, length, coverage, facts, judge; repeat for several "
                               "(default: overlap, length, coverage).")]
 DeprecatedMetricOption = Annotated[list[str] | None, typer.Option(
     "--metric", "-m", hidden=True, help="Deprecated alias of --evaluator/-e.")]

@@ -197,4 +197,7 @@ def facts_version(options: FactsOptions) -> str:
 
 def create(options: dict[str, Any], dispatcher: object = None) -> FactsEvaluator:
     """Factory used by the runner (``facts`` in the run configuration); needs no model."""
+    from clinsum.evaluators.coverage import require_concepts_extra
+
+    require_concepts_extra("the facts evaluator")  # it reads concepts with the same extractor
     return FactsEvaluator(FactsOptions.from_dict(options or {}))
