@@ -19,7 +19,7 @@ from clinsum.evaluators import agreement as ag
 from clinsum.evaluators.aggregate import bootstrap_ci, paired_difference
 from clinsum.evaluators.bootstrap import percentile_interval
 from clinsum.providers import registry
-from clinsum.providers.common import retry_after_of
+from clinsum.providers.common import retry_after_in, retry_after_of
 from clinsum.records import Score
 
 # -- one bootstrap -----------------------------------------------------------------------------------
@@ -139,6 +139,9 @@ def test_one_retry_after_reader_for_every_adapter() -> None:
     assert retry_after_of(_error(None, retry_info["error"])) == 31.0
     assert retry_after_of(_error({"retry-after": "nonsense"})) is None
     assert retry_after_of(Exception("no response at all")) is None
+    # the same reader for a plain HTTP response (Vertex batch calls the REST API with requests)
+    assert retry_after_in({"retry-after": "5"}) == 5.0
+    assert retry_after_in({}, retry_info) == 31.0 and retry_after_in(None, None) is None
 
 
 def test_the_adapters_have_no_retry_after_reader_of_their_own() -> None:

@@ -56,6 +56,7 @@ __all__ = [
     "price_overrides",
     "prices",
     "require",
+    "retry_after_in",
     "retry_after_of",
     "timed",
 ]
@@ -130,16 +131,24 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 def retry_after_of(exc: BaseException) -> float | None:
     """Seconds a provider's error asks us to wait, wherever the SDK keeps it; None when it does not say.
 
-    The one reader for every adapter, first answer wins:
+    Reads ``exc.response.headers`` and a Vertex AI error body in ``exc.details``
+    (see ``retry_after_in``).
+    """
+    return retry_after_in(getattr(getattr(exc, "response", None), "headers", None), getattr(exc, "details", None))
+
+
+def retry_after_in(headers: Any, body: Any = None) -> float | None:
+    """Seconds to wait from an HTTP error's headers and body: the one reader for every adapter.
+
+    First answer wins:
 
     - ``retry-after-ms`` header (Anthropic, OpenAI): milliseconds;
     - ``Retry-After`` header: seconds or an HTTP date (``parse_retry_after``);
-    - a ``google.rpc.RetryInfo`` ``retryDelay`` ("30s") in the error body (Vertex AI's
-      ``exc.details``).
+    - a ``google.rpc.RetryInfo`` ``retryDelay`` ("30s") in a Google error body
+      (``{"error": {"details": [...]}}`` or the inner ``{"details": [...]}``).
 
-    Headers are read from ``exc.response.headers``; never negative.
+    Never negative; None when neither says.
     """
-    headers = getattr(getattr(exc, "response", None), "headers", None)
     if headers is not None and hasattr(headers, "get"):
         millis = parse_retry_after(headers.get("retry-after-ms"))
         if millis is not None:
@@ -147,8 +156,7 @@ def retry_after_of(exc: BaseException) -> float | None:
         seconds = parse_retry_after(headers.get("retry-after"))
         if seconds is not None:
             return seconds
-    details = getattr(exc, "details", None)
-    error = details.get("error", details) if isinstance(details, dict) else None
+    error = body.get("error", body) if isinstance(body, dict) else None
     for item in (error or {}).get("details", []) if isinstance(error, dict) else []:
         if isinstance(item, dict) and str(item.get("@type", "")).endswith("google.rpc.RetryInfo"):
             match = _DURATION.match(str(item.get("retryDelay", "")))

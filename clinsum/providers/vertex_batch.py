@@ -39,7 +39,7 @@ from urllib.parse import quote
 
 from clinsum.errors import ConfigError, FatalError, ProviderError, SetupError, TransientError
 from clinsum.providers.base import Generation, Request
-from clinsum.providers.common import classify_http, poll_until_ended, require
+from clinsum.providers.common import classify_http, poll_until_ended, require, retry_after_in
 from clinsum.providers.vertex import ADC_FIX, SCOPES, convert_error
 
 if TYPE_CHECKING:
@@ -155,11 +155,12 @@ class GoogleHttp:
             raise convert_error(exc) from exc
         if response.status_code >= 300:
             try:
-                message = response.json()["error"]["message"]
+                body = response.json()
+                message = body["error"]["message"]
             except (ValueError, KeyError, TypeError):
-                message = response.text[:200] or response.reason
+                body, message = None, response.text[:200] or response.reason
             raise classify_http(response.status_code, f"{self.service}: {message}",
-                                response.headers.get("retry-after"), credentials=self.hint)
+                                retry_after_in(response.headers, body), credentials=self.hint)
         content: bytes = response.content
         return content
 
