@@ -12,10 +12,11 @@ from clinsum.evaluators.aggregate import (
     Row,
     aggregate,
     bootstrap_ci,
+    failures_by_system,
     leaderboard,
     paired_difference,
 )
-from clinsum.records import Score
+from clinsum.records import Score, Summary
 
 
 def _score(note: str, system: str, metric: str, value: float | None) -> Score:
@@ -102,6 +103,19 @@ def test_a_note_scored_twice_counts_once_with_its_latest_value() -> None:
 def test_metric_that_never_applies_has_no_mean() -> None:
     (row,) = aggregate([_score("n1", "a", "rouge1", None), _score("n2", "a", "rouge1", None)])
     assert (row.n, row.n_not_applicable, row.mean, row.ci_low, row.ci_high) == (0, 2, None, None, None)
+
+
+def test_a_system_that_always_failed_still_has_a_row_for_every_metric() -> None:
+    summaries = [Summary(note_id="n1", system="a", text="ok"), Summary(note_id="n2", system="a", error="x"),
+                 Summary(note_id="n1", system="dead", error="401"),
+                 Summary(note_id="n2", system="dead", error="401")]
+    failures = failures_by_system(summaries)
+    assert failures == {"a": 1, "dead": 2}
+    scores = [_score("n1", "a", "rouge1", 0.5), _score("n1", "dead", "failed", 1.0)]
+    rows = aggregate(scores, failures=failures)
+    assert [(r.system, r.metric, r.n, r.mean) for r in rows] == [
+        ("a", "failed", 0, None), ("a", "rouge1", 1, 0.5), ("dead", "failed", 1, 1.0), ("dead", "rouge1", 0, None)]
+    assert [(r.system, r.metric) for r in aggregate(scores)] == [("a", "rouge1"), ("dead", "failed")]
 
 
 def test_leaderboard_orders_systems_by_the_chosen_metric() -> None:

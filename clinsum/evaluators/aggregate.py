@@ -25,7 +25,7 @@ import numpy as np
 
 from clinsum.evaluators import bootstrap
 from clinsum.evaluators.bootstrap import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
-from clinsum.records import Score
+from clinsum.records import Score, Summary
 
 Statistic = Callable[..., Any]
 
@@ -72,6 +72,14 @@ class Row:
         return asdict(self)
 
 
+def failures_by_system(summaries: Iterable[Summary]) -> dict[str, int]:
+    """How many summaries of each system failed (every system appears, with 0 if none)."""
+    counts: dict[str, int] = {}
+    for summary in summaries:
+        counts[summary.system] = counts.get(summary.system, 0) + (0 if summary.ok else 1)
+    return counts
+
+
 def _latest_values(scores: Iterable[Score]) -> dict[tuple[str, str], dict[str, float | None]]:
     """(system, metric) -> note id -> value; a later score of the same note replaces an earlier one."""
     table: dict[tuple[str, str], dict[str, float | None]] = defaultdict(dict)
@@ -80,14 +88,16 @@ def _latest_values(scores: Iterable[Score]) -> dict[tuple[str, str], dict[str, f
     return table
 
 
-def aggregate(scores: Iterable[Score], *, n_resamples: int = DEFAULT_RESAMPLES, confidence: float = DEFAULT_CONFIDENCE,
+def aggregate(scores: Iterable[Score], *, failures: dict[str, int] | None = None,
+              n_resamples: int = DEFAULT_RESAMPLES, confidence: float = DEFAULT_CONFIDENCE,
               seed: int = DEFAULT_SEED) -> list[Row]:
     """One ``Row`` per system and metric, sorted by system then metric.
 
     A note counts once per system and metric (the last score given for it wins).
     Values of None are left out of the mean and counted in ``n_not_applicable``.
-    A system whose every summary failed still has rows: the generation evaluator
-    scores ``failed`` for every summary, failed or not.
+    A system whose every summary failed still has its ``failed`` row (the generation
+    evaluator scores every summary); with ``failures`` (``failures_by_system``) it also
+    gets an n=0 row for each metric the other systems have, so every table shows it.
     """
     rows = []
     table = _latest_values(scores)
@@ -101,6 +111,10 @@ def aggregate(scores: Iterable[Score], *, n_resamples: int = DEFAULT_RESAMPLES, 
             mean = float(np.mean(values))
         rows.append(Row(system, metric, len(values), mean, low, high,
                         n_not_applicable=len(by_note) - len(values)))
+    metrics = {metric for _, metric in table}
+    for system in failures or {}:
+        for metric in metrics - {m for s, m in table if s == system}:
+            rows.append(Row(system, metric, 0, None, None, None))
     return sorted(rows, key=lambda r: (r.system, r.metric))
 
 
