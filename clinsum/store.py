@@ -396,14 +396,19 @@ class Store:
                             (status, None if running else now(), _this_process() if running else None, run_id))
 
     def run(self, run_id: str) -> dict[str, Any]:
-        """A run by its id or a unique prefix of it (``clinsum show 20250101``); ``["id"]`` is the full id."""
-        row = self.db.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (self.resolve_run_id(run_id),)).fetchone()
+        """The run with exactly this id (a prefix is resolved first, by ``resolve_run_id``)."""
+        row = self.db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"{self.path}: no run '{run_id}' (see `clinsum runs`)")
         return self._run_dict(row)
 
     def resolve_run_id(self, text: str) -> str:
-        """The full id of the run whose id is ``text`` or starts with it; an unknown or ambiguous
-        prefix is a StoreError (the ambiguous one lists the matches)."""
+        """The full id of the run whose id is ``text`` or starts with it (``clinsum show 20250101``);
+        an unknown or ambiguous prefix is a StoreError (the ambiguous one lists the matches).
+
+        Commands resolve what the user typed once, here, and use the full id from then on:
+        every other lookup (``run``, ``scores``, ``summaries``...) takes exact ids only, so a
+        prefix can never find the run and then miss its records."""
         if self.db.execute("SELECT 1 FROM runs WHERE id = ?", (text,)).fetchone():
             return text
         matches = [r for (r,) in self.db.execute(

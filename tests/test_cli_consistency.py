@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from clinsum import __version__
 from clinsum.cli import app
 from clinsum.cli.common import EXIT_ERROR
-from clinsum.errors import ConfigError
+from clinsum.errors import ConfigError, StoreError
 from clinsum.providers import registry
 from clinsum.records import Note, Rating, Score
 from clinsum.store import Store
@@ -203,7 +203,9 @@ def test_a_unique_prefix_names_a_run_and_an_ambiguous_one_lists_the_matches(tmp_
         store.add_scores(run_id, [Score(note_id="n", system=f"sys-{run_id[-4:]}", metric="rouge1",
                                         value=0.5, evaluator="overlap", version="1")])
     assert store.resolve_run_id("20250202") == "20250202-090000-cccc"
-    assert store.run("20250101-120000-aaaa")["id"] == "20250101-120000-aaaa"  # an exact id is never a prefix
+    assert store.resolve_run_id("20250101-120000-aaaa") == "20250101-120000-aaaa"  # exact wins over prefix
+    with pytest.raises(StoreError, match="no run '20250202'"):
+        store.run("20250202")  # only the command's one resolution takes prefixes: no lookup half-finds a run
     store.close()
 
     shown = invoke("show", "20250202", "--db", str(db), "-f", "json")
@@ -216,6 +218,13 @@ def test_a_unique_prefix_names_a_run_and_an_ambiguous_one_lists_the_matches(tmp_
     assert unknown.exit_code == EXIT_ERROR and "no run '1999'" in unknown.output
     agreement = invoke("agreement", "--run", "20250101-120000-aab", "--db", str(db), "-f", "json")
     assert "ambiguous" not in agreement.output and "no run" not in agreement.output
+    exported = invoke("export", "20250202", "--db", str(db), "--out", str(tmp_path / "export"), "-f", "jsonl")
+    assert exported.exit_code == 0, exported.output
+    [score] = [json.loads(line) for line in (tmp_path / "export" / "scores.jsonl").read_text().splitlines()]
+    assert score["system"] == "sys-cccc"  # the run's records, not an empty export of a half-found run
+    reported = invoke("report", "20250202", "--db", str(db), "--md", str(tmp_path / "r.md"))
+    assert reported.exit_code == 0, reported.output
+    assert "sys-cccc" in (tmp_path / "r.md").read_text()
 
 
 def test_resume_and_compare_judge_accept_a_prefix(tmp_path: Path, notes_file: Path) -> None:

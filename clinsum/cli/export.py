@@ -23,7 +23,7 @@ class ExportFormat(StrEnum):
 
 @app.command()
 def export(
-    run_id: Annotated[str, typer.Argument(metavar="RUN", help="A run id from `clinsum runs`.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="A run id from `clinsum runs`, or a unique prefix.")],
     format: Annotated[ExportFormat, typer.Option("--format", "-f", help="File format for --out.")] = ExportFormat.jsonl,
     out: Annotated[Path | None, typer.Option(help="Write summaries, scores, leaderboard and run.json here.")] = None,
     mlflow: Annotated[str | None, typer.Option("--mlflow", metavar="TRACKING_URI",
@@ -38,6 +38,7 @@ def export(
     from clinsum.reporting import export as files
 
     with reported_errors(), open_store(db) as store:
+        run_id = store.resolve_run_id(run_id)  # a unique prefix is enough; an unknown id is an error
         if out is not None:
             paths = files.write(out, format.value, store.run(run_id), store.summaries(run_id), store.scores(run_id))
             console.print("exported: " + ", ".join(shown(p) for p in paths.values()))

@@ -99,7 +99,7 @@ def agreement(
                  for text in same_scale or []]
         with open_store(db, must_exist=True) as store:
             if run is not None:
-                run = store.run(run)["id"]  # a unique prefix gives the full id; an unknown id is an error
+                run = store.resolve_run_id(run)  # a unique prefix is enough; an unknown id is an error
             ratings, scores = store.ratings(), store.scores(run)
         check_choices("--metric", metric, (s.metric for s in scores), noun="a scored metric",
                       where="metrics of these scores")

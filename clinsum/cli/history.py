@@ -60,7 +60,7 @@ def show(run_id: Annotated[str, typer.Argument(help="A run id from `clinsum runs
     from clinsum.evaluators.aggregate import aggregate
 
     with reported_errors(), open_store(db, must_exist=True) as store:
-        run_id = store.run(run_id)["id"]  # a unique prefix gives the full id; an unknown id is an error
+        run_id = store.resolve_run_id(run_id)  # a unique prefix is enough; an unknown id is an error
         rows = aggregate(store.scores(run_id))
         print_leaderboard(rows, sort_by, run_id, format)
 

@@ -58,7 +58,7 @@ def compare_judge(
         run_id = run or store.latest_run_id()
         if run_id is None:
             raise ConfigError(f"{db}: no runs yet; start one with `clinsum run`")
-        run_id = store.run(run_id)["id"]  # a unique prefix gives the full id; an unknown id is an error
+        run_id = store.resolve_run_id(run_id)  # a unique prefix is enough; an unknown id is an error
         notes, by_system = _run_summaries(store, run_id, limit)
         chosen = _systems(systems, by_system)
         options = dict(parse_option(o, flag="--judge-option", scoped=False)[1:] for o in judge_option or [])

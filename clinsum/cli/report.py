@@ -13,7 +13,8 @@ from clinsum.cli.common import DEFAULT_DB, EXIT_ERROR, DbOption, console, open_s
 
 @app.command()
 def report(
-    run_ids: Annotated[list[str], typer.Argument(metavar="RUN...", help="Run ids from `clinsum runs`.")],
+    run_ids: Annotated[list[str], typer.Argument(
+        metavar="RUN...", help="Run ids from `clinsum runs`, or unique prefixes.")],
     html: Annotated[Path | None, typer.Option("--html", help="Write the HTML report here.")] = None,
     md: Annotated[Path | None, typer.Option("--md", help="Write a Markdown summary here.")] = None,
     db: DbOption = DEFAULT_DB,

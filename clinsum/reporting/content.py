@@ -73,6 +73,7 @@ def load(store: Store, run_ids: Sequence[str]) -> Content:
     """The content of a report on ``run_ids`` (at least one), in the order given."""
     if not run_ids:
         raise ReportError("name at least one run (see `clinsum runs`)")
+    run_ids = [store.resolve_run_id(run_id) for run_id in run_ids]  # unique prefixes are enough
     if len(set(run_ids)) != len(run_ids):
         raise ReportError(f"a run is named twice: {', '.join(run_ids)}")
     infos = {run_id: store.run(run_id) for run_id in run_ids}
