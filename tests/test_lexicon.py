@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import time
 from pathlib import Path
 
 import pytest
@@ -37,12 +36,11 @@ def key(text: str) -> str:
     return " ".join(w.norm for w in words if w is not None)
 
 
-def test_artifact_is_packaged_small_and_loads_fast() -> None:
+def test_artifact_is_packaged_small_and_complete() -> None:
+    # Load time is a benchmark figure (benchmarks/concepts_speed.py), never a timing assertion here.
     assert LEXICON_PATH.exists()
     assert LEXICON_PATH.stat().st_size < 5_000_000
-    started = time.perf_counter()
     fresh = Lexicon.read(LEXICON_PATH)
-    assert time.perf_counter() - started < 5  # the goal is < 2 s; generous for a loaded CI machine
     assert len(fresh.keys) > 80_000 and len(fresh.concepts) > 25_000
     assert fresh.known_words, "the ordinary-word list beside the lexicon was not loaded"
 
