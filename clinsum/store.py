@@ -38,10 +38,16 @@ from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
 from clinsum.errors import StoreError, StoreWriteError
+
 from clinsum.records import Note, Rating, Score, Summary
 from clinsum.redaction import redact
+from clinsum.store_codec import m004_compact, note_hash, pack, pack_detail, unpack, unpack_detail
 
 DEFAULT_PATH = "clinsum.db"
+
+
+class NotesNotStored(StoreError):
+    """A run made with ``store_notes = false``: its notes' text must be given again."""
 
 
 def _script(db: sqlite3.Connection, sql: str) -> None:
@@ -134,7 +140,13 @@ def _m003_run_owner(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial, _m002_batches, _m003_run_owner]
+def _m004_compact(db: sqlite3.Connection) -> None:
+    # notes once by content hash, compressed summaries and score details (clinsum.store_codec)
+    m004_compact(db)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _m001_initial, _m002_batches, _m003_run_owner, _m004_compact]
 """Migration N is ``MIGRATIONS[N-1]``; append, never edit one that has shipped."""
 
 
@@ -145,11 +157,11 @@ def _set_wal(db: sqlite3.Connection) -> None:
         db.execute("PRAGMA journal_mode=WAL")
 
 
-_FAILED_SCORE = (
-    "(substr(metric, -6) = '_error' OR json_extract(record, '$.detail.failed') IS 1 "
-    "OR EXISTS (SELECT 1 FROM json_each(record, '$.detail.judges') AS j "
-    "WHERE json_type(j.value, '$.failures') = 'array'))")
-"""SQL of ``clinsum.evaluators.base.is_failure``: a score that records a failed evaluation."""
+_FAILED_SCORE = "failed = 1"
+"""A score that records a failed evaluation (``clinsum.evaluators.base.is_failure``, stored as it is written)."""
+
+PAGE = 1000
+"""Records read from the store at a time by the iterators (``iter_notes``, ``iter_summaries``, ``iter_scores``)."""
 
 _RUN_COLUMNS = "id, created_at, finished_at, status, kind, config, clinsum_version, owner"
 
@@ -170,6 +182,15 @@ def _gone(owner: str | None) -> bool:
     except PermissionError:  # alive, another user's
         return False
     return False
+
+
+_SCORE_COLUMNS = "note_id, system, metric, value, evaluator, version, detail"
+
+
+def _score(row: tuple[Any, ...]) -> Score:
+    note_id, system, metric, value, evaluator, version, detail = row
+    return Score(note_id=note_id, system=system, metric=metric, value=value, evaluator=evaluator,
+                 version=version, detail=unpack_detail(detail))
 
 
 _INSERT_SUMMARY = ("INSERT OR REPLACE INTO summaries (run_id, note_id, system, ok, record, created_at) "
@@ -375,20 +396,29 @@ class Store:
     # -- runs -----------------------------------------------------------------
 
     def create_run(self, run_id: str, config: dict[str, Any], *, kind: str, version: str,
-                   notes: Iterable[Note], summaries: Iterable[Summary] = ()) -> None:
-        """Record a new run with its notes (and the summaries it scores), in one transaction."""
-        summary_rows = [self._summary_row(run_id, s) for s in summaries]
+                   notes: Iterable[Note], summaries: Iterable[Summary] = (), store_notes: bool = True) -> None:
+        """Record a new run with its notes (and the summaries it scores), in one transaction.
+
+        Notes and summaries are read from their iterables as they are written, never held
+        together. Each note is stored once by content (``note_texts``, shared by runs); with
+        ``store_notes=False`` only its hash is kept, and the run's notes must be given again
+        to resume it or to report on them.
+        """
         with self._transaction():
             self.db.execute(
                 "INSERT INTO runs (id, created_at, status, kind, config, clinsum_version, owner) "
                 "VALUES (?, ?, 'running', ?, ?, ?, ?)",
                 (run_id, now(), kind, json.dumps(redact(config), sort_keys=True), version, _this_process()),
             )
-            self.db.executemany(
-                "INSERT INTO notes (run_id, id, position, record) VALUES (?, ?, ?, ?)",
-                [(run_id, n.id, i, n.model_dump_json()) for i, n in enumerate(notes)],
-            )
-            self.db.executemany(_INSERT_SUMMARY, summary_rows)
+            for position, note in enumerate(notes):
+                record = note.model_dump_json()
+                key = note_hash(record)
+                if store_notes:
+                    self.db.execute("INSERT OR IGNORE INTO note_texts (hash, record) VALUES (?, ?)",
+                                    (key, pack(record)))
+                self.db.execute("INSERT INTO notes (run_id, id, position, hash) VALUES (?, ?, ?, ?)",
+                                (run_id, note.id, position, key))
+            self.db.executemany(_INSERT_SUMMARY, (self._summary_row(run_id, s) for s in summaries))
 
     def set_status(self, run_id: str, status: str) -> None:
         running = status == "running"
@@ -457,8 +487,45 @@ class Store:
     # -- notes, summaries, scores ---------------------------------------------
 
     def notes(self, run_id: str) -> list[Note]:
-        return [Note.model_validate_json(r) for (r,) in self.db.execute(
-            "SELECT record FROM notes WHERE run_id = ? ORDER BY position", (run_id,))]
+        return list(self.iter_notes(run_id))
+
+    def iter_notes(self, run_id: str) -> Iterator[Note]:
+        """The run's notes in their order, read a page at a time."""
+        last = -1
+        while True:
+            rows = self.db.execute(
+                "SELECT n.position, n.id, t.record FROM notes n LEFT JOIN note_texts t ON t.hash = n.hash "
+                "WHERE n.run_id = ? AND n.position > ? ORDER BY n.position LIMIT ?",
+                (run_id, last, PAGE)).fetchall()
+            if not rows:
+                return
+            for position, note_id, record in rows:
+                yield self._note(run_id, note_id, record)
+            last = rows[-1][0]
+
+    def note(self, run_id: str, note_id: str) -> Note:
+        row = self.db.execute("SELECT t.record FROM notes n LEFT JOIN note_texts t ON t.hash = n.hash "
+                              "WHERE n.run_id = ? AND n.id = ?", (run_id, note_id)).fetchone()
+        if row is None:
+            raise StoreError(f"{self.path}: run '{run_id}' has no note '{note_id}'")
+        return self._note(run_id, note_id, row[0])
+
+    def _note(self, run_id: str, note_id: str, record: str | bytes | None) -> Note:
+        if record is None:
+            raise NotesNotStored(
+                f"{self.path}: the text of note '{note_id}' of run '{run_id}' is not in the store (the run "
+                "was made with store_notes = false); give its notes file again")
+        return Note.model_validate_json(unpack(record))
+
+    def note_hashes(self, run_id: str) -> dict[str, str]:
+        """Note id -> the hash it was stored under (to check a notes file given again)."""
+        return dict(self.db.execute("SELECT id, hash FROM notes WHERE run_id = ?", (run_id,)).fetchall())
+
+    def notes_stored(self, run_id: str) -> bool:
+        """Whether the text of every note of the run is in the store."""
+        row = self.db.execute("SELECT COUNT(*) FROM notes n LEFT JOIN note_texts t ON t.hash = n.hash "
+                              "WHERE n.run_id = ? AND t.hash IS NULL", (run_id,)).fetchone()
+        return bool(row[0] == 0)
 
     def add_summary(self, run_id: str, summary: Summary) -> None:
         """Store a summary; a later attempt for the same note and system replaces a failed one."""
@@ -466,11 +533,12 @@ class Store:
 
     @staticmethod
     def _summary_row(run_id: str, summary: Summary) -> tuple[Any, ...]:
-        return (run_id, summary.note_id, summary.system, int(summary.ok), as_json(summary), now())
+        return (run_id, summary.note_id, summary.system, int(summary.ok), pack(as_json(summary)), now())
 
     def summaries(self, run_id: str) -> list[Summary]:
+        """The run's summaries, by system then note order."""
         self.flush()
-        return [Summary.model_validate_json(r) for (r,) in self.db.execute(
+        return [Summary.model_validate_json(unpack(r)) for (r,) in self.db.execute(
             "SELECT s.record FROM summaries s JOIN notes n ON n.run_id = s.run_id AND n.id = s.note_id "
             "WHERE s.run_id = ? ORDER BY s.system, n.position", (run_id,))]
 
@@ -480,16 +548,39 @@ class Store:
         self.flush()
         rows = self.db.execute("SELECT record FROM summaries WHERE system = ? AND ok = 1 "
                                "ORDER BY rowid DESC LIMIT ?", (system, limit))
-        counts = (Summary.model_validate_json(r).usage.output_tokens for (r,) in rows)
+        counts = (Summary.model_validate_json(unpack(r)).usage.output_tokens for (r,) in rows)
         return [c for c in counts if c is not None]
+
+    def iter_summaries(self, run_id: str, *, failed_only: bool = False) -> Iterator[Summary]:
+        """The run's summaries by note order then system (a note's summaries together), a page at a time."""
+        self.flush()
+        last: tuple[int, str] = (-1, "")
+        while True:
+            rows = self.db.execute(
+                "SELECT n.position, s.system, s.record FROM summaries s "
+                "JOIN notes n ON n.run_id = s.run_id AND n.id = s.note_id "
+                f"WHERE s.run_id = ? AND (n.position, s.system) > (?, ?) {'AND s.ok = 0' if failed_only else ''} "
+                "ORDER BY n.position, s.system LIMIT ?", (run_id, *last, PAGE)).fetchall()
+            if not rows:
+                return
+            for _, _, record in rows:
+                yield Summary.model_validate_json(unpack(record))
+            last = rows[-1][0], rows[-1][1]
+
+    def summary(self, run_id: str, note_id: str, system: str) -> Summary | None:
+        row = self.db.execute("SELECT record FROM summaries WHERE run_id = ? AND note_id = ? AND system = ?",
+                              (run_id, note_id, system)).fetchone()
+        return None if row is None else Summary.model_validate_json(unpack(row[0]))
 
     def add_scores(self, run_id: str, scores: Iterable[Score]) -> None:
         """Store the scores of one evaluator for one summary, all or none."""
+        from clinsum.evaluators.base import is_failure
+
         rows = [(run_id, s.note_id, s.system, s.evaluator, s.metric, s.value, s.version,
-                 as_json(s)) for s in scores]
+                 int(is_failure(s)), pack_detail(s.detail)) for s in scores]
         self._write(
             "INSERT OR REPLACE INTO scores (run_id, note_id, system, evaluator, metric, value, "
-            "version, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            "version, failed, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def replace_scores(self, run_id: str, note_id: str, system: str, evaluator: str,
                        scores: Iterable[Score]) -> None:
@@ -500,16 +591,20 @@ class Store:
                     [(run_id, note_id, system, evaluator, len(evaluator) + 1, evaluator + ":")])
         self.add_scores(run_id, scores)
 
-    def evaluations(self, run_id: str) -> dict[tuple[str, str, str], bool]:
+    def evaluations(self, run_id: str, note_id: str | None = None,
+                    system: str | None = None) -> dict[tuple[str, str, str], bool]:
         """(note_id, system, evaluator) -> whether its stored scores are free of failure.
 
         The rule of ``clinsum.evaluators.base.is_failure``: a failed evaluation has
-        ``failed: true`` in a score's detail, or an ``*_error`` metric.
+        ``failed: true`` in a score's detail, or an ``*_error`` metric. With ``note_id``
+        and ``system``, those of one summary only.
         """
         self.flush()
+        one = note_id is not None and system is not None
         rows = self.db.execute(
             f"SELECT note_id, system, evaluator, MAX({_FAILED_SCORE}) FROM scores WHERE run_id = ? "
-            "GROUP BY note_id, system, evaluator", (run_id,))
+            f"{'AND note_id = ? AND system = ? ' if one else ''}GROUP BY note_id, system, evaluator",
+            (run_id, note_id, system) if one else (run_id,))
         return {(n, s, e): not failed for n, s, e, failed in rows}
 
     def scored(self, run_id: str) -> set[tuple[str, str, str]]:
@@ -520,17 +615,37 @@ class Store:
 
     def scores(self, run_id: str | None = None) -> list[Score]:
         """Scores of one run, or of all runs with the latest per note, system, evaluator and metric."""
-        self.flush()
-        args: tuple[str, ...] = ()
         if run_id is not None:
-            query, args = "SELECT record FROM scores WHERE run_id = ? ORDER BY rowid", (run_id,)
-        else:
-            query, args = (
-                "SELECT s.record FROM scores s JOIN runs r ON r.id = s.run_id "
-                "WHERE NOT EXISTS (SELECT 1 FROM scores t JOIN runs q ON q.id = t.run_id "
-                "  WHERE t.note_id = s.note_id AND t.system = s.system AND t.evaluator = s.evaluator "
-                "  AND t.metric = s.metric AND q.rowid > r.rowid) ORDER BY s.rowid", args)
-        return [Score.model_validate_json(r) for (r,) in self.db.execute(query, args)]
+            return list(self.iter_scores(run_id))
+        self.flush()
+        query = (
+            f"SELECT {_SCORE_COLUMNS} FROM scores WHERE rowid IN (SELECT id FROM ("
+            "  SELECT s.rowid AS id, ROW_NUMBER() OVER (PARTITION BY s.note_id, s.system, s.evaluator, s.metric "
+            "  ORDER BY r.rowid DESC) AS k FROM scores s JOIN runs r ON r.id = s.run_id) WHERE k = 1) "
+            "ORDER BY rowid")
+        return [_score(row) for row in self.db.execute(query)]
+
+    def iter_scores(self, run_id: str, *, failed_only: bool = False) -> Iterator[Score]:
+        """The scores of one run in the order they were written, a page at a time."""
+        self.flush()
+        last = 0
+        while True:
+            rows = self.db.execute(
+                f"SELECT rowid, {_SCORE_COLUMNS} FROM scores WHERE run_id = ? AND rowid > ? "
+                f"{'AND failed = 1 ' if failed_only else ''}ORDER BY rowid LIMIT ?",
+                (run_id, last, PAGE)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _score(row[1:])
+            last = rows[-1][0]
+
+    def metric_values(self, run_id: str) -> Iterator[tuple[str, str, float | None]]:
+        """(system, metric, value) of every score of a run: what a leaderboard needs, without details."""
+        self.flush()
+        cursor = self.db.execute("SELECT system, metric, value FROM scores WHERE run_id = ?", (run_id,))
+        while rows := cursor.fetchmany(PAGE):
+            yield from rows
 
     # -- ratings --------------------------------------------------------------
 

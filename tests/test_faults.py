@@ -316,9 +316,11 @@ def test_a_judge_that_answers_invalid_json_fails_the_evaluation_and_resume_asks_
     assert "0 failed summaries, 3 failed evaluations" in first.stderr
     [(run_id, status)] = runs(db)
     assert status == "finished"
-    details = [json.loads(r) for (r,) in query(db, "SELECT record FROM scores WHERE metric = 'judge_overall'")]
-    assert len(details) == 3 and all(d["value"] is None and d["detail"]["failed"] for d in details)
-    attempts = details[0]["detail"]["judges"][MODEL]["failures"][0]["attempts"]
+    store = Store.open(db, must_exist=True)
+    details = [s for s in store.scores(run_id) if s.metric == "judge_overall"]
+    store.close()
+    assert len(details) == 3 and all(d.value is None and d.detail["failed"] for d in details)
+    attempts = details[0].detail["judges"][MODEL]["failures"][0]["attempts"]
     assert attempts and all(a["raw"] == "I think the summary is fine." for a in attempts)  # raw answers kept
     assert sorted(set(slow.judge_asked)) == ids
     # the rejected answers are not in the response cache: only the 3 summaries are

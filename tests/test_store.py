@@ -97,15 +97,14 @@ def test_a_failed_batch_of_scores_writes_nothing(tmp_path):
     store.create_run("r", {}, kind="run", version="0", notes=[note(1)])
     good = Score(note_id="n1", system="x", metric="m", value=1, evaluator="e", version="1")
 
-    class NoMetric:
-        """Serialises fine; the database refuses it (metric is NOT NULL) after `good` is inserted."""
-        note_id, system, evaluator, version, value, metric = "n1", "x", "e", "1", 1.0, None
+    class NoVersion:
+        """Serialises fine; the database refuses it (version is NOT NULL) after `good` is inserted."""
+        note_id, system, evaluator, version, value, metric = "n1", "x", "e", None, 1.0, "m2"
 
-        def model_dump_json(self) -> str:
-            return "{}"
+        detail: dict[str, object] = {}
 
     with pytest.raises(StoreWriteError, match="NOT NULL constraint failed"):
-        store.add_scores("r", [good, NoMetric()])  # type: ignore[list-item]
+        store.add_scores("r", [good, NoVersion()])  # type: ignore[list-item]
     assert store.scores("r") == []  # the first row was inserted, then rolled back with the second
     store.add_scores("r", [good])  # and the store is not left inside a transaction
     assert store.scores("r") == [good]
