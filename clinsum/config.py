@@ -112,6 +112,9 @@ class RunConfig(BaseModel):
     """The sample is the same for the same seed and note ids."""
     max_cost_usd: float | None = Field(default=None, ge=0)
     """Refuse to start a run that may cost more than this (``clinsum.costs``)."""
+    store_notes: bool = True
+    """Keep each note's text in the store (once, shared by runs). False keeps only a hash of each note
+    (PHI minimisation): resuming the run then reads the notes file again, and must find the same notes."""
     judge: JudgeConfig | None = None
     prices: dict[str, dict[str, float]] = Field(default_factory=dict)
     """Price overrides: ``{"anthropic:claude-x": {"input_per_mtok": 3, "output_per_mtok": 15}}``."""

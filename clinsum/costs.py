@@ -188,8 +188,8 @@ def _max_output(provider: Provider) -> int:
     return int(getattr(provider.options, "max_output_tokens", 0) or 0)
 
 
-def estimate(config: RunConfig, notes: Sequence[Note], *, systems: Sequence[System] = (),
-             template: PromptTemplate | None = None, summaries: Sequence[Summary] | None = None,
+def estimate(config: RunConfig, notes: Iterable[Note], *, systems: Sequence[System] = (),
+             template: PromptTemplate | None = None, summaries: Iterable[Summary] | None = None,
              evaluators: Iterable[Any] = (), store: Store | None = None) -> CostEstimate:
     """The estimated cost of a new run: ``systems`` summarizing ``notes`` with ``template``
     (``run``), or the ``summaries`` given (``score``), then each judge among ``evaluators``."""
@@ -226,8 +226,8 @@ def estimate(config: RunConfig, notes: Sequence[Note], *, systems: Sequence[Syst
     return result
 
 
-def _judge_lines(result: CostEstimate, judge: Any, config: RunConfig, notes: Sequence[Note],
-                 summaries: Sequence[Summary] | None, expected_summary: dict[str, tuple[int, int]],
+def _judge_lines(result: CostEstimate, judge: Any, config: RunConfig, notes: Iterable[Note],
+                 summaries: Iterable[Summary] | None, expected_summary: dict[str, tuple[int, int]],
                  store: Store | None) -> None:
     from clinsum.evaluators.judge.judge import _reader_from
     from clinsum.evaluators.judge.prompt import judge_prompt

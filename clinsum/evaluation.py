@@ -7,8 +7,9 @@ and drives the runner.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -84,14 +85,14 @@ def load_run_notes(config: RunConfig) -> tuple[list[Note], list[InputError]]:
     return notes, list(loaded.skipped)
 
 
-def sample_notes(config: RunConfig, notes: Sequence[Note],
-                 summaries: Sequence[Summary] = ()) -> tuple[list[Note], Sample | None]:
+def sample_notes(config: RunConfig, notes: Iterable[Note],
+                 summaries: Iterable[Summary] = ()) -> tuple[Iterable[Note], Sample | None]:
     """The notes of the run's sample (``--sample``, ``--sample-fraction``), in their order, and
     how it was drawn; all the notes and None when the run takes no sample."""
     from clinsum.sampling import choose
 
     if config.sample is None and config.sample_fraction is None:
-        return list(notes), None
+        return notes, None  # as given: a file re-read as needed stays unread until then
     field = config.stratify_by
     from_summaries: dict[str, Any] = {}
     if field is not None:
@@ -108,7 +109,40 @@ def sample_notes(config: RunConfig, notes: Sequence[Note],
     return [n for n in notes if n.id in sample.note_ids], sample
 
 
-async def run(config: RunConfig, store: Store, *, notes: Sequence[Note] | None = None,
+def check_run_notes(config: RunConfig) -> tuple[int, list[InputError]]:
+    """Validate the run's notes file without keeping its notes: how many will be used, and the bad
+    records skipped (every one is reported, as an error, unless ``skip_invalid``)."""
+    from clinsum.inputs import check_notes
+
+    if not config.notes:
+        raise ConfigError("no notes: give --notes PATH (JSONL, CSV or a folder of .txt files)")
+    checked = check_notes(Path(config.notes), skip_invalid=config.skip_invalid)
+    count = checked.count if config.limit is None else min(checked.count, config.limit)
+    if not count:
+        raise ConfigError(f"{config.notes}: no notes to evaluate")
+    return count, list(checked.skipped)
+
+
+class NotesFile:
+    """The run's good notes, read again from the file each time they are iterated (never held whole):
+    what sampling and the cost estimate walk over before the run streams them into the store."""
+
+    def __init__(self, config: RunConfig) -> None:
+        self.config = config
+
+    def __iter__(self) -> Iterator[Note]:
+        return iter_run_notes(self.config)
+
+
+def iter_run_notes(config: RunConfig) -> Iterator[Note]:
+    """The run's good notes (``--limit`` applied), read from the file as they are needed."""
+    from clinsum.inputs import iter_notes
+
+    assert config.notes is not None
+    return itertools.islice(iter_notes(Path(config.notes)), config.limit)
+
+
+async def run(config: RunConfig, store: Store, *, notes: Iterable[Note] | None = None,
               run_id: str | None = None, progress: Progress | None = None,
               announce: Announce | None = None) -> str:
     """Start (or, with ``run_id``, resume) a run; returns its id.
@@ -128,7 +162,7 @@ async def run(config: RunConfig, store: Store, *, notes: Sequence[Note] | None =
 
 
 def _plan(config: RunConfig, store: Store, announce: Announce | None, sample: Sample | None,
-          notes: Sequence[Note], **work: Any) -> None:
+          notes: Iterable[Note], **work: Any) -> None:
     """Estimate a new run's cost, announce it with the sample, and refuse it above ``max_cost_usd``."""
     from clinsum.costs import check_max_cost, estimate
 
@@ -138,7 +172,7 @@ def _plan(config: RunConfig, store: Store, announce: Announce | None, sample: Sa
     check_max_cost(cost, config.max_cost_usd)
 
 
-async def _run(config: RunConfig, store: Store, notes: Sequence[Note] | None, run_id: str | None,
+async def _run(config: RunConfig, store: Store, notes: Iterable[Note] | None, run_id: str | None,
                progress: Progress | None, announce: Announce | None = None,
                check: Callable[[list[Provider]], None] | None = None) -> str:
     systems = build_systems(config)
@@ -149,22 +183,48 @@ async def _run(config: RunConfig, store: Store, notes: Sequence[Note] | None, ru
     runner = Runner(store, dispatcher, evaluators, load_template(config.prompt_template))
     if run_id is None:
         if notes is None:
-            notes, _ = load_run_notes(config)
+            check_run_notes(config)
+            notes = NotesFile(config)
         notes, sample = sample_notes(config, notes)
         _plan(config, store, announce, sample, notes, systems=systems, template=runner.template,
               evaluators=evaluators)
         run_id = new_run_id()
         store.create_run(run_id, config.model_dump(mode="json"), kind="run", version=__version__,
-                         notes=notes)
-    else:
-        notes = store.notes(run_id)
+                         notes=notes, store_notes=config.store_notes)
     if progress is not None:
         progress.run_id = run_id
+    run_notes = _notes_of(config, store, run_id)
     with _status(store, run_id):
         if config.batch:
-            await _answer_in_batches(config, store, run_id, notes, systems, runner)
-        await runner.generate_and_score(run_id, notes, systems, progress)
+            await _answer_in_batches(config, store, run_id, list(run_notes()), systems, runner)
+        await runner.generate_and_score(run_id, run_notes(), systems, progress,
+                                        total=store.count_notes(run_id) * len(systems))
     return run_id
+
+
+def _notes_of(config: RunConfig, store: Store, run_id: str) -> Callable[[], Iterable[Note]]:
+    """The run's notes, as often as they are needed: streamed from the store, or, for a run that
+    kept only their hashes (``store_notes = false``), read again from its notes file and checked."""
+    if store.notes_stored(run_id):
+        return lambda: store.iter_notes(run_id)
+    expected = store.note_hashes(run_id)
+    given = {}
+    if config.notes:
+        from clinsum.store_codec import note_hash
+
+        for note in iter_run_notes(config.model_copy(update={"limit": None})):
+            if note.id in expected:
+                if note_hash(note.model_dump_json()) != expected[note.id]:
+                    raise InputError(f"note {note.id!r} is not the note the run was started with (the run "
+                                     "kept only a hash of each note, and this one differs)", path=config.notes)
+                given[note.id] = note
+    missing = [note_id for note_id in expected if note_id not in given]
+    if missing:
+        raise InputError(f"run {run_id} kept only hashes of its notes (store_notes = false) and "
+                         f"{len(missing)} of them are not in its notes file ({missing[0]!r}...); "
+                         "put the notes file back where the run read it", path=config.notes)
+    ordered = sorted(given.values(), key=lambda n: store.note_position(run_id, n.id))
+    return lambda: ordered
 
 
 async def _answer_in_batches(config: RunConfig, store: Store, run_id: str, notes: Sequence[Note],
@@ -193,8 +253,8 @@ async def _answer_in_batches(config: RunConfig, store: Store, run_id: str, notes
                                 on_submitted=partial(store.save_batch_id, run_id, system.label))
 
 
-async def score(config: RunConfig, store: Store, notes: Sequence[Note] | None = None,
-                summaries: Sequence[Summary] | None = None, *, run_id: str | None = None,
+async def score(config: RunConfig, store: Store, notes: Iterable[Note] | None = None,
+                summaries: Iterable[Summary] | None = None, *, run_id: str | None = None,
                 progress: Progress | None = None, announce: Announce | None = None) -> str:
     """Score summaries made elsewhere against their notes, as a run of kind ``score``.
 
@@ -212,14 +272,15 @@ async def score(config: RunConfig, store: Store, notes: Sequence[Note] | None = 
                             check=check_offline_providers)
 
 
-async def _score(config: RunConfig, store: Store, notes: Sequence[Note] | None,
-                 summaries: Sequence[Summary] | None, run_id: str | None, progress: Progress | None,
+async def _score(config: RunConfig, store: Store, notes: Iterable[Note] | None,
+                 summaries: Iterable[Summary] | None, run_id: str | None, progress: Progress | None,
                  announce: Announce | None = None,
                  check: Callable[[list[Provider]], None] | None = None) -> str:
     if run_id is None:
         if notes is None or summaries is None:
             raise ValueError("score needs notes and summaries, or the run_id of a run to resume")
-        _check_summaries_match(notes, summaries)
+        if isinstance(notes, Sequence) and isinstance(summaries, Sequence):  # streams are checked by their reader
+            _check_summaries_match(notes, summaries)
     dispatcher = Dispatcher(store, max_attempts=config.max_attempts, concurrency=config.concurrency)
     evaluators = build_evaluators(config, dispatcher)
     if check is not None:  # the judges: no note may leave the machine
@@ -233,14 +294,49 @@ async def _score(config: RunConfig, store: Store, notes: Sequence[Note] | None,
         _plan(config, store, announce, sample, notes, summaries=summaries, evaluators=evaluators)
         run_id = new_run_id()
         store.create_run(run_id, config.model_dump(mode="json"), kind="score", version=__version__,
-                         notes=notes, summaries=summaries)
-    else:
-        notes, summaries = store.notes(run_id), store.summaries(run_id)
+                         notes=notes, summaries=summaries, store_notes=config.store_notes)
     if progress is not None:
         progress.run_id = run_id
+    given = None if store.notes_stored(run_id) else _notes_of(config, store, run_id)()
     with _status(store, run_id):
-        await runner.score_summaries(run_id, notes, summaries, progress)
+        await runner.score_summaries(run_id, given, store.iter_summaries(run_id), progress,
+                                     total=store.count_summaries(run_id))
     return run_id
+
+
+def score_inputs(config: RunConfig, summaries_path: Path) -> tuple[NotesFile, SummariesFile,
+                                                                   list[InputError], list[InputError]]:
+    """Validate the notes and summaries files of ``clinsum score`` keeping no record, then stream them.
+
+    Returns the notes and summaries (read as they are needed), and the bad notes and bad
+    summaries skipped. Every bad record is reported before anything runs, and so is a
+    summary whose note is not in the notes file.
+    """
+    from clinsum.inputs import check_summaries, iter_summaries
+
+    _, skipped_notes = check_run_notes(config)
+    skipped_summaries = check_summaries(summaries_path, skip_invalid=config.skip_invalid).skipped
+    kept = {note.id for note in iter_run_notes(config)}
+    all_ids = kept if config.limit is None else {note.id for note in iter_run_notes(
+        config.model_copy(update={"limit": None}))}
+    missing = sorted({s.note_id for s in iter_summaries(summaries_path)} - all_ids)
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise InputError(f"{len(missing)} summaries refer to notes not in the notes file: {shown}",
+                         field="note_id")
+    return NotesFile(config), SummariesFile(summaries_path, kept), skipped_notes, list(skipped_summaries)
+
+
+class SummariesFile:
+    """The good summaries of a file whose notes are in the run, read again each time they are iterated."""
+
+    def __init__(self, path: Path, note_ids: set[str]) -> None:
+        self.path, self.note_ids = path, note_ids
+
+    def __iter__(self) -> Iterator[Summary]:
+        from clinsum.inputs import iter_summaries
+
+        return (s for s in iter_summaries(self.path) if s.note_id in self.note_ids)
 
 
 def _check_summaries_match(notes: Sequence[Note], summaries: Sequence[Summary]) -> None:

@@ -50,10 +50,15 @@ __all__ = [
     "NOTE_FIELDS",
     "SHOWN_PROBLEMS",
     "SUMMARY_FIELDS",
+    "Checked",
     "InvalidRecords",
     "Loaded",
     "atomic_output",
+    "check_notes",
+    "check_summaries",
     "format_csv",
+    "iter_notes",
+    "iter_summaries",
     "load_notes",
     "load_summaries",
     "raise_invalid",
@@ -200,21 +205,50 @@ def rows_or_errors(path: Path, allowed: Sequence[str] | None = None) -> Iterator
     if path.is_dir():
         raise InputError("is a folder, expected a .jsonl or .csv file", path=str(path))
     if suffix in _JSONL_SUFFIXES:
-        return _jsonl_rows(_Source.read(path))
+        return _jsonl_rows(path)
     if suffix == ".csv":
         return _csv_rows(_Source.read(path), allowed)
     raise InputError(f"unsupported file type '{suffix or path.name}'; use .jsonl or .csv",
                      path=str(path))
 
 
-def _jsonl_rows(source: _Source) -> Iterator[Row]:
-    path = str(source.path)
+def _jsonl_lines(path: Path) -> Iterator[tuple[int, str, str | None]]:
+    """(line number, text, what is wrong with its bytes or None), read a line at a time.
+
+    A JSONL file is never held whole: a file of a million notes streams through
+    in the memory of its longest line.
+    """
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise InputError("file not found", path=str(path)) from None
+    except IsADirectoryError:
+        raise InputError("is a folder, expected a file", path=str(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", path=str(path)) from None
+    with handle:
+        offset = 0
+        for number, raw in enumerate(handle, start=1):
+            data = raw[len(codecs.BOM_UTF8):] if number == 1 and raw.startswith(codecs.BOM_UTF8) else raw
+            start = offset + len(raw) - len(data)
+            offset += len(raw)
+            line = data.decode("utf-8", errors="surrogateescape").rstrip("\n")
+            match = _UNDECODABLE.search(line)
+            bad = None
+            if match is not None:
+                at = start + len(_bytes(line[: match.start()]))
+                bad = (f"byte 0x{ord(match.group()) - 0xDC00:02x} at byte offset {at} (line {number}, column "
+                       f"{match.start() + 1}) is not valid UTF-8; save the file as UTF-8")
+            yield number, line, bad
+
+
+def _jsonl_rows(source: Path) -> Iterator[Row]:
+    path = str(source)
     first_record = True
-    for number, line in enumerate(source.lines, start=1):
+    for number, line, bad_byte in _jsonl_lines(source):
         if not line.strip():
             continue
         at_start, first_record = first_record, False
-        bad_byte = source.bad_byte(number, number)
         try:
             row = json.loads(line, parse_constant=_refuse_constant)
         except _Problem as exc:
@@ -369,22 +403,100 @@ def _json_type(value: object) -> str:
 def load_notes(path: Path | str, *, skip_invalid: bool = False) -> Loaded[Note]:
     """Read notes from JSONL, CSV, a ``.txt`` file or a folder of ``.txt`` files."""
     path = Path(path)
-    folder = path.is_dir() or path.suffix.lower() == ".txt"
-    rows = _text_file_rows(path) if folder else rows_or_errors(path, NOTE_FIELDS)
-    return _collect(path, rows, _note_from_row, lambda note: note.id, skip_invalid, what="notes")
+    return _collect(path, _note_rows(path), _note_from_row, _note_key, skip_invalid, what="notes")
 
 
 def load_summaries(path: Path | str, *, skip_invalid: bool = False) -> Loaded[Summary]:
     """Read summaries made elsewhere from JSONL or CSV: ``{"note_id", "system", "text", ...}``."""
     path = Path(path)
-    return _collect(path, rows_or_errors(path, SUMMARY_FIELDS), _summary_from_row, lambda s: (s.note_id, s.system),
+    return _collect(path, rows_or_errors(path, SUMMARY_FIELDS), _summary_from_row, _summary_key,
                     skip_invalid, what="summaries")
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What a validating pass over a file found: how many good records, and the bad ones skipped."""
+
+    count: int
+    skipped: list[InputError] = field(default_factory=list)
+
+
+def check_notes(path: Path | str, *, skip_invalid: bool = False) -> Checked:
+    """Validate every note of a file, keeping none (``load_notes`` without the records): every bad
+    record is reported before anything runs, and ``iter_notes`` then streams the good ones."""
+    path = Path(path)
+    return _check(path, _note_rows(path), _note_from_row, _note_key, skip_invalid, what="notes")
+
+
+def check_summaries(path: Path | str, *, skip_invalid: bool = False) -> Checked:
+    path = Path(path)
+    return _check(path, rows_or_errors(path, SUMMARY_FIELDS), _summary_from_row, _summary_key,
+                  skip_invalid, what="summaries")
+
+
+def iter_notes(path: Path | str) -> Iterator[Note]:
+    """The good notes of a file, read as they are needed (bad and repeated records are left out:
+    run ``check_notes`` first to report them)."""
+    path = Path(path)
+    yield from _good(_scan(path, _note_rows(path), _note_from_row, _note_key, what="notes"))
+
+
+def iter_summaries(path: Path | str) -> Iterator[Summary]:
+    path = Path(path)
+    yield from _good(_scan(path, rows_or_errors(path, SUMMARY_FIELDS), _summary_from_row, _summary_key,
+                           what="summaries"))
+
+
+def _note_rows(path: Path) -> Iterator[Row]:
+    folder = path.is_dir() or path.suffix.lower() == ".txt"
+    return _text_file_rows(path) if folder else rows_or_errors(path, NOTE_FIELDS)
+
+
+def _note_key(note: Note) -> str:
+    return note.id
+
+
+def _summary_key(summary: Summary) -> tuple[str, str]:
+    return summary.note_id, summary.system
+
+
+def _good(scanned: Iterator[R | InputError]) -> Iterator[R]:
+    for item in scanned:
+        if not isinstance(item, InputError):
+            yield item
 
 
 def _collect(path: Path, rows: Iterator[Row], build: Callable[[dict[str, Any]], R],
              key: Callable[[R], str | tuple[str, str]], skip_invalid: bool, *, what: str) -> Loaded[R]:
     records: list[R] = []
     skipped: list[InputError] = []
+    for item in _scan(path, rows, build, key, what=what):
+        if isinstance(item, InputError):
+            skipped.append(item)
+        else:
+            records.append(item)
+    if skipped and not skip_invalid:
+        raise_invalid(path, what, skipped)
+    return Loaded(records=records, skipped=skipped)
+
+
+def _check(path: Path, rows: Iterator[Row], build: Callable[[dict[str, Any]], R],
+           key: Callable[[R], str | tuple[str, str]], skip_invalid: bool, *, what: str) -> Checked:
+    count = 0
+    skipped: list[InputError] = []
+    for item in _scan(path, rows, build, key, what=what):
+        if isinstance(item, InputError):
+            skipped.append(item)
+        else:
+            count += 1
+    if skipped and not skip_invalid:
+        raise_invalid(path, what, skipped)
+    return Checked(count=count, skipped=skipped)
+
+
+def _scan(path: Path, rows: Iterator[Row], build: Callable[[dict[str, Any]], R],
+          key: Callable[[R], str | tuple[str, str]], *, what: str) -> Iterator[R | InputError]:
+    """Each record of a file, or the error that replaced it (duplicates included), in file order."""
     first_line: dict[str | tuple[str, str], int] = {}
     seen_any = False
     for file, line, row in rows:
@@ -401,15 +513,12 @@ def _collect(path: Path, rows: Iterator[Row], build: Callable[[dict[str, Any]], 
                 raise InputError(_duplicate(record_key, first_line[record_key]), path=file, line=line,
                                  field="id" if isinstance(record_key, str) else "note_id")
         except InputError as exc:
-            skipped.append(exc)
+            yield exc
             continue
         first_line[record_key] = line
-        records.append(record)
+        yield record
     if not seen_any:
         raise InputError(f"holds no {what}", path=str(path))
-    if skipped and not skip_invalid:
-        raise_invalid(path, what, skipped)
-    return Loaded(records=records, skipped=skipped)
 
 
 def raise_invalid(path: Path | str, what: str, problems: Sequence[InputError]) -> None:

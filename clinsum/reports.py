@@ -88,11 +88,16 @@ def as_dicts(rows: Sequence[Row]) -> list[dict[str, Any]]:
     return [{c: getattr(r, c) for c in LEADERBOARD_COLUMNS} for r in rows]
 
 
-def write_outputs(out: Path, summaries: Sequence[Summary], scores: Sequence[Score],
+def write_outputs(out: Path, summaries: Iterable[Summary], scores: Iterable[Score],
                   rows: Sequence[Row] | None = None) -> dict[str, Path]:
-    """``summaries.jsonl``, ``scores.jsonl`` and ``leaderboard.csv``, each written whole or not at all."""
+    """``summaries.jsonl``, ``scores.jsonl`` and ``leaderboard.csv``, each written whole or not at all.
+
+    Summaries and scores may be iterators (``Store.iter_scores``): they are written as they are read.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    rows = aggregate(scores) if rows is None else rows
+    if rows is None:
+        scores = list(scores)
+        rows = aggregate(scores)
     paths = {"summaries": out / "summaries.jsonl", "scores": out / "scores.jsonl",
              "leaderboard": out / "leaderboard.csv"}
     write_jsonl(paths["summaries"], summaries)

@@ -22,10 +22,10 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from clinsum.dispatch import Dispatcher
 from clinsum.errors import ProviderError, StoreError
@@ -107,6 +107,37 @@ async def _all(work: Sequence[Coroutine[Any, Any, None]]) -> None:
         raise
 
 
+T = TypeVar("T")
+
+WIDTH = 64
+"""(note, system) pairs in flight at once, at least; raised to cover the providers' concurrency limits."""
+
+
+async def through(work: Iterable[T], handle: Callable[[T], Awaitable[None]], width: int) -> None:
+    """``handle`` every item of ``work``, at most ``width`` at a time, taking items only as they are needed.
+
+    Work flows through a bounded queue to ``width`` workers, so memory holds ``width``
+    items whatever the size of the run (never a task per item). If one raises (the store
+    failed) or the run is cancelled, the others are cancelled and waited for (``_all``).
+    """
+    queue: asyncio.Queue[tuple[bool, T | None]] = asyncio.Queue(maxsize=width)
+
+    async def feed() -> None:
+        for item in work:
+            await queue.put((True, item))
+        for _ in range(width):
+            await queue.put((False, None))
+
+    async def worker() -> None:
+        while True:
+            more, item = await queue.get()
+            if not more:
+                return
+            await handle(item)  # type: ignore[arg-type]
+
+    await _all([feed(), *(worker() for _ in range(width))])
+
+
 def _asks_a_model(evaluator: Evaluator) -> bool:
     return bool(getattr(evaluator, "providers", None))
 
@@ -121,17 +152,30 @@ class Runner:
         self.evaluators: list[Evaluator] = [GenerationEvaluator(), *evaluators]
         self.template = template
 
-    async def generate_and_score(self, run_id: str, notes: Sequence[Note], systems: Sequence[System],
-                                 progress: Progress | None = None) -> None:
-        """Summarize every note with every system and score each summary, skipping stored work."""
-        stored = {(s.note_id, s.system): s for s in self.store.summaries(run_id) if s.ok}
-        done = completed(self.store.evaluations(run_id))
-        progress = progress or Progress()
-        progress.total += len(notes) * len(systems)
+    def _width(self, systems: Sequence[System] = ()) -> int:
+        limits = sum(self.dispatcher.concurrency or s.provider.options.concurrency for s in systems)
+        return max(WIDTH, 2 * limits)
 
-        async def one(note: Note, system: System) -> None:
-            summary = stored.get((note.id, system.label))
-            already_scored = done
+    def _stored_work(self, run_id: str, note_id: str, system: str) -> tuple[Summary | None, set[tuple[str, str, str]]]:
+        """A summary's stored good version and its completed evaluations (what resume skips)."""
+        summary = self.store.summary(run_id, note_id, system)
+        done = completed(self.store.evaluations(run_id, note_id, system))
+        return (summary if summary is not None and summary.ok else None), done
+
+    async def generate_and_score(self, run_id: str, notes: Iterable[Note], systems: Sequence[System],
+                                 progress: Progress | None = None, *, total: int | None = None) -> None:
+        """Summarize every note with every system and score each summary, skipping stored work.
+
+        Notes are taken from ``notes`` as the work needs them (an iterator over the store
+        keeps memory flat); ``total`` counts the pairs when ``notes`` has no length.
+        """
+        fresh = not self.store.has_work(run_id)  # a new run: nothing stored to look up
+        progress = progress or Progress()
+        progress.total += total if total is not None else len(notes) * len(systems)  # type: ignore[arg-type]
+
+        async def one(pair: tuple[Note, System]) -> None:
+            note, system = pair
+            summary, already_scored = (None, set()) if fresh else self._stored_work(run_id, note.id, system.label)
             if summary is None:
                 summary = await self.summarize(note, system)
                 self.store.add_summary(run_id, summary)
@@ -140,22 +184,35 @@ class Runner:
             progress.advance(summary)
 
         with self.store.batched_writes():
-            await _all([one(note, system) for note in notes for system in systems])
+            await through(((note, system) for note in notes for system in systems), one, self._width(systems))
 
-    async def score_summaries(self, run_id: str, notes: Sequence[Note], summaries: Sequence[Summary],
-                              progress: Progress | None = None) -> None:
-        """Score summaries made elsewhere (production, published systems), skipping stored scores."""
-        by_id = {note.id: note for note in notes}
-        done = completed(self.store.evaluations(run_id))
+    async def score_summaries(self, run_id: str, notes: Iterable[Note] | None, summaries: Iterable[Summary],
+                              progress: Progress | None = None, *, total: int | None = None) -> None:
+        """Score summaries made elsewhere (production, published systems), skipping stored scores.
+
+        ``notes=None`` reads each summary's note from the store when it is scored (summaries
+        of one note coming together, it is read once for them).
+        """
+        by_id: Mapping[str, Note] | None = None if notes is None else {note.id: note for note in notes}
+        fresh = not self.store.has_scores(run_id)
         progress = progress or Progress()
-        progress.total += len(summaries)
+        progress.total += total if total is not None else len(summaries)  # type: ignore[arg-type]
+        last: list[Note] = []
+
+        def note_of(note_id: str) -> Note:
+            if by_id is not None:
+                return by_id[note_id]
+            if not last or last[0].id != note_id:
+                last[:] = [self.store.note(run_id, note_id)]
+            return last[0]
 
         async def one(summary: Summary) -> None:
-            await self.score(run_id, by_id[summary.note_id], summary, done, progress)
+            done = set() if fresh else completed(self.store.evaluations(run_id, summary.note_id, summary.system))
+            await self.score(run_id, note_of(summary.note_id), summary, done, progress)
             progress.advance(summary)
 
         with self.store.batched_writes():
-            await _all([one(s) for s in summaries])
+            await through(summaries, one, self._width())
 
     async def summarize(self, note: Note, system: System) -> Summary:
         if self.template is None:

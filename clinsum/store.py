@@ -38,7 +38,6 @@ from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
 from clinsum.errors import StoreError, StoreWriteError
-
 from clinsum.records import Note, Rating, Score, Summary
 from clinsum.redaction import redact
 from clinsum.store_codec import m004_compact, note_hash, pack, pack_detail, unpack, unpack_detail
@@ -521,6 +520,10 @@ class Store:
         """Note id -> the hash it was stored under (to check a notes file given again)."""
         return dict(self.db.execute("SELECT id, hash FROM notes WHERE run_id = ?", (run_id,)).fetchall())
 
+    def note_position(self, run_id: str, note_id: str) -> int:
+        row = self.db.execute("SELECT position FROM notes WHERE run_id = ? AND id = ?", (run_id, note_id)).fetchone()
+        return int(row[0]) if row else -1
+
     def notes_stored(self, run_id: str) -> bool:
         """Whether the text of every note of the run is in the store."""
         row = self.db.execute("SELECT COUNT(*) FROM notes n LEFT JOIN note_texts t ON t.hash = n.hash "
@@ -551,16 +554,18 @@ class Store:
         counts = (Summary.model_validate_json(unpack(r)).usage.output_tokens for (r,) in rows)
         return [c for c in counts if c is not None]
 
-    def iter_summaries(self, run_id: str, *, failed_only: bool = False) -> Iterator[Summary]:
-        """The run's summaries by note order then system (a note's summaries together), a page at a time."""
+    def iter_summaries(self, run_id: str, *, failed_only: bool = False, by_system: bool = False) -> Iterator[Summary]:
+        """The run's summaries, a page at a time: by note order then system (a note's summaries
+        together, as scoring wants them), or with ``by_system`` in the order of ``summaries``."""
         self.flush()
-        last: tuple[int, str] = (-1, "")
+        keys = "s.system, n.position" if by_system else "n.position, s.system"
+        last: tuple[Any, Any] = ("", -1) if by_system else (-1, "")
         while True:
             rows = self.db.execute(
-                "SELECT n.position, s.system, s.record FROM summaries s "
+                f"SELECT {keys}, s.record FROM summaries s "
                 "JOIN notes n ON n.run_id = s.run_id AND n.id = s.note_id "
-                f"WHERE s.run_id = ? AND (n.position, s.system) > (?, ?) {'AND s.ok = 0' if failed_only else ''} "
-                "ORDER BY n.position, s.system LIMIT ?", (run_id, *last, PAGE)).fetchall()
+                f"WHERE s.run_id = ? AND ({keys}) > (?, ?) {'AND s.ok = 0' if failed_only else ''} "
+                f"ORDER BY {keys} LIMIT ?", (run_id, *last, PAGE)).fetchall()
             if not rows:
                 return
             for _, _, record in rows:
@@ -599,13 +604,31 @@ class Store:
         ``failed: true`` in a score's detail, or an ``*_error`` metric. With ``note_id``
         and ``system``, those of one summary only.
         """
-        self.flush()
         one = note_id is not None and system is not None
+        if not one:  # one summary's are looked up before its own writes: no flush needed
+            self.flush()
         rows = self.db.execute(
             f"SELECT note_id, system, evaluator, MAX({_FAILED_SCORE}) FROM scores WHERE run_id = ? "
             f"{'AND note_id = ? AND system = ? ' if one else ''}GROUP BY note_id, system, evaluator",
             (run_id, note_id, system) if one else (run_id,))
         return {(n, s, e): not failed for n, s, e, failed in rows}
+
+    def has_scores(self, run_id: str) -> bool:
+        self.flush()
+        return self.db.execute("SELECT 1 FROM scores WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is not None
+
+    def has_work(self, run_id: str) -> bool:
+        """Whether a run has any summary or score stored (a new run has none, so nothing to look up)."""
+        self.flush()
+        return self.has_scores(run_id) or self.db.execute(
+            "SELECT 1 FROM summaries WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is not None
+
+    def count_notes(self, run_id: str) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM notes WHERE run_id = ?", (run_id,)).fetchone()[0])
+
+    def count_summaries(self, run_id: str) -> int:
+        self.flush()
+        return int(self.db.execute("SELECT COUNT(*) FROM summaries WHERE run_id = ?", (run_id,)).fetchone()[0])
 
     def scored(self, run_id: str) -> set[tuple[str, str, str]]:
         """(note_id, system, evaluator) triples that already have scores in a run."""
@@ -641,9 +664,14 @@ class Store:
             last = rows[-1][0]
 
     def metric_values(self, run_id: str) -> Iterator[tuple[str, str, float | None]]:
-        """(system, metric, value) of every score of a run: what a leaderboard needs, without details."""
+        """(system, metric, value) of every score of a run: what a leaderboard needs, without details.
+
+        One per note, system and metric: the latest written, as ``aggregate`` keeps.
+        """
         self.flush()
-        cursor = self.db.execute("SELECT system, metric, value FROM scores WHERE run_id = ?", (run_id,))
+        cursor = self.db.execute(
+            "SELECT system, metric, value FROM scores WHERE rowid IN (SELECT MAX(rowid) FROM scores "
+            "WHERE run_id = ? GROUP BY note_id, system, metric)", (run_id,))
         while rows := cursor.fetchmany(PAGE):
             yield from rows
 

@@ -8,6 +8,7 @@ that says whether everything worked (see ``EXIT_CODES_HELP``).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import uuid
 from pathlib import Path
@@ -53,6 +54,10 @@ SampleSeedOption = Annotated[int | None, typer.Option(
     "--sample-seed", help="Seed of the sample (default 0; recorded in the run config).")]
 MaxCostOption = Annotated[float | None, typer.Option(
     "--max-cost", metavar="USD", help="Refuse to start (exit 2) if the run may cost more than this.")]
+StoreNotesOption = Annotated[bool | None, typer.Option(
+    "--store-notes/--no-store-notes",
+    help="--no-store-notes keeps only a hash of each note in the store (no note text): resuming the run "
+         "then reads its notes file again.")]
 CHANGES_ON_RESUME = ("concurrency", "offline")
 """Flags a resumed run applies; every other flag that changes a run is refused with --resume."""
 
@@ -84,6 +89,7 @@ def run(
         "--offline", help="Refuse remote providers and any non-loopback connection.")] = None,
     skip_invalid: Annotated[bool | None, typer.Option(
         "--skip-invalid", help="Skip invalid notes (and count them) instead of stopping.")] = None,
+    store_notes: StoreNotesOption = None,
     sort_by: Annotated[str | None, typer.Option(help="Metric that ranks the systems.")] = None,
     sample: SampleOption = None,
     sample_fraction: SampleFractionOption = None,
@@ -115,7 +121,8 @@ def run(
                                       judge=judge,
                                       judge_samples=judge_samples, prompt=prompt, limit=limit, batch=batch,
                                       skip_invalid=skip_invalid, sample=sample, sample_fraction=sample_fraction,
-                                      stratify_by=stratify_by, sample_seed=sample_seed, max_cost=max_cost)
+                                      stratify_by=stratify_by, sample_seed=sample_seed, max_cost=max_cost,
+                                      store_notes=store_notes)
         with open_store(db) as store:
             if resume is not None:
                 resume = store.resolve_run_id(resume)  # a unique prefix is enough
@@ -136,13 +143,13 @@ def run(
                     judge_samples=judge_samples, prompt_template=str(prompt) if prompt else None,
                     concurrency=concurrency, limit=limit, offline=offline, skip_invalid=skip_invalid,
                     batch=batch, sample=sample, sample_fraction=sample_fraction, stratify_by=stratify_by,
-                    sample_seed=sample_seed, max_cost_usd=max_cost)
+                    sample_seed=sample_seed, max_cost_usd=max_cost, store_notes=store_notes)
                 out = _checked_out(out or (Path(config.out) if config.out else None))
-                run_notes, skipped = evaluation.load_run_notes(config)
+                _, skipped = evaluation.check_run_notes(config)  # every bad note reported, none kept
                 print_skipped(skipped, "notes")
                 bar = _progress(announced=True)
                 with bar as progress:
-                    run_id = run_interruptible(evaluation.run(config, store, notes=run_notes, progress=progress,
+                    run_id = run_interruptible(evaluation.run(config, store, notes=evaluation.NotesFile(config), progress=progress,
                                                               announce=bar.announce))
                 failed = _finish(store, run_id, out, sort_by, format)
             if mlflow is not None:
@@ -173,6 +180,7 @@ def score(
         "--offline", help="Refuse remote judges and any non-loopback connection.")] = None,
     skip_invalid: Annotated[bool | None, typer.Option(
         "--skip-invalid", help="Skip invalid notes and summaries (and count them) instead of stopping.")] = None,
+    store_notes: StoreNotesOption = None,
     sort_by: Annotated[str | None, typer.Option(help="Metric that ranks the systems.")] = None,
     sample: SampleOption = None,
     sample_fraction: SampleFractionOption = None,
@@ -189,7 +197,6 @@ def score(
     from clinsum import evaluation
     from clinsum.config import RunConfig, apply_flags, load_config
     from clinsum.errors import ConfigError
-    from clinsum.inputs import load_summaries
 
     with reported_errors():
         _check_sort_by(sort_by)
@@ -202,7 +209,8 @@ def score(
                                       metric=metric,
                                       judge=judge, judge_samples=judge_samples, limit=limit,
                                       skip_invalid=skip_invalid, sample=sample, sample_fraction=sample_fraction,
-                                      stratify_by=stratify_by, sample_seed=sample_seed, max_cost=max_cost)
+                                      stratify_by=stratify_by, sample_seed=sample_seed, max_cost=max_cost,
+                                      store_notes=store_notes)
         elif summaries is None or notes is None:
             raise ConfigError("give the SUMMARIES file and --notes PATH (or --resume RUN_ID)")
         with open_store(db) as store:
@@ -219,14 +227,11 @@ def score(
                                      judge_samples=judge_samples, concurrency=concurrency, limit=limit,
                                      offline=offline, skip_invalid=skip_invalid, sample=sample,
                                      sample_fraction=sample_fraction, stratify_by=stratify_by,
-                                     sample_seed=sample_seed, max_cost_usd=max_cost)
+                                     sample_seed=sample_seed, max_cost_usd=max_cost, store_notes=store_notes)
                 out = _checked_out(out or (Path(config.out) if config.out else None))
-                note_records, skipped = evaluation.load_run_notes(config)
-                loaded = load_summaries(summaries, skip_invalid=config.skip_invalid)
+                note_records, records, skipped, skipped_summaries = evaluation.score_inputs(config, summaries)
                 print_skipped(skipped, "notes")
-                print_skipped(loaded.skipped, "summaries")
-                kept = {n.id for n in note_records}
-                records = [s for s in loaded.records if config.limit is None or s.note_id in kept]
+                print_skipped(skipped_summaries, "summaries")
                 bar = _progress(announced=True)
                 with bar as progress:
                     run_id = run_interruptible(evaluation.score(config, store, note_records, records,
@@ -363,11 +368,9 @@ def _finish(store: Any, run_id: str, out: Path | None, sort_by: str | None, form
     """
     from clinsum import reports
     from clinsum.errors import OutputWriteError
-    from clinsum.evaluators.aggregate import aggregate
-    from clinsum.evaluators.base import is_failure
+    from clinsum.evaluators.aggregate import aggregate_values
 
-    scores = store.scores(run_id)
-    rows = aggregate(scores)
+    rows = aggregate_values(store.metric_values(run_id))  # values only: no score held in memory
     from clinsum.cli.history import print_leaderboard  # here: run and score register before runs and show
 
     print_leaderboard(rows, sort_by, run_id, format)
@@ -377,13 +380,15 @@ def _finish(store: Any, run_id: str, out: Path | None, sort_by: str | None, form
                   f"{len(info['systems'])} systems, {failed} failed summaries, "
                   f"{failed_evaluations} failed evaluations, {empty} empty summaries; "
                   f"stored in {shown(store.path)}", highlight=False)
-    for summary in [s for s in store.summaries(run_id) if not s.ok][:5]:
+    for summary in itertools.islice(store.iter_summaries(run_id, failed_only=True, by_system=True), 5):
         console.print(f"  [red]{shown(summary.system)} / {shown(summary.note_id)}:[/red] "
                       f"{shown(summary.error or '')}", highlight=False)
     listed: set[tuple[str, str, str]] = set()
-    for s in scores:
+    for s in store.iter_scores(run_id, failed_only=True):
         key = (s.system, s.note_id, s.evaluator.split(":", 1)[0])
-        if is_failure(s) and key not in listed and len(listed) < 5:
+        if len(listed) == 5:
+            break
+        if key not in listed:
             listed.add(key)
             error = str(s.detail.get("error") or f"{s.metric} failed")
             console.print(f"  [red]{shown(s.system)} / {shown(s.note_id)} / {shown(s.evaluator)}:[/red] "
@@ -393,7 +398,8 @@ def _finish(store: Any, run_id: str, out: Path | None, sort_by: str | None, form
                       highlight=False)
     if out is not None:
         try:
-            paths = reports.write_outputs(out, store.summaries(run_id), scores, rows)
+            paths = reports.write_outputs(out, store.iter_summaries(run_id, by_system=True),
+                                          store.iter_scores(run_id), rows)
         except OSError as exc:
             raise OutputWriteError(f"--out {out}: cannot write the outputs ({exc.strerror or exc}); "
                                    f"the run is stored: `clinsum show {run_id}`") from exc

@@ -16,6 +16,7 @@ separate intervals suggest, because the notes' difficulty cancels.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -99,21 +100,42 @@ def aggregate(scores: Iterable[Score], *, failures: dict[str, int] | None = None
     evaluator scores every summary); with ``failures`` (``failures_by_system``) it also
     gets an n=0 row for each metric the other systems have, so every table shows it.
     """
-    rows = []
     table = _latest_values(scores)
-    for (system, metric), by_note in table.items():
-        values = [v for v in by_note.values() if v is not None]
+    return aggregate_values(((system, metric, value) for (system, metric), by_note in table.items()
+                             for value in by_note.values()), failures=failures, n_resamples=n_resamples,
+                            confidence=confidence, seed=seed)
+
+
+def aggregate_values(values: Iterable[tuple[str, str, float | None]], *, failures: dict[str, int] | None = None,
+                     n_resamples: int = DEFAULT_RESAMPLES, confidence: float = DEFAULT_CONFIDENCE,
+                     seed: int = DEFAULT_SEED) -> list[Row]:
+    """``aggregate`` from (system, metric, value) triples, one per note (``Store.metric_values``).
+
+    Values are kept in compact arrays of floats (8 bytes each), never as records, so a
+    leaderboard of a million scores fits in a few megabytes.
+    """
+    arrays: dict[tuple[str, str], array[float]] = {}
+    not_applicable: dict[tuple[str, str], int] = defaultdict(int)
+    for system, metric, value in values:
+        kept = arrays.setdefault((system, metric), array("d"))
+        if value is None:
+            not_applicable[(system, metric)] += 1
+        else:
+            kept.append(value)
+    rows = []
+    for (system, metric), kept in arrays.items():
         mean: float | None = None
         low: float | None = None
         high: float | None = None
-        if values:
-            low, high = bootstrap_ci(values, n_resamples=n_resamples, confidence=confidence, seed=seed)
-            mean = float(np.mean(values))
-        rows.append(Row(system, metric, len(values), mean, low, high,
-                        n_not_applicable=len(by_note) - len(values)))
-    metrics = {metric for _, metric in table}
+        if kept:
+            data = np.frombuffer(kept, dtype=float)
+            low, high = bootstrap_ci(data, n_resamples=n_resamples, confidence=confidence, seed=seed)
+            mean = float(np.mean(data))
+        rows.append(Row(system, metric, len(kept), mean, low, high,
+                        n_not_applicable=not_applicable[(system, metric)]))
+    metrics = {metric for _, metric in arrays}
     for system in failures or {}:
-        for metric in metrics - {m for s, m in table if s == system}:
+        for metric in metrics - {m for s, m in arrays if s == system}:
             rows.append(Row(system, metric, 0, None, None, None))
     return sorted(rows, key=lambda r: (r.system, r.metric))
 
