@@ -123,7 +123,8 @@ def main() -> int:
                              env={**os.environ, **({"PYTHONPATH": str(args.checkout)} if args.checkout else {})})
     print(f"clinsum {args.command}, default metrics, {args.source} from {SOURCES[args.source].name}; "
           f"code: {version.stdout.strip()}")
-    print(f"{'N':>8} {'peak RSS MB':>12} {'wall s':>9} {'summaries/s':>12} {'store B/summary':>16} {'store/inputs':>13}")
+    print(f"{'N':>8} {'peak RSS MB':>12} {'wall s':>9} {'summaries/s':>12} "
+          f"{'store B/summary':>16} {'store/inputs':>13}")
     results = []
     for n in args.sizes:
         r = measure(n, args.command, SOURCES[args.source], args.checkout, args.extra)

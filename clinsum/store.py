@@ -498,7 +498,7 @@ class Store:
                 (run_id, last, PAGE)).fetchall()
             if not rows:
                 return
-            for position, note_id, record in rows:
+            for _, note_id, record in rows:
                 yield self._note(run_id, note_id, record)
             last = rows[-1][0]
 

@@ -33,6 +33,7 @@ from pytest_httpserver import HTTPServer
 
 from clinsum.cli.common import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_STORE
 from clinsum.store import Store
+from clinsum.store_codec import unpack_detail
 
 MODEL = "ollama:llama3.1:8b"
 NOTE_ID = re.compile(r"NOTE-(n\d+)")
@@ -366,6 +367,5 @@ def test_an_empty_summary_is_scored_flagged_and_not_judged(tmp_path, ollama):
     metrics = {(m, v) for m, v in query(db, "SELECT metric, value FROM scores")}
     assert {("empty_summary", 1.0), ("failed", 0.0), ("rouge1", 0.0)} <= metrics
     assert not any(m.startswith("judge") for m, _ in metrics) and slow.judge_asked == []
-    [(detail,)] = query(db, "SELECT json_extract(record, '$.detail') FROM scores "
-                            "WHERE metric = 'empty_summary' AND note_id = 'n00'")
-    assert json.loads(detail) == {"not_evaluated": ["judge"], "reason": "empty summary"}
+    [(detail,)] = query(db, "SELECT detail FROM scores WHERE metric = 'empty_summary' AND note_id = 'n00'")
+    assert unpack_detail(detail) == {"not_evaluated": ["judge"], "reason": "empty summary"}
