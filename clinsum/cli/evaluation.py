@@ -149,8 +149,8 @@ def run(
                 print_skipped(skipped, "notes")
                 bar = _progress(announced=True)
                 with bar as progress:
-                    run_id = run_interruptible(evaluation.run(config, store, notes=evaluation.NotesFile(config), progress=progress,
-                                                              announce=bar.announce))
+                    run_id = run_interruptible(evaluation.run(config, store, notes=evaluation.NotesFile(config),
+                                                              progress=progress, announce=bar.announce))
                 failed = _finish(store, run_id, out, sort_by, format)
             if mlflow is not None:
                 from clinsum.cli.export import log_to_mlflow
