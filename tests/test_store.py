@@ -101,7 +101,9 @@ def test_a_failed_batch_of_scores_writes_nothing(tmp_path):
         """Serialises fine; the database refuses it (version is NOT NULL) after `good` is inserted."""
         note_id, system, evaluator, version, value, metric = "n1", "x", "e", None, 1.0, "m2"
 
-        detail: dict[str, object] = {}
+        @property
+        def detail(self) -> dict[str, object]:
+            return {}
 
     with pytest.raises(StoreWriteError, match="NOT NULL constraint failed"):
         store.add_scores("r", [good, NoVersion()])  # type: ignore[list-item]
