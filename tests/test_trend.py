@@ -55,7 +55,7 @@ def test_windows_by_day_week_and_count() -> None:
 def test_a_planted_drop_in_recall_alerts_soon_after_it_starts() -> None:
     """Recall down 0.05 (a third of its per-summary SD) from day 20, over 20 seeds.
 
-    Measured at this commit: the first alert came 1 to 14 days after the shift, median 4.
+    Measured when written: the first alert came 1 to 14 days after the shift, median 4.
     """
     delays = []
     for seed in range(20):
@@ -93,8 +93,7 @@ def test_a_constant_reference_alerts_on_the_first_bad_move() -> None:
 def test_stable_data_alert_at_no_more_than_the_nominal_rate(limit: float) -> None:
     """Same-distribution data over 100 seeds: the share of monitored windows alerting, per metric.
 
-    Measured at this commit: L=2 gives 0.016 (concept recall), 0.014 (failed), 0.015 (critical
-    flips) against a nominal 0.023; L=3 gives at most 0.001 against 0.00135.
+    The figures for the docs come from benchmarks/trend_false_alarms.py (same design, more seeds).
     """
     nominal = 1 - NormalDist().cdf(limit)
     seeds, monitored = 100, 30

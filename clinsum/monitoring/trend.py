@@ -22,7 +22,7 @@ A window alerts when its EWMA leaves the limits in the metric's bad direction
 metric, above the upper one for a lower-is-better one. Improvements and
 metrics without a direction are reported, never alerted on. With ``L = 3``
 the nominal false-alarm rate is one-sided ``1 - Phi(3)`` = 0.00135 per window
-(normal window means); ``tests/test_trend.py`` measures it on stable data.
+(normal window means); ``benchmarks/trend_false_alarms.py`` measures it on stable data.
 Reference windows are shown but not judged (they set the limits). A metric
 that never varied in the reference period (no critical flip in a week) has
 limits at its reference value: any move the bad way alerts.
@@ -147,7 +147,7 @@ class _Scale:
 
     Without it the reference period's estimate of the spread moves with its estimate of the
     level (a reference with few failures also looks less variable), and the upper limit of a
-    rare-event rate is crossed about twice as often as nominal (measured in tests/test_trend.py).
+    rare-event rate is crossed about twice as often as nominal (benchmarks/trend_false_alarms.py).
     """
 
     kind: str
