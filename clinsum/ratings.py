@@ -153,12 +153,14 @@ def _read(path: Path, skip_invalid: bool, dimension_columns: Sequence[str] | Non
     skipped: list[InputError] = []
     first_line: dict[tuple[str | None, str, str, str, str], int] = {}
     seen_rows = False
-    for file, line, row in rows_or_errors(path):
+    names = list(attributes) if attributes is not None else _rubric_attributes()
+    allowed = dict.fromkeys([*RATING_FIELDS, *REVIEW_FIELDS, *names, *wide])  # a CSV header outside it is refused
+    for file, line, row in rows_or_errors(path, list(allowed)):
         seen_rows = True
         try:
             if isinstance(row, InputError):
                 raise row
-            built = _parse(row, wide, attributes)
+            built = _parse(row, wide, names)
             for rating in built:
                 key = (rating.run_id, rating.note_id, rating.system, rating.rater, rating.dimension)
                 if key in first_line:
@@ -182,7 +184,7 @@ def _read(path: Path, skip_invalid: bool, dimension_columns: Sequence[str] | Non
     return rows, skipped
 
 
-def _parse(row: dict[str, Any], wide: Sequence[str], attributes: Sequence[str] | None) -> list[Rating]:
+def _parse(row: dict[str, Any], wide: Sequence[str], attributes: Sequence[str]) -> list[Rating]:
     if "reviewer" in row:
         return _review(row, attributes)
     return _wide_ratings(row, wide) if wide else [_rating(row)]
@@ -216,9 +218,8 @@ def _wide_ratings(row: dict[str, Any], dimensions: Sequence[str]) -> list[Rating
     return built
 
 
-def _review(row: dict[str, Any], attributes: Sequence[str] | None) -> list[Rating]:
+def _review(row: dict[str, Any], names: Sequence[str]) -> list[Rating]:
     """One reviewed summary: its rubric ratings, verdict and error categories, as ratings."""
-    names = list(attributes) if attributes is not None else _rubric_attributes()
     columns = [name for name in row if name not in REVIEW_FIELDS and name != "schema_version"]
     for name in columns:
         if name not in names:

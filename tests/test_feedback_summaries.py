@@ -209,3 +209,11 @@ def test_agreement_statistics_of_reviews_match_scipy(db: Path, tmp_path: Path) -
     assert cli("feedback", "import", str(reviews), "--db", str(db)).exit_code == 0
     expected = stats.spearmanr([6 - v for v in RATED], RATED).statistic
     assert spearman_of(db) == pytest.approx(expected)
+
+
+def test_a_csv_column_no_format_knows_is_refused_as_a_whole_even_when_skipping(tmp_path: Path) -> None:
+    path = tmp_path / "reviews.csv"
+    path.write_text("run_id,note_id,system,reviewer,verdict,grade\nr1,n1,prod,dr-a,accept,3\nr1,n2,prod,dr-a,accept,3\n")
+    with pytest.raises(InputError) as caught:
+        load_ratings(path, skip_invalid=True)
+    assert (caught.value.line, caught.value.field) == (1, "grade")
