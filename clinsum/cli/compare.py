@@ -8,7 +8,16 @@ from typing import Annotated, Any
 import typer
 
 from clinsum.cli import app
-from clinsum.cli.common import DEFAULT_DB, DbOption, ListFormat, open_store, reported_errors, stdout, write_stdout
+from clinsum.cli.common import (
+    DEFAULT_DB,
+    DbOption,
+    ListFormat,
+    open_store,
+    reported_errors,
+    shown,
+    stdout,
+    write_stdout,
+)
 
 MISSING = "(none)"
 """The segment of a note without the ``--by`` field."""
@@ -80,7 +89,7 @@ def _print(report: dict[str, Any]) -> None:
     from rich.table import Table
 
     verdict_style = {"better": "green", "worse": "red"}
-    table = Table(title=f"run {report['run']}: system - baseline on shared notes "
+    table = Table(title=f"run {shown(report['run'])}: system - baseline on shared notes "
                         f"(95% bootstrap CI, Wilcoxon, Holm at alpha {report['alpha']:g})")
     columns = ["system", "baseline", "metric", *(["segment"] if report["by"] else []), "n", "system",
                "baseline", "difference [95% CI]", "p", "p (Holm)", "verdict"]
@@ -92,7 +101,8 @@ def _print(report: dict[str, Any]) -> None:
         interval = f"{_number(c['difference'])} [{_number(low)}, {_number(high)}]"
         style = verdict_style.get(c["verdict"])
         verdict = f"[{style}]{c['verdict']}[/{style}]" if style else c["verdict"]
-        table.add_row(c["system"], c["baseline"], c["metric"], *([c["segment"]] if report["by"] else []),
+        table.add_row(shown(c["system"]), shown(c["baseline"]), shown(c["metric"]),
+                      *([shown(c["segment"])] if report["by"] else []),
                       str(c["n"]), _number(c["system_mean"]), _number(c["baseline_mean"]), interval,
                       _number(c["p_value"], 4), _number(c["p_adjusted"], 4), verdict)
     (stdout if stdout.is_terminal else Console(width=220)).print(table)
