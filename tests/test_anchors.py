@@ -38,7 +38,7 @@ def anchors_file(tmp_path: Path) -> Path:
 def judge_with(shift: Callable[[int], int]) -> Callable[[Request], str]:
     """A judge whose 'accurate' for anchor k is its usual 2 + k % 3, plus ``shift(k)``."""
     def answer(request: Request) -> str:
-        k = int(re.search(r"\(id anchor-(\d+)\)", request.prompt).group(1))  # type: ignore[union-attr]
+        k = int(re.search(r"Case (\d+): denies", request.prompt).group(1))  # type: ignore[union-attr]
         return verdict(4, accurate=min(5, max(1, 2 + k % 3 + shift(k))))
     return answer
 
