@@ -55,7 +55,7 @@ def test_a_lower_is_better_bar_fails_above_it(notes_file: Path, tmp_path: Path) 
     missed = run(notes_file, tmp_path, "--fail-under", "failed=0.2")
     assert missed.exit_code == EXIT_GATE, missed.output
     assert "echo:broken: failed <= 0.2 not met (0.3333)" in missed.output
-    assert "echo:good:" not in missed.output
+    assert "gate failed: echo:good" not in missed.output
     passed = run(notes_file, tmp_path, "--fail-under", "failed=0.5")
     assert passed.exit_code == 0, passed.output
 
