@@ -49,8 +49,8 @@ def compare_systems(
     from clinsum.evaluators.comparison import compare
 
     with reported_errors():
-        with open_store(db) as store:
-            store.run(run)  # an unknown run id is an error, not an empty table
+        with open_store(db, must_exist=True) as store:
+            run = store.resolve_run_id(run)  # a unique prefix is enough; an unknown id is an error
             scores, notes = store.scores(run), store.notes(run)
         systems = sorted({s.system for s in scores})
         if len(systems) < 2:
