@@ -119,7 +119,7 @@ def agreement(
                 run = store.resolve_run_id(run)  # a unique prefix is enough; an unknown id is an error
             ratings, scores = store.ratings(run), store.scores_by_run(run)
         if run is not None and not ratings:
-            raise InputError(f"no ratings of the summaries of run {run} (nor any tied to no run)")
+            raise InputError(f"no ratings of the summaries of run {run}, and none imported without a run")
         check_choices("--metric", metric, (s.metric for _, s in scores), noun="a scored metric",
                       where="metrics of these scores")
         check_choices("--dimension", dimension, (r.dimension for r in ratings), noun="a rated dimension",
