@@ -17,6 +17,10 @@ options = { temperature = 0 }
 [judge]
 judges = ["ollama:llama3.1:8b"]
 samples = 1
+
+[gates]                    # exit 1 when a system misses one (clinsum.gates)
+fail_under = { concept_recall = 0.7 }
+max_critical_flips = 0
 ```
 
 Relative paths in a config file are relative to the file. Flags override the
@@ -78,6 +82,17 @@ class JudgeConfig(BaseModel):
         return [value] if isinstance(value, str) else value
 
 
+class GatesConfig(BaseModel):
+    """``[gates]``: bars every system must clear, else the run exits 1 (see ``clinsum.gates``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fail_under: dict[str, float] = Field(default_factory=dict)
+    """Metric -> bar, compared in the metric's declared direction (below a higher-is-better bar fails)."""
+    max_critical_flips: int | None = Field(default=None, ge=0)
+    """Most critical flips allowed in one system's summaries, all together."""
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -118,6 +133,7 @@ class RunConfig(BaseModel):
     judge: JudgeConfig | None = None
     prices: dict[str, dict[str, float]] = Field(default_factory=dict)
     """Price overrides: ``{"anthropic:claude-x": {"input_per_mtok": 3, "output_per_mtok": 15}}``."""
+    gates: GatesConfig = Field(default_factory=GatesConfig)
 
     @field_validator("providers", mode="before")
     @classmethod

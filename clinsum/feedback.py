@@ -1,197 +1,41 @@
-"""Human ratings of summaries (physician feedback): reading them, and comparing scores with them.
+"""Physician feedback against clinsum's scores: agreement, joined on the summary rated.
 
-``load_ratings`` reads the ratings; ``agreement_report`` joins them with stored
-scores on (note_id, system) and measures agreement (statistics in
-``clinsum.evaluators.agreement``).
-
-Long format, one rating a row::
-
-    {"note_id": "n1", "system": "production", "rater": "dr-a", "dimension": "accurate",
-     "value": 4, "comment": "missed the penicillin allergy"}
-
-Wide format (``dimension_columns``), one summary a row and one column per dimension::
-
-    note_id,system,rater,accurate,thorough,unsafe
-    n1,production,dr-a,4,3,false
-
-``value`` is a number; ``true``/``false`` (JSON booleans, or those words in a CSV
-cell) are read as 1 and 0, for binary judgements such as "unsafe". In the wide
-format an empty cell means "not rated on this dimension". Every problem is an
-``InputError`` naming the file, the line and the field; with ``skip_invalid`` bad
-rows are collected in ``Loaded.skipped`` and the good ones kept.
+``agreement_report`` joins ratings (read by ``clinsum.ratings``) with the scores of
+the summaries they rate, in named steps: ``metric_values`` and ``rated_values``
+key both sides by summary (run, note, system), ``mean_over_raters`` makes one
+human value per summary, then one row per (dimension, metric), the automatic
+flags against a human flag, and the raters against each other. The statistics
+are in ``clinsum.evaluators.agreement``.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from itertools import combinations
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
 from clinsum.errors import InputError
 from clinsum.evaluators import agreement as ag
-from clinsum.inputs import Loaded, raise_invalid, rows_or_errors
+from clinsum.ratings import (
+    ACCEPTED,
+    ERROR_PREFIX,
+    ERRORS,
+    RATING_FIELDS,
+    REVIEW_FIELDS,
+    SummaryKey,
+    load_ratings,
+    tie_to_summaries,
+)
 from clinsum.records import Rating, Score
 
-RATING_FIELDS = ("note_id", "system", "rater", "dimension", "value", "comment", "schema_version")
-_KEY_FIELDS = ("note_id", "system", "rater")
-_TRUE, _FALSE = {"true", "yes"}, {"false", "no"}
-
-
-class _BadField(Exception):
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.message, self.field = message, field
-
-
-def load_ratings(path: Path | str, *, skip_invalid: bool = False,
-                 dimension_columns: Sequence[str] | None = None) -> Loaded[Rating]:
-    """Read ratings from a JSONL or CSV file (long format, or wide with ``dimension_columns``).
-
-    The same (note_id, system, rater, dimension) twice in one file is an error: the
-    store keeps one rating per key, and a silent last-wins would hide a mistake.
-    """
-    path = Path(path)
-    wide = list(dimension_columns or [])
-    allowed = (*_KEY_FIELDS, "comment", "schema_version", *wide) if wide else RATING_FIELDS
-    records: list[Rating] = []
-    skipped: list[InputError] = []
-    first_line: dict[tuple[str, str, str, str], int] = {}
-    seen_rows = False
-    for file, line, row in rows_or_errors(path, allowed):
-        seen_rows = True
-        try:
-            if isinstance(row, InputError):
-                raise row
-            built = _wide_ratings(row, wide) if wide else [_rating(row)]
-            for rating in built:
-                key = (rating.note_id, rating.system, rating.rater, rating.dimension)
-                if key in first_line:
-                    raise _BadField(
-                        f"duplicate rating for note_id {key[0]!r}, system {key[1]!r}, rater {key[2]!r}, "
-                        f"dimension {key[3]!r}, first at line {first_line[key]}",
-                        "dimension" if not wide else key[3])
-        except _BadField as exc:
-            skipped.append(InputError(exc.message, path=file, line=line, field=exc.field))
-            continue
-        except InputError as exc:
-            skipped.append(exc)
-            continue
-        for rating in built:
-            first_line[(rating.note_id, rating.system, rating.rater, rating.dimension)] = line
-        records.extend(built)
-    if not seen_rows:
-        raise InputError("holds no ratings", path=str(path))
-    if skipped and not skip_invalid:
-        raise_invalid(path, "ratings", skipped)
-    return Loaded(records=records, skipped=skipped)
-
-
-def _rating(row: dict[str, Any]) -> Rating:
-    unknown = [name for name in row if name not in RATING_FIELDS]
-    if unknown:
-        raise _BadField(f"unknown field {unknown[0]!r}; allowed fields: {', '.join(RATING_FIELDS)} "
-                        "(for one column per dimension, use --dimension-columns)", unknown[0])
-    fields = {name: _identifier(row, name) for name in (*_KEY_FIELDS, "dimension")}
-    return _build(fields, _value(row.get("value"), "value"), _comment(row), "value")
-
-
-def _wide_ratings(row: dict[str, Any], dimensions: Sequence[str]) -> list[Rating]:
-    fields = {name: _identifier(row, name) for name in _KEY_FIELDS}
-    comment = _comment(row)
-    built = [_build({**fields, "dimension": dimension}, _value(row[dimension], dimension), comment, dimension)
-             for dimension in dimensions if _present(row.get(dimension))]
-    if not built:
-        raise _BadField(f"no value in any of the dimension columns {', '.join(dimensions)}",
-                        dimensions[0])
-    return built
-
-
-def _build(fields: dict[str, str], value: float, comment: str | None, field: str) -> Rating:
-    _check_scale(fields["dimension"], value, field)
-    try:
-        return Rating(note_id=fields["note_id"], system=fields["system"], rater=fields["rater"],
-                      dimension=fields["dimension"], value=value, comment=comment)
-    except ValidationError as exc:  # unreachable with checked fields; kept as a clear error
-        first = exc.errors()[0]
-        raise _BadField(first["msg"], ".".join(str(p) for p in first["loc"])) from None
-
-
-@cache
-def _rubric_attributes() -> frozenset[str]:
-    from clinsum.evaluators.judge.rubric import Rubric
-
-    return frozenset(Rubric.load().names)
-
-
-def _check_scale(dimension: str, value: float, field: str) -> None:
-    """A dimension named like a rubric attribute is rated on the rubric's scale, 1 to 5.
-
-    Not-applicable is no rating (the judge's 0 stays out of every mean, and so must a rater's).
-
-    Other dimensions (``unsafe``, a team's own scale) take any finite number.
-    """
-    from clinsum.evaluators.judge.rubric import LEVELS
-
-    if dimension not in _rubric_attributes():
-        return
-    low, high = min(LEVELS), max(LEVELS)
-    if not low <= value <= high:
-        raise _BadField(f"{dimension} is a rubric attribute rated {low} to {high}, "
-                        f"got {value:g}; leave a not-applicable rating out", field)
-
-
-def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, str) and not value.strip())
-
-
-def _identifier(row: dict[str, Any], name: str) -> str:
-    value = row.get(name)
-    if not _present(value):
-        raise _BadField(f"missing {name}" if value is None else f"{name} is empty", name)
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise _BadField(f"{name} must be a string, got {type(value).__name__}", name)
-    return str(value).strip()
-
-
-def _value(value: Any, field: str) -> float:
-    if not _present(value):
-        raise _BadField("missing value", field)
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in _TRUE | _FALSE:
-            return 1.0 if word in _TRUE else 0.0
-        try:
-            number = float(word)
-        except ValueError:
-            raise _BadField(f"value {value!r} is not a number (or true/false)", field) from None
-    elif isinstance(value, int | float):
-        number = float(value)
-    else:
-        raise _BadField(f"value must be a number, got {type(value).__name__}", field)
-    if not math.isfinite(number):
-        raise _BadField(f"value {value!r} is not a finite number", field)
-    return number
-
-
-def _comment(row: dict[str, Any]) -> str | None:
-    comment = row.get("comment")
-    if comment is None:
-        return None
-    if not isinstance(comment, str):
-        raise _BadField(f"comment must be a string, got {type(comment).__name__}", "comment")
-    return comment.strip() or None
-
-
+__all__ = ["ACCEPTED", "ERRORS", "ERROR_PREFIX", "RATING_FIELDS", "REVIEW_FIELDS", "FlagRule", "SummaryKey",
+           "agreement_report", "confusion", "load_ratings", "mean_over_raters", "metric_values",
+           "rated_values", "tie_to_summaries"]
 
 # -- agreement of scores with the ratings ---------------------------------------------------------
 
@@ -230,13 +74,19 @@ class FlagRule:
         return f"{self.name}{self.operator}{self.threshold:g}"
 
 
-def agreement_report(ratings: Iterable[Rating], scores: Iterable[Score], *,
+def agreement_report(ratings: Iterable[Rating], scores: Iterable[Score | tuple[str, Score]], *,
                      metrics: Sequence[str] | None = None, dimensions: Sequence[str] | None = None,
                      flags: Sequence[FlagRule] = (), human_flag: FlagRule | None = None,
                      same_scale: Iterable[tuple[str, str]] = (),
                      n_resamples: int = ag.DEFAULT_RESAMPLES, seed: int = ag.DEFAULT_SEED
                      ) -> dict[str, Any]:
-    """Agreement of every scored metric with every rated dimension, joined on (note_id, system).
+    """Agreement of every scored metric with every rated dimension, on the summaries both cover.
+
+    ``scores`` are ``(run_id, score)`` pairs (``Store.scores_by_run``); a bare ``Score``
+    counts as run ``""``. A rating joins the scores of the summary it rates: its run,
+    note and system. A rating tied to no run (imported before ratings named their
+    run) joins the one run whose scores have its note and system; several such runs
+    is an ``InputError``, never a guess.
 
     A summary rated by several raters counts once, with the mean of their values;
     ``mean_difference`` is metric minus human. Rank correlations apply to any pair.
@@ -249,25 +99,83 @@ def agreement_report(ratings: Iterable[Rating], scores: Iterable[Score], *,
     measure different things. The kappa needs the 1-5 scale. Raises ``InputError``
     when no rating joins any score.
     """
-    declared = set(same_scale)
     ratings = list(ratings)
     if flags and human_flag is None:
         raise InputError("automatic flags need a human flag to compare with (--human-flag DIMENSION>=X)")
-    by_dimension: dict[str, dict[tuple[str, str], dict[str, float]]] = defaultdict(dict)
-    for r in ratings:
-        by_dimension[r.dimension].setdefault((r.note_id, r.system), {})[r.rater] = r.value
-    human = {d: {key: float(np.mean(list(v.values()))) for key, v in items.items()}
-             for d, items in by_dimension.items()}
-    by_metric: dict[str, dict[tuple[str, str], float]] = defaultdict(dict)
-    for s in scores:
-        if s.value is not None and math.isfinite(s.value):
-            by_metric[s.metric][(s.note_id, s.system)] = s.value
+    by_metric = metric_values(scores)
+    by_dimension = rated_values(ratings, {key for values in by_metric.values() for key in values})
+    human = mean_over_raters(by_dimension)
     common = {"n_resamples": n_resamples, "seed": seed}
-
     compared = sorted(d for d in human if dimensions is None or d in dimensions)
+    chosen = sorted(m for m in by_metric if metrics is None or m in metrics)
+    rows = _metric_rows(human, by_metric, compared, chosen, set(same_scale), common)
+    if not rows:
+        rated = {key for d in compared for key in human[d]}
+        raise InputError(_nothing_joins(rated, {key for values in by_metric.values() for key in values}))
+    return {"n_ratings": len(ratings), "resamples": n_resamples, "seed": seed,
+            "metric_vs_human": rows,
+            "inter_rater": _inter_rater({d: by_dimension[d] for d in compared}, **common),
+            "flags": _flag_rows(human, by_metric, flags, human_flag, common) if human_flag else []}
+
+
+def metric_values(scores: Iterable[Score | tuple[str, Score]]) -> dict[str, dict[SummaryKey, float]]:
+    """metric -> summary -> value, finite values only (a later score of a summary wins)."""
+    by_metric: dict[str, dict[SummaryKey, float]] = defaultdict(dict)
+    for item in scores:
+        run_id, score = item if isinstance(item, tuple) else ("", item)
+        if score.value is not None and math.isfinite(score.value):
+            by_metric[score.metric][(run_id, score.note_id, score.system)] = score.value
+    return by_metric
+
+
+def rated_values(ratings: Iterable[Rating], scored: Iterable[SummaryKey]
+                 ) -> dict[str, dict[SummaryKey, dict[str, float]]]:
+    """dimension -> summary -> rater -> value, every rating on the summary it rates.
+
+    A rating without a run takes the only run among ``scored`` that has its note and
+    system; it never overrides the same rater's rating tied to that run.
+    """
+    runs_of: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for run_id, note_id, system in scored:
+        runs_of[(note_id, system)].add(run_id)
+    by_dimension: dict[str, dict[SummaryKey, dict[str, float]]] = defaultdict(dict)
+    untied = []
+    for r in ratings:
+        if r.run_id:
+            by_dimension[r.dimension].setdefault((r.run_id, r.note_id, r.system), {})[r.rater] = r.value
+        else:
+            untied.append(r)
+    ambiguous: dict[tuple[str, str], set[str]] = {}
+    for r in untied:
+        runs = runs_of.get((r.note_id, r.system), set())
+        if len(runs) > 1:
+            ambiguous[(r.note_id, r.system)] = runs
+            continue
+        key = (next(iter(runs), ""), r.note_id, r.system)
+        by_dimension[r.dimension].setdefault(key, {}).setdefault(r.rater, r.value)
+    if ambiguous:
+        (note_id, system), runs = min(ambiguous.items())
+        raise InputError(
+            f"{len(ambiguous)} rated summaries have ratings tied to no run while several runs scored "
+            f"them (note {note_id!r} by system {system!r}: runs {', '.join(sorted(runs))}); re-import "
+            "the ratings with --run RUN_ID (or a run_id column), or give `clinsum agreement --run RUN_ID`")
+    return by_dimension
+
+
+def mean_over_raters(by_dimension: Mapping[str, Mapping[SummaryKey, Mapping[str, float]]]
+                     ) -> dict[str, dict[SummaryKey, float]]:
+    """dimension -> summary -> mean of its raters' values."""
+    return {d: {key: float(np.mean(list(v.values()))) for key, v in items.items()}
+            for d, items in by_dimension.items()}
+
+
+def _metric_rows(human: dict[str, dict[SummaryKey, float]], by_metric: dict[str, dict[SummaryKey, float]],
+                 dimensions: Sequence[str], metrics: Sequence[str], declared: set[tuple[str, str]],
+                 common: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (dimension, metric) pair that share summaries, with the statistics that apply."""
     rows = []
-    for dimension in compared:
-        for metric in sorted(m for m in by_metric if metrics is None or m in metrics):
+    for dimension in dimensions:
+        for metric in metrics:
             keys = [k for k in human[dimension] if k in by_metric[metric]]
             if not keys:
                 continue
@@ -282,36 +190,37 @@ def agreement_report(ratings: Iterable[Rating], scores: Iterable[Score], *,
             rows.append({"dimension": dimension, "metric": metric, "n": len(keys),
                          "scale_metric": scales[0], "scale_human": scales[1], "same_scale": same,
                          "statistics": ag.summarize(stats)})
-    if not rows:
-        rated = {k for d in compared for k in human[d]}
-        scored = {k for values in by_metric.values() for k in values}
-        raise InputError(_nothing_joins(rated, scored))
-
-    flag_rows = []
-    if human_flag is not None:
-        if human_flag.name not in human:
-            raise InputError(f"no ratings on dimension {human_flag.name!r} for --human-flag; "
-                             f"rated dimensions: {', '.join(sorted(human)) or 'none'}")
-        truth_by_key = {k: human_flag.applies(v) for k, v in human[human_flag.name].items()}
-        for rule in flags:
-            keys = [k for k in truth_by_key if k in by_metric.get(rule.name, {})]
-            if not keys:
-                raise InputError(f"no score of metric {rule.name!r} joins the ratings of "
-                                 f"{human_flag.name!r}; scored metrics: {', '.join(sorted(by_metric))}")
-            pred = np.array([rule.applies(by_metric[rule.name][k]) for k in keys])
-            truth = np.array([truth_by_key[k] for k in keys])
-            flag_rows.append({
-                "flag": str(rule), "human_flag": str(human_flag), "n": len(keys),
-                "tp": int((pred & truth).sum()), "fp": int((pred & ~truth).sum()),
-                "fn": int((~pred & truth).sum()), "tn": int((~pred & ~truth).sum()),
-                "statistics": ag.summarize(ag.flag_statistics(pred, truth, **common))})
-
-    return {"n_ratings": len(ratings), "resamples": n_resamples, "seed": seed,
-            "metric_vs_human": rows, "inter_rater": _inter_rater({d: by_dimension[d] for d in compared}, **common),
-            "flags": flag_rows}
+    return rows
 
 
-def _inter_rater(by_dimension: dict[str, dict[tuple[str, str], dict[str, float]]],
+def _flag_rows(human: dict[str, dict[SummaryKey, float]], by_metric: dict[str, dict[SummaryKey, float]],
+               flags: Sequence[FlagRule], human_flag: FlagRule, common: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each automatic flag against the human flag: the confusion counts and their statistics."""
+    if human_flag.name not in human:
+        raise InputError(f"no ratings on dimension {human_flag.name!r} for --human-flag; "
+                         f"rated dimensions: {', '.join(sorted(human)) or 'none'}")
+    truth_by_key = {k: human_flag.applies(v) for k, v in human[human_flag.name].items()}
+    rows = []
+    for rule in flags:
+        keys = [k for k in truth_by_key if k in by_metric.get(rule.name, {})]
+        if not keys:
+            raise InputError(f"no score of metric {rule.name!r} joins the ratings of "
+                             f"{human_flag.name!r}; scored metrics: {', '.join(sorted(by_metric))}")
+        pred = np.array([rule.applies(by_metric[rule.name][k]) for k in keys])
+        truth = np.array([truth_by_key[k] for k in keys])
+        rows.append({"flag": str(rule), "human_flag": str(human_flag), "n": len(keys),
+                     **confusion(pred, truth),
+                     "statistics": ag.summarize(ag.flag_statistics(pred, truth, **common))})
+    return rows
+
+
+def confusion(pred: np.ndarray, truth: np.ndarray) -> dict[str, int]:
+    """TP, FP, FN, TN of a boolean prediction against a boolean truth."""
+    return {"tp": int((pred & truth).sum()), "fp": int((pred & ~truth).sum()),
+            "fn": int((~pred & truth).sum()), "tn": int((~pred & ~truth).sum())}
+
+
+def _inter_rater(by_dimension: dict[str, dict[SummaryKey, dict[str, float]]],
                  **common: Any) -> list[dict[str, Any]]:
     """Agreement between raters of the same summaries: each pair, then ICC across all raters."""
     rows: list[dict[str, Any]] = []
@@ -337,13 +246,13 @@ def _inter_rater(by_dimension: dict[str, dict[tuple[str, str], dict[str, float]]
     return rows
 
 
-def _nothing_joins(rated: set[tuple[str, str]], scored: set[tuple[str, str]]) -> str:
+def _nothing_joins(rated: set[SummaryKey], scored: set[SummaryKey]) -> str:
     if not rated:
         return "no ratings to compare (import some with `clinsum feedback import FILE`)"
     if not scored:
         return "no scores to compare with the ratings (score summaries with `clinsum score` or `clinsum run`)"
-    rated_systems = sorted({system for _, system in rated})
-    scored_systems = sorted({system for _, system in scored})
-    return (f"no rating joins a score on (note_id, system): {len(rated)} rated summaries "
-            f"(systems {', '.join(rated_systems[:5])}), {len(scored)} scored summaries "
+    rated_systems = sorted({system for _, _, system in rated})
+    scored_systems = sorted({system for _, _, system in scored})
+    return (f"no rating joins a score of the summary it rates (run, note_id, system): {len(rated)} rated "
+            f"summaries (systems {', '.join(rated_systems[:5])}), {len(scored)} scored summaries "
             f"(systems {', '.join(scored_systems[:5])})")

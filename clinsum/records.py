@@ -101,6 +101,11 @@ class Rating(Record):
     dimension: str = Field(min_length=1)
     value: float
     comment: str | None = None
+    run_id: str | None = None
+    """The run holding the rated summary: a rating rates one summary, not a (note, system) pair.
+    None only for ratings from before ratings were tied to runs (joined where unambiguous)."""
+    rated_at: str | None = None
+    """When the rater gave the rating (ISO 8601), when the feedback says."""
 
 
 class Mention(Record):

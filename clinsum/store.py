@@ -139,13 +139,46 @@ def _m003_run_owner(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
 
 
-def _m004_compact(db: sqlite3.Connection) -> None:
+def _m004_ratings_of_summaries(db: sqlite3.Connection) -> None:
+    """Key ratings by the summary they rate: run, note and system (``''`` = not tied to a run).
+
+    Ratings stored before this migration are kept untied; ``clinsum agreement``
+    joins them only where one run holds that note and system, never by guess.
+    """
+    _script(
+        db,
+        """
+        CREATE TABLE ratings_by_summary (
+            run_id TEXT NOT NULL,          -- '' for a rating not tied to a run (older imports)
+            note_id TEXT NOT NULL,
+            system TEXT NOT NULL,
+            rater TEXT NOT NULL,
+            dimension TEXT NOT NULL,
+            value REAL NOT NULL,
+            rated_at TEXT,
+            record TEXT NOT NULL,
+            source TEXT NOT NULL,
+            imported_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, note_id, system, rater, dimension)
+        );
+        INSERT INTO ratings_by_summary (run_id, note_id, system, rater, dimension, value, rated_at,
+                                        record, source, imported_at)
+            SELECT '', note_id, system, rater, dimension, value, NULL, record, source, imported_at
+            FROM ratings;
+        DROP TABLE ratings;
+        ALTER TABLE ratings_by_summary RENAME TO ratings;
+        CREATE INDEX ratings_by_note ON ratings (note_id, system)
+        """,
+    )
+
+
+def _m005_compact(db: sqlite3.Connection) -> None:
     # notes once by content hash, compressed summaries and score details (clinsum.store_codec)
     m004_compact(db)
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _m001_initial, _m002_batches, _m003_run_owner, _m004_compact]
+    _m001_initial, _m002_batches, _m003_run_owner, _m004_ratings_of_summaries, _m005_compact]
 """Migration N is ``MIGRATIONS[N-1]``; append, never edit one that has shipped."""
 
 
@@ -678,18 +711,38 @@ class Store:
     # -- ratings --------------------------------------------------------------
 
     def add_ratings(self, ratings: Iterable[Rating], source: str) -> int:
-        """Insert or replace human ratings (keyed by note, system, rater, dimension)."""
-        rows = [(r.note_id, r.system, r.rater, r.dimension, r.value, r.model_dump_json(), source, now())
-                for r in ratings]
+        """Insert or replace human ratings (keyed by run, note, system, rater, dimension), all or none."""
+        rows = [(r.run_id or "", r.note_id, r.system, r.rater, r.dimension, r.value, r.rated_at,
+                 r.model_dump_json(), source, now()) for r in ratings]
         with self._transaction():
             self.db.executemany(
-                "INSERT OR REPLACE INTO ratings (note_id, system, rater, dimension, value, record, "
-                "source, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                "INSERT OR REPLACE INTO ratings (run_id, note_id, system, rater, dimension, value, "
+                "rated_at, record, source, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         return len(rows)
 
-    def ratings(self) -> list[Rating]:
+    def ratings(self, run_id: str | None = None) -> list[Rating]:
+        """Stored ratings; with ``run_id``, those tied to that run and those tied to none."""
+        where, args = ("WHERE run_id IN (?, '')", (run_id,)) if run_id is not None else ("", ())
         return [Rating.model_validate_json(r) for (r,) in self.db.execute(
-            "SELECT record FROM ratings ORDER BY note_id, system, rater, dimension")]
+            f"SELECT record FROM ratings {where} ORDER BY run_id, note_id, system, rater, dimension", args)]
+
+    def runs_holding(self) -> dict[tuple[str, str], list[str]]:
+        """(note_id, system) -> the runs holding a summary or a score of it, oldest run first."""
+        self.flush()
+        held: dict[tuple[str, str], list[str]] = {}
+        for run_id, note_id, system in self.db.execute(
+                "SELECT h.run_id, h.note_id, h.system FROM (SELECT run_id, note_id, system FROM summaries "
+                "UNION SELECT run_id, note_id, system FROM scores) h JOIN runs r ON r.id = h.run_id "
+                "ORDER BY r.rowid"):
+            held.setdefault((note_id, system), []).append(run_id)
+        return held
+
+    def scores_by_run(self, run_id: str | None = None) -> list[tuple[str, Score]]:
+        """(run id, score) for every score of one run, or of every run."""
+        self.flush()
+        where, args = ("WHERE run_id = ?", (run_id,)) if run_id is not None else ("", ())
+        return [(row[0], _score(row[1:])) for row in self.db.execute(
+            f"SELECT run_id, {_SCORE_COLUMNS} FROM scores {where} ORDER BY rowid", args)]
 
     # -- provider batches -----------------------------------------------------
 

@@ -15,7 +15,7 @@ scores. Here:
   evaluation is a column (``failed``) so that SQL can count failures without
   reading the detail.
 
-``m004_compact`` brings a store of schema 3 to this layout.
+``m004_compact`` (migration 5) brings a store of schema 4 to this layout.
 """
 
 from __future__ import annotations

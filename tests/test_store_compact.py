@@ -1,4 +1,4 @@
-"""The compact store: notes once by content, packed details, and the migration from schema 3."""
+"""The compact store: notes once by content, packed details, and the migration from schema 4."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ def note(i: int) -> Note:
 
 
 def old_store(path: str) -> None:
-    """A store as schema 3 wrote it: notes per run as JSON, scores with a JSON record."""
+    """A store as schema 4 wrote it: notes per run as JSON, scores with a JSON record."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("BEGIN")
-    for number, migration in enumerate(MIGRATIONS[:3], start=1):
+    for number, migration in enumerate(MIGRATIONS[:4], start=1):
         migration(db)
         db.execute(f"PRAGMA user_version = {number}")
     db.execute("COMMIT")

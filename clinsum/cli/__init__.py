@@ -55,6 +55,7 @@ from clinsum.cli import providers  # noqa: E402,F401
 from clinsum.cli import concepts  # noqa: E402,F401
 from clinsum.cli import report  # noqa: E402,F401
 from clinsum.cli import export  # noqa: E402,F401
+from clinsum.cli import compare  # noqa: E402,F401
 
 
 def main() -> None:

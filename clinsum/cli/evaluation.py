@@ -58,6 +58,12 @@ StoreNotesOption = Annotated[bool | None, typer.Option(
     "--store-notes/--no-store-notes",
     help="--no-store-notes keeps only a hash of each note in the store (no note text): resuming the run "
          "then reads its notes file again.")]
+FailUnderOption = Annotated[list[str] | None, typer.Option(
+    "--fail-under", metavar="METRIC=VALUE",
+    help="Exit 1 when a system's mean is worse than VALUE, in the metric's direction (below for "
+         "higher-is-better, above for lower-is-better); repeat for several.")]
+MaxFlipsOption = Annotated[int | None, typer.Option(
+    "--max-critical-flips", min=0, help="Exit 1 when a system's summaries hold more than N critical flips.")]
 CHANGES_ON_RESUME = ("concurrency", "offline")
 """Flags a resumed run applies; every other flag that changes a run is refused with --resume."""
 
@@ -101,6 +107,8 @@ def run(
     mlflow: Annotated[str | None, typer.Option(
         "--mlflow", metavar="TRACKING_URI", help="Also log the run to MLflow (as `clinsum export --mlflow`).")] = None,
     mlflow_experiment: Annotated[str, typer.Option(help="MLflow experiment for --mlflow.")] = "clinsum",
+    fail_under: FailUnderOption = None,
+    max_critical_flips: MaxFlipsOption = None,
 ) -> None:
     """Summarize notes with each provider, score every summary, print the leaderboard.
 
@@ -127,6 +135,7 @@ def run(
             if resume is not None:
                 resume = store.resolve_run_id(resume)  # a unique prefix is enough
                 kind, config = evaluation.resume_config(store, resume, concurrency=concurrency, offline=offline)
+                bars = _bars(config, fail_under, max_critical_flips)
                 out = _checked_out(out or (Path(config.out) if config.out else None))
                 with _progress() as progress:
                     run_id = run_interruptible(evaluation.resume(store, resume, config, kind, progress))
@@ -144,6 +153,7 @@ def run(
                     concurrency=concurrency, limit=limit, offline=offline, skip_invalid=skip_invalid,
                     batch=batch, sample=sample, sample_fraction=sample_fraction, stratify_by=stratify_by,
                     sample_seed=sample_seed, max_cost_usd=max_cost, store_notes=store_notes)
+                bars = _bars(config, fail_under, max_critical_flips)  # a bad gate stops the run before it costs
                 out = _checked_out(out or (Path(config.out) if config.out else None))
                 _, skipped = evaluation.check_run_notes(config)  # every bad note reported, none kept
                 print_skipped(skipped, "notes")
@@ -156,7 +166,8 @@ def run(
                 from clinsum.cli.export import log_to_mlflow
 
                 log_to_mlflow(store, run_id, mlflow, mlflow_experiment)
-    if fail_on_errors and failed:
+            missed = _gates(store, run_id, bars)
+    if (fail_on_errors and failed) or missed:
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -192,6 +203,8 @@ def score(
     mlflow: Annotated[str | None, typer.Option(
         "--mlflow", metavar="TRACKING_URI", help="Also log the run to MLflow (as `clinsum export --mlflow`).")] = None,
     mlflow_experiment: Annotated[str, typer.Option(help="MLflow experiment for --mlflow.")] = "clinsum",
+    fail_under: FailUnderOption = None,
+    max_critical_flips: MaxFlipsOption = None,
 ) -> None:
     """Score summaries generated elsewhere (production logs, published systems)."""
     from clinsum import evaluation
@@ -217,6 +230,7 @@ def score(
             if resume is not None:
                 resume = store.resolve_run_id(resume)  # a unique prefix is enough
                 kind, config = evaluation.resume_config(store, resume, concurrency=concurrency, offline=offline)
+                bars = _bars(config, fail_under, max_critical_flips)
                 out = _checked_out(out or (Path(config.out) if config.out else None))
                 with _progress() as progress:
                     run_id = run_interruptible(evaluation.resume(store, resume, config, kind, progress))
@@ -228,6 +242,7 @@ def score(
                                      offline=offline, skip_invalid=skip_invalid, sample=sample,
                                      sample_fraction=sample_fraction, stratify_by=stratify_by,
                                      sample_seed=sample_seed, max_cost_usd=max_cost, store_notes=store_notes)
+                bars = _bars(config, fail_under, max_critical_flips)
                 out = _checked_out(out or (Path(config.out) if config.out else None))
                 note_records, records, skipped, skipped_summaries = evaluation.score_inputs(config, summaries)
                 print_skipped(skipped, "notes")
@@ -241,8 +256,26 @@ def score(
                 from clinsum.cli.export import log_to_mlflow
 
                 log_to_mlflow(store, run_id, mlflow, mlflow_experiment)
-    if fail_on_errors and failed:
+            missed = _gates(store, run_id, bars)
+    if (fail_on_errors and failed) or missed:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _bars(config: Any, fail_under: list[str] | None, max_critical_flips: int | None) -> Any:
+    """The run's gates: the config's, with the flags' added (a flag replaces the same metric's bar)."""
+    from clinsum import gates
+
+    return gates.merged(config.gates, fail_under, max_critical_flips)
+
+
+def _gates(store: Any, run_id: str, bars: Any) -> bool:
+    """Check a finished run against its gates; print each miss; True when any."""
+    from clinsum import gates
+
+    missed = gates.check_run(store, run_id, bars)
+    for failure in missed:
+        console.print(f"[red]gate failed:[/red] {shown(failure)}", highlight=False)
+    return bool(missed)
 
 
 def _refuse_changes_on_resume(**given: Any) -> None:
@@ -255,7 +288,7 @@ def _refuse_changes_on_resume(**given: Any) -> None:
         raise ConfigError(
             f"--resume finishes a run with the configuration it was started with; {flags} would change "
             f"it (start a new run for that). With --resume only --concurrency, --offline, --out, "
-            "--sort-by and --fail-on-errors/--allow-errors apply")
+            "--sort-by, the gates (--fail-under, --max-critical-flips) and --fail-on-errors/--allow-errors apply")
 
 
 def _checked_out(out: Path | None) -> Path | None:

@@ -28,9 +28,13 @@ app.add_typer(feedback_app, name="feedback")
 
 @feedback_app.command("import")
 def import_ratings(
-    file: Annotated[Path, typer.Argument(help="Ratings: JSONL or CSV with note_id, system, rater, "
-                                              "dimension, value[, comment].")],
+    file: Annotated[Path, typer.Argument(help="Feedback: JSONL or CSV of ratings (run_id, note_id, system, "
+                                              "rater, dimension, value) or reviews (reviewer, verdict, "
+                                              "errors, rubric ratings); see docs/agreement.md.")],
     db: DbOption = DEFAULT_DB,
+    run: Annotated[str | None, typer.Option(
+        "--run", metavar="RUN_ID", help="The run holding the rated summaries, for rows without run_id "
+                                        "(needed when several runs hold the same note and system).")] = None,
     skip_invalid: Annotated[bool, typer.Option(
         "--skip-invalid", help="Skip bad rows (and list them) instead of stopping.")] = False,
     source: Annotated[str | None, typer.Option(
@@ -38,16 +42,29 @@ def import_ratings(
     dimension_columns: Annotated[list[str] | None, typer.Option(
         "--dimension-column", "-d",
         help="Wide format: this column holds the ratings of one dimension; repeat per column.")] = None,
+    rubric: Annotated[Path | None, typer.Option(
+        help="Rubric whose attributes reviews rate (default: the packaged PDSQI-9 rubric).")] = None,
 ) -> None:
-    """Load human ratings into the store, replacing any with the same note, system, rater, dimension."""
-    from clinsum.feedback import load_ratings
+    """Load physician feedback into the store, each rating tied to the stored summary it rates.
+
+    A rating with the same run, note, system, rater and dimension as a stored one replaces it.
+    """
+    from clinsum.feedback import tie_to_summaries
 
     with reported_errors():
-        loaded = load_ratings(file, skip_invalid=skip_invalid, dimension_columns=dimension_columns)
-        print_skipped(loaded.skipped, "ratings")
+        attributes = None
+        if rubric is not None:
+            from clinsum.evaluators.judge.rubric import Rubric
+
+            attributes = Rubric.load(rubric).names
         with open_store(db) as store:
+            if run is not None:
+                run = store.resolve_run_id(run)  # a unique prefix is enough; an unknown id is an error
+            loaded = tie_to_summaries(file, store.runs_holding(), run=run, skip_invalid=skip_invalid,
+                                      dimension_columns=dimension_columns, attributes=attributes)
+            print_skipped(loaded.skipped, "ratings")
             imported = store.add_ratings(loaded.records, source or file.name)
-    summaries = len({(r.note_id, r.system) for r in loaded.records})
+    summaries = len({(r.run_id, r.note_id, r.system) for r in loaded.records})
     skipped = len(loaded.skipped)
     console.print(f"imported {imported} rating{'s' * (imported != 1)} of {summaries} "
                   f"summar{'y' if summaries == 1 else 'ies'} into {shown(db)}"
@@ -58,8 +75,8 @@ def import_ratings(
 @app.command()
 def agreement(
     run: Annotated[str | None, typer.Option(
-        "--run", metavar="RUN_ID", help="Scores of this run (default: the latest score of every "
-                                        "metric across runs).")] = None,
+        "--run", metavar="RUN_ID", help="Only the summaries of this run (default: every rated "
+                                        "summary, each joined to the scores of its own run).")] = None,
     db: DbOption = DEFAULT_DB,
     metric: Annotated[list[str] | None, typer.Option(
         "--metric", "-m", help="Only this metric; repeat for several (default: all).")] = None,
@@ -80,7 +97,7 @@ def agreement(
     seed: Annotated[int, typer.Option(help="Bootstrap seed (same seed, same intervals).")] = 0,
     output_format: Annotated[ListFormat, typer.Option("--format", "-f", help="table or json.")] = ListFormat.table,
 ) -> None:
-    """Agreement of scores with human ratings (joined on note and system), and between the raters.
+    """Agreement of scores with human ratings of the same summaries, and between the raters.
 
     Agreement between raters is the ceiling any automatic score can reach.
     """
@@ -100,8 +117,10 @@ def agreement(
         with open_store(db, must_exist=True) as store:
             if run is not None:
                 run = store.resolve_run_id(run)  # a unique prefix is enough; an unknown id is an error
-            ratings, scores = store.ratings(), store.scores(run)
-        check_choices("--metric", metric, (s.metric for s in scores), noun="a scored metric",
+            ratings, scores = store.ratings(run), store.scores_by_run(run)
+        if run is not None and not ratings:
+            raise InputError(f"no ratings of the summaries of run {run}, and none imported without a run")
+        check_choices("--metric", metric, (s.metric for _, s in scores), noun="a scored metric",
                       where="metrics of these scores")
         check_choices("--dimension", dimension, (r.dimension for r in ratings), noun="a rated dimension",
                       where="rated dimensions")
@@ -142,7 +161,7 @@ def _show(table: Any) -> None:
 def _print_tables(report: dict[str, Any]) -> None:
     from rich.table import Table
 
-    source = f"run {report['run']}" if report["run"] else "latest scores"
+    source = f"run {report['run']}" if report["run"] else "every rated run"
     table = Table(title=f"Agreement with human ratings ({shown(source)}; 95% bootstrap CIs)")
     for header in ("dimension", "metric", "n", *(name for _, name in _PAIRED), "95% limits"):
         table.add_column(header, justify="left" if header in ("dimension", "metric") else "right")

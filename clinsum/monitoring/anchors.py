@@ -1,0 +1,185 @@
+"""Judge drift: re-judge a fixed set of (note, summary) anchors and see whether the judge moved.
+
+The anchors never change, so any change in the judge's scores on them is the
+judge's (a new model behind the same name, a provider-side update, a rubric or
+prompt edit), not the summarizer's. The monitor judges the anchors in every
+window and compares with their reference judging (the first one, or one kept
+on purpose): per judge metric, the paired difference current - reference over
+the anchors, its bootstrap interval, the Wilcoxon signed-rank p-value, Holm
+across the judge's metrics. A metric has drifted when the adjusted p-value is
+below ``alpha`` and the mean shift is at least ``min_shift`` (default 0.2 on the
+judge's 1-5 scale: smaller shifts are within what repeated judging of the same
+text moves by, and too small to change a verdict). ``JudgeDrift.excuses(metric)``
+tells the monitor which judge-score changes of that window not to blame on the
+summarizer.
+
+Anchors file, JSONL, one anchor a line::
+
+    {"id": "anchor-01", "note": "Patient denies chest pain...", "summary": "No chest pain..."}
+
+The anchors must be judged without the response cache (``anchor_judge`` builds
+the judge that way): a cached answer would hide exactly the drift looked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clinsum.errors import InputError
+from clinsum.evaluators.aggregate import bootstrap_ci
+from clinsum.evaluators.base import Evaluator
+from clinsum.evaluators.comparison import holm, wilcoxon_p
+from clinsum.inputs import rows_or_errors
+from clinsum.records import Note, Score, Summary
+
+ANCHOR_SYSTEM = "anchor"
+ANCHOR_FIELDS = ("id", "note", "summary")
+DEFAULT_ALPHA = 0.05
+DEFAULT_MIN_SHIFT = 0.2
+JUDGE_PREFIX = "judge_"
+NOT_JUDGEMENTS = ("judge_cost_usd", "judge_overall_sd")
+"""Judge metrics that say what judging cost or how samples spread, not what the judge thought."""
+
+AnchorScores = dict[str, dict[str, float]]
+"""anchor id -> judge metric -> value."""
+
+
+@dataclass(frozen=True)
+class Anchor:
+    note: Note
+    summary: Summary
+
+
+def load_anchors(path: Path | str) -> list[Anchor]:
+    """Read an anchors file; any bad line is an ``InputError`` with file, line and field."""
+    path = Path(path)
+    anchors: list[Anchor] = []
+    first_line: dict[str, int] = {}
+    for file, line, row in rows_or_errors(path):
+        if isinstance(row, InputError):
+            raise row
+        unknown = [name for name in row if name not in ANCHOR_FIELDS]
+        if unknown:
+            raise InputError(f"unknown field {unknown[0]!r}; an anchor has {', '.join(ANCHOR_FIELDS)}",
+                             path=file, line=line, field=unknown[0])
+        for name in ANCHOR_FIELDS:
+            value = row.get(name)
+            if not isinstance(value, str | int) or isinstance(value, bool) or not str(value).strip():
+                raise InputError(f"missing or empty {name} (a non-empty string)", path=file, line=line, field=name)
+        anchor_id = str(row["id"]).strip()
+        if anchor_id in first_line:
+            raise InputError(f"duplicate id {anchor_id!r}, first at line {first_line[anchor_id]}",
+                             path=file, line=line, field="id")
+        first_line[anchor_id] = line
+        anchors.append(Anchor(Note(id=anchor_id, text=str(row["note"])),
+                              Summary(note_id=anchor_id, system=ANCHOR_SYSTEM, text=str(row["summary"]))))
+    if not anchors:
+        raise InputError("holds no anchors", path=str(path))
+    return anchors
+
+
+def anchor_judge(config: Any) -> Evaluator:
+    """The run config's judge, built to call the judge afresh (no response cache)."""
+    from clinsum.dispatch import Dispatcher
+    from clinsum.errors import ConfigError
+    from clinsum.evaluation import build_evaluators
+
+    if config.judge is None or not config.judge.judges:
+        raise ConfigError("judge drift needs a judge: give --judge SPEC or a [judge] table")
+    dispatcher = Dispatcher(None, max_attempts=config.max_attempts, concurrency=config.concurrency,
+                            use_cache=False)
+    (judge,) = build_evaluators(config.model_copy(update={"metrics": ["judge"]}), dispatcher)
+    return judge
+
+
+async def judge_anchors(anchors: Sequence[Anchor], judge: Evaluator) -> AnchorScores:
+    """The judge's scores of every anchor (judge metrics only; a failed judging gives no value)."""
+    results = await asyncio.gather(*(judge.evaluate(a.note, a.summary) for a in anchors))
+    return scores_by_anchor(s for scores in results for s in scores)
+
+
+def scores_by_anchor(scores: Iterable[Score]) -> AnchorScores:
+    """Stored or fresh judge scores of anchors, as anchor id -> metric -> value."""
+    table: AnchorScores = {}
+    for s in scores:
+        base = s.metric.partition("@")[0]
+        if base.startswith(JUDGE_PREFIX) and base not in NOT_JUDGEMENTS and s.value is not None:
+            table.setdefault(s.note_id, {})[s.metric] = s.value
+    return table
+
+
+@dataclass(frozen=True)
+class MetricDrift:
+    metric: str
+    n: int
+    """Anchors with a value in both judgings."""
+    reference_mean: float | None
+    current_mean: float | None
+    shift: float | None
+    """Mean of current - reference over those anchors."""
+    ci: tuple[float | None, float | None]
+    p_value: float | None
+    p_adjusted: float | None
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class JudgeDrift:
+    """The verdict on the judge for one window."""
+
+    drifted: bool
+    n_anchors: int
+    metrics: list[MetricDrift] = field(default_factory=list)
+    alpha: float = DEFAULT_ALPHA
+    min_shift: float = DEFAULT_MIN_SHIFT
+
+    def excuses(self, metric: str) -> bool:
+        """Whether a change in ``metric`` this window is the judge's doing, not the summarizer's.
+
+        When any judge metric drifted, every judge metric is suspect (one judge made them all).
+        """
+        return self.drifted and metric.startswith(JUDGE_PREFIX)
+
+    @property
+    def message(self) -> str:
+        if not self.drifted:
+            return f"judge stable on {self.n_anchors} anchors"
+        moved = ", ".join(f"{m.metric} {m.shift:+.2f}" for m in self.metrics if m.drifted and m.shift is not None)
+        return (f"judge drift on {self.n_anchors} unchanged anchors ({moved}): judge-score changes in this "
+                "window are not the summarizer's")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "message": self.message}
+
+
+def compare_with_reference(reference: Mapping[str, Mapping[str, float]], current: Mapping[str, Mapping[str, float]],
+                           *, alpha: float = DEFAULT_ALPHA, min_shift: float = DEFAULT_MIN_SHIFT,
+                           n_resamples: int = 2000, seed: int = 0) -> JudgeDrift:
+    """Paired comparison of the current judging of the anchors with their reference judging."""
+    shared = sorted(reference.keys() & current.keys())
+    if not shared:
+        raise InputError("no anchor was judged both in the reference and now: the anchors file changed, "
+                         "or the judge failed on every anchor")
+    names = sorted({m for a in shared for m in reference[a]} & {m for a in shared for m in current[a]})
+    rows = []
+    for metric in names:
+        paired = [(reference[a][metric], current[a][metric]) for a in shared
+                  if metric in reference[a] and metric in current[a]]
+        before, after = np.array([p[0] for p in paired]), np.array([p[1] for p in paired])
+        differences = after - before
+        low, high = bootstrap_ci(differences, n_resamples=n_resamples, seed=seed)
+        rows.append(MetricDrift(metric, len(paired), float(before.mean()), float(after.mean()),
+                                float(differences.mean()), (low, high), wilcoxon_p(differences.tolist()),
+                                None, False))
+    adjusted = holm([r.p_value for r in rows])
+    rows = [MetricDrift(**{**asdict(r), "ci": r.ci, "p_adjusted": p,
+                           "drifted": p is not None and p < alpha and r.shift is not None
+                           and abs(r.shift) >= min_shift})
+            for r, p in zip(rows, adjusted, strict=True)]
+    return JudgeDrift(any(r.drifted for r in rows), len(shared), rows, alpha, min_shift)
