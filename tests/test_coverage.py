@@ -42,8 +42,8 @@ async def test_denied_finding_stated_as_present_is_a_critical_flip() -> None:
     assert chest and chest[0]["severity"] == "critical"
     assert chest[0]["source"]["assertions"] == ["negated"]
     assert chest[0]["summary"]["assertion"] == "present"
-    start, end, status = chest[0]["source"]["spans"][0]
-    assert SOURCE[start:end] == "chest pain" and status == "negated"
+    start, end, status, text = chest[0]["source"]["spans"][0]
+    assert SOURCE[start:end] == text == "chest pain" and status == "negated"
     assert val(result["critical_flips"]) >= 1
     # a flip is neither support nor recall
     assert "chest pain" in result["concept_support"].detail["flipped"]
