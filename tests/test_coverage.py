@@ -108,6 +108,21 @@ async def test_reference_f1_matches_concepts_and_status() -> None:
     assert val(blind["concept_f1_ref"]) == 1.0
 
 
+async def test_a_question_in_a_dialogue_summary_states_nothing_against_the_reference() -> None:
+    dialogue = ("[doctor] any chest pain , nausea or vomiting ?\n[patient] well , i get headaches .\n"
+                "[doctor] do you have a cough ?\n[patient] yes , a cough .")
+    reference = "Headaches. Cough."
+    result = await scores(dialogue, source=dialogue, reference=reference)
+    detail = result["concept_f1_ref"].detail
+    # chest pain was only asked about: neither a match nor a concept the summary wrongly adds
+    assert "chest pain" in detail["asked_only"] and "chest pain" not in detail["summary_only"]
+    assert "cough" in detail["matched"] and "cough" not in detail["asked_only"]
+    stated = await scores("[doctor] headaches ?\n[patient] yes .\nCough. Chest pain.", source=dialogue,
+                          reference=reference)
+    assert "chest pain" in stated["concept_f1_ref"].detail["summary_only"]
+    assert val(stated["concept_f1_ref"]) < 1.0
+
+
 async def test_key_concepts_are_the_recall_target() -> None:
     source = "Knee swelling for a week. Denies fever. Started naproxen. Likes gardening."
     kept = await scores("Knee swelling, started naproxen, afebrile.", source=source,

@@ -32,7 +32,9 @@ assertion. Scores, each with its evidence in ``detail``:
     harmonic mean of recall and support.
 ``concept_f1_ref`` / ``concept_recall_ref``
     F1 (and its recall) of the summary's concepts against the reference
-    summary's (MEDCON-like, unweighted), only when the note has a reference.
+    summary's (MEDCON-like, unweighted), only when the note has a reference. A
+    finding a dialogue-like summary only asks about in an open question is not
+    one it states: it counts on neither side (``asked_only`` in the detail).
 
 Spans. Every span in a detail names the text it indexes: entries with a ``span`` say
 ``in`` (``source`` or ``summary``) and carry the mention's ``text``; a flip keeps the
@@ -156,6 +158,14 @@ def concepts_of(text: str, mentions: Iterable[Mention]) -> dict[str, Concept]:
         if _ALLERGY_CONTEXT.search(window) or any(s <= mention.start < e for s, e in allergy_sections):
             concept.allergy = True
     return concepts
+
+
+def statements(text: str, mentions: Iterable[Mention]) -> list[Mention]:
+    """The mentions that ``text`` states: a dialogue's open question ("Any chest pain?" answered with
+    talk of something else) names a finding without stating it, in a source or in a summary."""
+    from clinsum.concepts.assertion import in_open_question
+
+    return [m for m in mentions if not (m.assertion in AFFIRMED and in_open_question(text, m.start))]
 
 
 def _allergy_spans(text: str) -> list[tuple[int, int]]:
@@ -494,7 +504,10 @@ class CoverageEvaluator:
                   names=[f["name"] for f in critical]),
         ]
         if reference is not None:
-            value, detail = reference_f1(reference[1], summary_concepts, options)
+            # a transcript-like summary's open questions are not statements it makes about the patient
+            stated = concepts_of(summary.text, statements(summary.text, summary_mentions))
+            value, detail = reference_f1(reference[1], stated, options)
+            detail["asked_only"] = sorted(set(summary_concepts) - set(stated))
             out.append(score(note, summary, self, "concept_f1_ref", value, **detail))
             out.append(score(note, summary, self, "concept_recall_ref", detail["recall"],
                              recalled=detail["matched"], missed=detail["reference_only"]))
