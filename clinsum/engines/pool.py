@@ -10,6 +10,11 @@ A worker that dies (killed, out of memory, a crash in native code) breaks the po
 the batches it was running, and those sent to the broken pool, come back as failed
 evaluations of their summaries (counted; ``--resume`` scores them again), and the next
 batch starts a new pool.
+
+Starting workers costs seconds (each loads the lexicon); a run with a few summaries
+would pay more for them than it saves. So the first ``start_after`` summaries are
+scored in this process (the same function, the same scores), and the pool starts
+only when a run has more.
 """
 
 from __future__ import annotations
@@ -43,9 +48,13 @@ def _score_in_worker(batch: Batch) -> list[Scores]:
 class PoolEngine(Engine):
     kind = "process pool"
 
-    def __init__(self, evaluators: Sequence[Evaluator], *, workers: int, batch_size: int = BATCH_SIZE) -> None:
+    def __init__(self, evaluators: Sequence[Evaluator], *, workers: int, batch_size: int = BATCH_SIZE,
+                 start_after: int | None = None) -> None:
         super().__init__(evaluators, workers=workers, batch_size=batch_size)
         self._pool: ProcessPoolExecutor | None = None
+        self.start_after = 2 * batch_size * workers if start_after is None else start_after
+        """Summaries scored in this process before the pool starts."""
+        self._seen = 0
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -54,6 +63,9 @@ class PoolEngine(Engine):
         return self._pool
 
     async def _run(self, batch: Batch) -> list[Scores]:
+        self._seen += len(batch.items)
+        if self._pool is None and self._seen <= self.start_after:
+            return await super()._run(batch)
         pool = self._executor()
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, _score_in_worker, batch)
