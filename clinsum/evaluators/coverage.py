@@ -174,9 +174,11 @@ def _allergy_spans(text: str) -> list[tuple[int, int]]:
     return [(s.header_start, s.end) for s in find_sections(text) if s.name == "allergies"]
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=512)
 def _extract_cached(text: str) -> tuple[Mention, ...]:
-    """Mentions of a text; the source is scored once per system, so its extraction is cached."""
+    """Mentions of a text; the source is scored once per system (and by ``facts`` too), so its
+    extraction is cached. Engines send every summary of a note in one batch, so the cache serves
+    a note's other summaries in whatever order the input lists them."""
     from clinsum.concepts.extract import extract
 
     return tuple(extract(text))
