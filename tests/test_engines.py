@@ -63,7 +63,7 @@ def stored_scores(db: Path) -> list[tuple[Any, ...]]:
 
 
 def test_workers_1_and_2_store_exactly_the_same_scores(tmp_path):
-    notes, summaries = fixture_runs(tmp_path)  # 36 summaries: the pool starts after the first 32
+    notes, summaries = fixture_runs(tmp_path)  # 36 summaries: more than the pool leaves to one process
     results = {}
     for workers in ("1", "2"):
         done = clinsum("score", str(summaries), "--notes", str(notes), "--db", f"w{workers}.db", "--workers", workers,

@@ -12,9 +12,10 @@ evaluations of their summaries (counted; ``--resume`` scores them again), and th
 batch starts a new pool.
 
 Starting workers costs seconds (each loads the lexicon); a run with a few summaries
-would pay more for them than it saves. So the first ``start_after`` summaries are
-scored in this process (the same function, the same scores), and the pool starts
-only when a run has more.
+would pay more for them than it saves. So while no more than ``start_after`` summaries
+have been asked for, batches are scored in this process (the same function, the same
+scores); the pool starts when a run asks for more (at once for ``clinsum score`` of a
+large file, after the first summaries for ``clinsum run``, whose summaries trickle in).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from concurrent.futures.process import BrokenProcessPool
 from clinsum.engines.base import BATCH_SIZE, Engine
 from clinsum.engines.batch import Batch, Scores, score_batch, warm_up
 from clinsum.evaluators.base import Evaluator
+from clinsum.records import Note, Summary
 
 _evaluators: Mapping[str, Evaluator] = {}
 """A worker's evaluators, set once by ``_start_worker``."""
@@ -54,7 +56,7 @@ class PoolEngine(Engine):
         self._pool: ProcessPoolExecutor | None = None
         self.start_after = 2 * batch_size * workers if start_after is None else start_after
         """Summaries scored in this process before the pool starts."""
-        self._seen = 0
+        self._asked = 0
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -62,9 +64,12 @@ class PoolEngine(Engine):
                                              initializer=_start_worker, initargs=(list(self.evaluators.values()),))
         return self._pool
 
+    async def evaluate(self, note: Note, summary: Summary, evaluators: Sequence[str]) -> Scores:
+        self._asked += 1
+        return await super().evaluate(note, summary, evaluators)
+
     async def _run(self, batch: Batch) -> list[Scores]:
-        self._seen += len(batch.items)
-        if self._pool is None and self._seen <= self.start_after:
+        if self._pool is None and self._asked <= self.start_after:
             return await super()._run(batch)
         pool = self._executor()
         try:
