@@ -194,10 +194,13 @@ class Runner:
                 and (summary.ok or isinstance(e, GenerationEvaluator))
                 and not (is_empty(summary) and _asks_a_model(e))]  # the latter recorded in empty_summary
         elsewhere = [e.name for e in todo if self.engine is not None and e.name in self.engine.names]
-        computed = await self.engine.evaluate(note, summary, elsewhere) if self.engine and elsewhere else {}
-        for evaluator in todo:
-            scores = computed.get(evaluator.name)
-            if scores is None:
+        computed: dict[str, list[Score]] | None = None
+        for evaluator in todo:  # in order: generation's scores land in the same write as the summary
+            if self.engine is not None and evaluator.name in elsewhere:
+                if computed is None:  # every engine evaluator of this summary in one request
+                    computed = await self.engine.evaluate(note, summary, elsewhere)
+                scores = computed[evaluator.name]
+            else:
                 scores = await self._evaluate(evaluator, note, summary)
             if scores:
                 self.store.replace_scores(run_id, note.id, summary.system, evaluator.name, scores)
