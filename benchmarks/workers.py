@@ -13,9 +13,10 @@ share per system). Each configuration is one subprocess run of
 
 with the default metrics (overlap, length, coverage), timed from process start to
 exit (start-up, loading, scoring, storing, the leaderboard). Printed: wall time,
-summaries/s, summaries/s per worker, and the speed-up of each run over the first.
-The load average of the machine before and after is printed too: the machine may be
-shared, and a busy machine gives a smaller speed-up.
+summaries/s, summaries/s per worker, the CPU time of clinsum and its workers (and how
+many cores that kept busy on average), and the speed-up of each run over the first.
+The load average of the machine before and after is printed too: on a shared machine
+the other jobs take their share of the cores, and the speed-up shrinks with it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import json
 import os
 import random
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -92,15 +94,19 @@ def main() -> int:
                        "--workers", str(workers), "--engine", args.engine, "--allow-errors"]
             for metric in args.metric or []:
                 command += ["--metric", metric]
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             wall = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)  # clinsum and its workers, once reaped
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
             if done.returncode != 0:
                 print(done.stderr[-3000:], file=sys.stderr)
                 return done.returncode
             rate = len(summaries) / wall
             results.append((workers, wall, rate))
-            print(f"--workers {workers}: {wall:.1f} s, {rate:.1f} summaries/s, {rate / workers:.1f} per worker "
+            print(f"--workers {workers}: {wall:.1f} s, {rate:.1f} summaries/s, {rate / workers:.1f} per worker; "
+                  f"CPU {cpu:.1f} s ({1000 * cpu / len(summaries):.1f} ms per summary, {cpu / wall:.2f} cores busy) "
                   f"(load average after: {load()})", flush=True)
         base = results[0][1]
         for workers, wall, _ in results[1:]:
