@@ -93,7 +93,7 @@ def main() -> int:
             command = [str(clinsum), "score", str(summaries_path), "--notes", str(notes_path), "--db", str(db),
                        "--workers", str(workers), "--engine", args.engine, "--allow-errors"]
             for metric in args.metric or []:
-                command += ["--metric", metric]
+                command += ["--evaluator", metric]
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
             done = subprocess.run(command, capture_output=True, text=True, check=False)

@@ -67,7 +67,7 @@ def test_workers_1_and_2_store_exactly_the_same_scores(tmp_path):
     results = {}
     for workers in ("1", "2"):
         done = clinsum("score", str(summaries), "--notes", str(notes), "--db", f"w{workers}.db", "--workers", workers,
-                       "-m", "overlap", "-m", "length", "-m", "coverage", "-m", "facts", cwd=tmp_path)
+                       "-e", "overlap", "-e", "length", "-e", "coverage", "-e", "facts", cwd=tmp_path)
         assert done.returncode == EXIT_OK, done.stderr
         results[workers] = stored_scores(tmp_path / f"w{workers}.db")
     assert len(results["1"]) > 36 * 10  # every metric of every summary
@@ -173,7 +173,7 @@ def test_sigterm_with_workers_stops_the_pool_exits_130_and_resume_completes(tmp_
     db = tmp_path / "c.db"
     env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1"}
     child = subprocess.Popen([sys.executable, "-m", "clinsum", "score", "summaries.jsonl", "--notes", "notes.jsonl",
-                              "--db", str(db), "--workers", "2", "-m", "coverage"], cwd=tmp_path, env=env,
+                              "--db", str(db), "--workers", "2", "-e", "coverage"], cwd=tmp_path, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     process = psutil.Process(child.pid)
     workers: set[psutil.Process] = set()
