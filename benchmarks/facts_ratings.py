@@ -54,7 +54,7 @@ def spearman_ci(values: Sequence[float], human: Sequence[float], *, resamples: i
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from clinsum.evaluators.coverage import CoverageOptions, compare, concepts_of
+    from clinsum.evaluators.coverage import CoverageOptions, _extract_cached, compare, concepts_of
     from clinsum.evaluators.facts import FactsOptions
     from clinsum.evaluators.facts import compare as facts_compare
     from clinsum.evaluators.facts.compare import claims, mentions_of, unsupported_facts
@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     cold = []
     cold_both = []
     for _ in range(3):
-        mentions_of.cache_clear()
+        _extract_cached.cache_clear()  # shared by facts and coverage
         facts_compare.evidence_of.cache_clear()
         cold.append(per_summary(lambda row: unsupported_facts(row["dialogue"], row["summary"], options,
                                                               reference=row["reference"])))

@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from clinsum.evaluators.coverage import CoverageOptions, compare, concepts_of, reference_f1
+from clinsum.evaluators.coverage import CoverageOptions, compare, concepts_of, reference_f1, statements
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "mts_dialog_ratings.jsonl"
 
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         as_run = compare(dialogue, d, summary, s, options, reference=(reference, r))
         vs_dialogue = compare(dialogue, d, summary, s, options)
         vs_reference = compare(reference, r, summary, s, options)
-        f_ref, detail = reference_f1(r, s, options)
+        f_ref, detail = reference_f1(r, concepts_of(summary, statements(summary, extract(summary))), options)
         add("concept_recall (source = dialogue) [evaluator]", as_run.recall)
         add("concept_recall (source = reference)", vs_reference.recall)
         add("concept_recall_ref [evaluator]", detail["recall"])

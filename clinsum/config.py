@@ -34,7 +34,7 @@ import math
 import tomllib
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -106,6 +106,12 @@ class RunConfig(BaseModel):
     """Folder for summaries.jsonl, scores.jsonl and leaderboard.csv."""
     concurrency: int | None = Field(default=None, ge=1)
     """Calls in flight per provider; overrides each provider's own limit."""
+    workers: int | None = Field(default=None, ge=1)
+    """Processes that run the evaluators that ask no model (concepts, facts, ROUGE, length); None: one per
+    core of this machine. With ``engine = "ray"``, the CPUs of the local Ray started for the run."""
+    engine: Literal["local", "ray"] = "local"
+    """Where those evaluators run: ``local`` (this machine) or ``ray`` (the cluster of ``RAY_ADDRESS``, or a
+    local Ray); the scores are the same."""
     max_attempts: int = Field(default=4, ge=1, le=10)
     limit: int | None = Field(default=None, ge=1)
     """Only the first N notes."""

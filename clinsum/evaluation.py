@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from clinsum import __version__
 from clinsum.config import RunConfig
 from clinsum.dispatch import Dispatcher
+from clinsum.engines import Engine
 from clinsum.errors import ConfigError, InputError, StoreError
 from clinsum.evaluators import registry as evaluator_registry
 from clinsum.evaluators.base import Evaluator
@@ -180,7 +181,8 @@ async def _run(config: RunConfig, store: Store, notes: Iterable[Note] | None, ru
     evaluators = build_evaluators(config, dispatcher)
     if check is not None:  # summarizers and judges alike: nothing may leave the machine
         check([s.provider for s in systems] + [p for e in evaluators for p in getattr(e, "providers", [])])
-    runner = Runner(store, dispatcher, evaluators, load_template(config.prompt_template))
+    engine = build_engine(config, evaluators)
+    runner = Runner(store, dispatcher, evaluators, load_template(config.prompt_template), engine)
     if run_id is None:
         if notes is None:
             check_run_notes(config)
@@ -194,7 +196,7 @@ async def _run(config: RunConfig, store: Store, notes: Iterable[Note] | None, ru
     if progress is not None:
         progress.run_id = run_id
     run_notes = _notes_of(config, store, run_id)
-    with _status(store, run_id):
+    with _status(store, run_id), engine:
         if config.batch:
             await _answer_in_batches(config, store, run_id, list(run_notes()), systems, runner)
         await runner.generate_and_score(run_id, run_notes(), systems, progress,
@@ -225,6 +227,13 @@ def _notes_of(config: RunConfig, store: Store, run_id: str) -> Callable[[], Iter
                          "put the notes file back where the run read it", path=config.notes)
     ordered = sorted(given.values(), key=lambda n: store.note_position(run_id, n.id))
     return lambda: ordered
+
+
+def build_engine(config: RunConfig, evaluators: Sequence[Evaluator]) -> Engine:
+    """Where the evaluators that ask no model run (``--workers``, ``--engine``); the judge stays here."""
+    from clinsum import engines
+
+    return engines.create(config.engine, [e for e in evaluators if engines.runs_in_engine(e)], config.workers)
 
 
 async def _answer_in_batches(config: RunConfig, store: Store, run_id: str, notes: Sequence[Note],
@@ -285,7 +294,8 @@ async def _score(config: RunConfig, store: Store, notes: Iterable[Note] | None,
     evaluators = build_evaluators(config, dispatcher)
     if check is not None:  # the judges: no note may leave the machine
         check([p for e in evaluators for p in getattr(e, "providers", [])])
-    runner = Runner(store, dispatcher, evaluators)
+    engine = build_engine(config, evaluators)
+    runner = Runner(store, dispatcher, evaluators, engine=engine)
     if run_id is None:
         assert notes is not None and summaries is not None
         notes, sample = sample_notes(config, notes, summaries)
@@ -298,7 +308,7 @@ async def _score(config: RunConfig, store: Store, notes: Iterable[Note] | None,
     if progress is not None:
         progress.run_id = run_id
     given = None if store.notes_stored(run_id) else _notes_of(config, store, run_id)()
-    with _status(store, run_id):
+    with _status(store, run_id), engine:
         await runner.score_summaries(run_id, given, store.iter_summaries(run_id), progress,
                                      total=store.count_summaries(run_id))
     return run_id
@@ -368,7 +378,8 @@ def _status(store: Store, run_id: str) -> Iterator[None]:
 
 def resume_config(store: Store, run_id: str, **flags: Any) -> tuple[str, RunConfig]:
     """The kind (``run`` or ``score``) and stored configuration of a run, with the flags that
-    may change on resume applied (``concurrency``, and ``offline``, which only restricts)."""
+    may change on resume applied (``concurrency``, ``workers``, ``engine``, and ``offline``, which
+    only restricts)."""
     from clinsum.config import apply_flags
 
     info = store.run(run_id)

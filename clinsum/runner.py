@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from clinsum.dispatch import Dispatcher
+from clinsum.engines import Engine
 from clinsum.errors import ProviderError, StoreError
 from clinsum.evaluators.base import Evaluator, evaluation_error
 from clinsum.evaluators.generation import GenerationEvaluator, is_empty
@@ -146,11 +147,14 @@ class Runner:
     """Generates and scores the summaries of one run."""
 
     def __init__(self, store: Store, dispatcher: Dispatcher, evaluators: Sequence[Evaluator],
-                 template: Template | None = None) -> None:
+                 template: Template | None = None, engine: Engine | None = None) -> None:
         self.store = store
         self.dispatcher = dispatcher
         self.evaluators: list[Evaluator] = [GenerationEvaluator(), *evaluators]
         self.template = template
+        self.engine = engine
+        """Runs the evaluators it names (those that ask no model) where it runs them; without one,
+        every evaluator runs here."""
 
     def _width(self, systems: Sequence[System] = ()) -> int:
         limits = sum(self.dispatcher.concurrency or s.provider.options.concurrency for s in systems)
@@ -243,14 +247,18 @@ class Runner:
         An evaluator's scores replace all its earlier scores of this summary (those of a
         failed attempt included), in one write.
         """
-        for evaluator in self.evaluators:
-            if (note.id, summary.system, evaluator.name) in completed:
-                continue
-            if not summary.ok and not isinstance(evaluator, GenerationEvaluator):
-                continue
-            if is_empty(summary) and _asks_a_model(evaluator):
-                continue  # recorded in the detail of empty_summary
-            scores = await self._evaluate(evaluator, note, summary)
+        todo = [e for e in self.evaluators if (note.id, summary.system, e.name) not in completed
+                and (summary.ok or isinstance(e, GenerationEvaluator))
+                and not (is_empty(summary) and _asks_a_model(e))]  # the latter recorded in empty_summary
+        elsewhere = [e.name for e in todo if self.engine is not None and e.name in self.engine.names]
+        computed: dict[str, list[Score]] | None = None
+        for evaluator in todo:  # in order: generation's scores land in the same write as the summary
+            if self.engine is not None and evaluator.name in elsewhere:
+                if computed is None:  # every engine evaluator of this summary in one request
+                    computed = await self.engine.evaluate(note, summary, elsewhere)
+                scores = computed[evaluator.name]
+            else:
+                scores = await self._evaluate(evaluator, note, summary)
             if scores:
                 self.store.replace_scores(run_id, note.id, summary.system, evaluator.name, scores)
             error = evaluation_error(scores)

@@ -42,8 +42,8 @@ async def test_denied_finding_stated_as_present_is_a_critical_flip() -> None:
     assert chest and chest[0]["severity"] == "critical"
     assert chest[0]["source"]["assertions"] == ["negated"]
     assert chest[0]["summary"]["assertion"] == "present"
-    start, end, status = chest[0]["source"]["spans"][0]
-    assert SOURCE[start:end] == "chest pain" and status == "negated"
+    start, end, status, text = chest[0]["source"]["spans"][0]
+    assert SOURCE[start:end] == text == "chest pain" and status == "negated"
     assert val(result["critical_flips"]) >= 1
     # a flip is neither support nor recall
     assert "chest pain" in result["concept_support"].detail["flipped"]
@@ -106,6 +106,21 @@ async def test_reference_f1_matches_concepts_and_status() -> None:
     blind = await scores("Cough. Hypertension, lisinopril. Chest pain.", reference=reference,
                          options={"reference_assertions": False})
     assert val(blind["concept_f1_ref"]) == 1.0
+
+
+async def test_a_question_in_a_dialogue_summary_states_nothing_against_the_reference() -> None:
+    dialogue = ("[doctor] any chest pain , nausea or vomiting ?\n[patient] well , i get headaches .\n"
+                "[doctor] do you have a cough ?\n[patient] yes , a cough .")
+    reference = "Headaches. Cough."
+    result = await scores(dialogue, source=dialogue, reference=reference)
+    detail = result["concept_f1_ref"].detail
+    # chest pain was only asked about: neither a match nor a concept the summary wrongly adds
+    assert "chest pain" in detail["asked_only"] and "chest pain" not in detail["summary_only"]
+    assert "cough" in detail["matched"] and "cough" not in detail["asked_only"]
+    stated = await scores("[doctor] headaches ?\n[patient] yes .\nCough. Chest pain.", source=dialogue,
+                          reference=reference)
+    assert "chest pain" in stated["concept_f1_ref"].detail["summary_only"]
+    assert val(stated["concept_f1_ref"]) < 1.0
 
 
 async def test_key_concepts_are_the_recall_target() -> None:

@@ -43,7 +43,8 @@ FailOnErrors = Annotated[bool, typer.Option(
          "once the run finished, failures counted and stored all the same.")]
 ResumeOption = Annotated[str | None, typer.Option(
     metavar="RUN_ID", help="Finish a stopped run: every missing or failed summary and evaluation. "
-                           "Only --concurrency, --offline and the output options may be given with it.")]
+                           "Only --concurrency, --workers, --engine, --offline and the output options may be "
+                           "given with it.")]
 SampleOption = Annotated[int | None, typer.Option(
     "--sample", metavar="N", help="Evaluate a reproducible sample of N notes (score: every summary of them).")]
 SampleFractionOption = Annotated[float | None, typer.Option(
@@ -64,7 +65,13 @@ FailUnderOption = Annotated[list[str] | None, typer.Option(
          "higher-is-better, above for lower-is-better); repeat for several.")]
 MaxFlipsOption = Annotated[int | None, typer.Option(
     "--max-critical-flips", min=0, help="Exit 1 when a system's summaries hold more than N critical flips.")]
-CHANGES_ON_RESUME = ("concurrency", "offline")
+WorkersOption = Annotated[int | None, typer.Option(
+    min=1, help="Processes that compute the scores that ask no model (concepts, facts, ROUGE, length); "
+                "default: one per core. The judge runs in the main process.")]
+EngineOption = Annotated[str | None, typer.Option(
+    metavar="local|ray", help="Where those scores are computed: local (this machine, --workers processes) or "
+                              "ray (the cluster of RAY_ADDRESS, or a local Ray); the scores are the same.")]
+CHANGES_ON_RESUME = ("concurrency", "workers", "engine", "offline")
 """Flags a resumed run applies; every other flag that changes a run is refused with --resume."""
 
 
@@ -86,6 +93,8 @@ def run(
     db: DbOption = DEFAULT_DB,
     out: Annotated[Path | None, typer.Option(help="Write summaries, scores and leaderboard here.")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Calls in flight per provider.")] = None,
+    workers: WorkersOption = None,
+    engine: EngineOption = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N notes.")] = None,
     resume: ResumeOption = None,
     batch: Annotated[bool | None, typer.Option(
@@ -134,7 +143,8 @@ def run(
         with open_store(db) as store:
             if resume is not None:
                 resume = store.resolve_run_id(resume)  # a unique prefix is enough
-                kind, config = evaluation.resume_config(store, resume, concurrency=concurrency, offline=offline)
+                kind, config = evaluation.resume_config(store, resume, concurrency=concurrency, workers=workers,
+                                                         engine=engine, offline=offline)
                 bars = _bars(config, fail_under, max_critical_flips)
                 out = _checked_out(out or (Path(config.out) if config.out else None))
                 with _progress() as progress:
@@ -150,9 +160,10 @@ def run(
                     config, notes=str(notes) if notes else None, providers=provider,
                     provider_options=provider_option, metrics=evaluators(evaluator, metric), judges=judge,
                     judge_samples=judge_samples, prompt_template=str(prompt) if prompt else None,
-                    concurrency=concurrency, limit=limit, offline=offline, skip_invalid=skip_invalid,
-                    batch=batch, sample=sample, sample_fraction=sample_fraction, stratify_by=stratify_by,
-                    sample_seed=sample_seed, max_cost_usd=max_cost, store_notes=store_notes)
+                    concurrency=concurrency, workers=workers, engine=engine, limit=limit, offline=offline,
+                    skip_invalid=skip_invalid, batch=batch, sample=sample, sample_fraction=sample_fraction,
+                    stratify_by=stratify_by, sample_seed=sample_seed, max_cost_usd=max_cost,
+                    store_notes=store_notes)
                 bars = _bars(config, fail_under, max_critical_flips)  # a bad gate stops the run before it costs
                 out = _checked_out(out or (Path(config.out) if config.out else None))
                 _, skipped = evaluation.check_run_notes(config)  # every bad note reported, none kept
@@ -185,6 +196,8 @@ def score(
     db: DbOption = DEFAULT_DB,
     out: Annotated[Path | None, typer.Option(help="Write summaries, scores and leaderboard here.")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Judge calls in flight per judge.")] = None,
+    workers: WorkersOption = None,
+    engine: EngineOption = None,
     limit: Annotated[int | None, typer.Option(help="Only the summaries of the first N notes.")] = None,
     resume: ResumeOption = None,
     offline: Annotated[bool | None, typer.Option(
@@ -229,7 +242,8 @@ def score(
         with open_store(db) as store:
             if resume is not None:
                 resume = store.resolve_run_id(resume)  # a unique prefix is enough
-                kind, config = evaluation.resume_config(store, resume, concurrency=concurrency, offline=offline)
+                kind, config = evaluation.resume_config(store, resume, concurrency=concurrency, workers=workers,
+                                                         engine=engine, offline=offline)
                 bars = _bars(config, fail_under, max_critical_flips)
                 out = _checked_out(out or (Path(config.out) if config.out else None))
                 with _progress() as progress:
@@ -238,10 +252,11 @@ def score(
                 assert summaries is not None
                 config = load_config(config_file) if config_file else RunConfig()
                 config = apply_flags(config, notes=str(notes), metrics=evaluators(evaluator, metric), judges=judge,
-                                     judge_samples=judge_samples, concurrency=concurrency, limit=limit,
-                                     offline=offline, skip_invalid=skip_invalid, sample=sample,
-                                     sample_fraction=sample_fraction, stratify_by=stratify_by,
-                                     sample_seed=sample_seed, max_cost_usd=max_cost, store_notes=store_notes)
+                                     judge_samples=judge_samples, concurrency=concurrency, workers=workers,
+                                     engine=engine, limit=limit, offline=offline, skip_invalid=skip_invalid,
+                                     sample=sample, sample_fraction=sample_fraction, stratify_by=stratify_by,
+                                     sample_seed=sample_seed, max_cost_usd=max_cost,
+                                     store_notes=store_notes)
                 bars = _bars(config, fail_under, max_critical_flips)
                 out = _checked_out(out or (Path(config.out) if config.out else None))
                 note_records, records, skipped, skipped_summaries = evaluation.score_inputs(config, summaries)
@@ -287,7 +302,7 @@ def _refuse_changes_on_resume(**given: Any) -> None:
         flags = ", ".join("--" + name.replace("_", "-") for name in changed)
         raise ConfigError(
             f"--resume finishes a run with the configuration it was started with; {flags} would change "
-            f"it (start a new run for that). With --resume only --concurrency, --offline, --out, "
+            f"it (start a new run for that). With --resume only --concurrency, --workers, --engine, --offline, --out, "
             "--sort-by, the gates (--fail-under, --max-critical-flips) and --fail-on-errors/--allow-errors apply")
 
 

@@ -32,7 +32,13 @@ assertion. Scores, each with its evidence in ``detail``:
     harmonic mean of recall and support.
 ``concept_f1_ref`` / ``concept_recall_ref``
     F1 (and its recall) of the summary's concepts against the reference
-    summary's (MEDCON-like, unweighted), only when the note has a reference.
+    summary's (MEDCON-like, unweighted), only when the note has a reference. A
+    finding a dialogue-like summary only asks about in an open question is not
+    one it states: it counts on neither side (``asked_only`` in the detail).
+
+Spans. Every span in a detail names the text it indexes: entries with a ``span`` say
+``in`` (``source`` or ``summary``) and carry the mention's ``text``; a flip keeps the
+source's and the reference's mentions apart, under ``source`` and ``reference``.
 
 Matching. Two mentions are the same concept when their concept ids are equal or
 their preferred names normalise to the same string (the lexicon merges sources,
@@ -82,7 +88,7 @@ METRICS = (
     Metric("concept_recall_ref", "higher", "continuous", 0, 1, 90,
            "share of the reference summary's concepts the summary has"),
 )
-_LOGIC_VERSION = "3"
+_LOGIC_VERSION = "4"
 
 DEFAULT_WEIGHTS: dict[str, float] = {
     "drug": 3.0, "disorder": 3.0, "allergy": 3.0, "finding": 2.0, "procedure": 1.5, "test": 1.5,
@@ -119,10 +125,17 @@ class Concept:
     def assertions(self) -> set[str]:
         return {m.assertion for m in self.mentions}
 
-    def evidence(self) -> dict[str, Any]:
-        first = self.mentions[0]
+    def evidence(self, where: str) -> dict[str, Any]:
+        """The concept with its first mention in the text ``where`` names (source, summary or reference).
+
+        A key-concept phrase found nowhere in the source has no mention there: its span is None.
+        """
+        placed = [m for m in self.mentions if m.end > m.start]
+        first = placed[0] if placed else None
         return {"concept_id": self.concept_id, "name": self.name, "group": self.group,
-                "assertions": sorted(self.assertions), "span": [first.start, first.end], "text": first.text}
+                "assertions": sorted(self.assertions), "in": where,
+                "span": [first.start, first.end] if first else None,
+                "text": first.text if first else self.name}
 
 
 def normalise(text: str) -> str:
@@ -147,15 +160,25 @@ def concepts_of(text: str, mentions: Iterable[Mention]) -> dict[str, Concept]:
     return concepts
 
 
+def statements(text: str, mentions: Iterable[Mention]) -> list[Mention]:
+    """The mentions that ``text`` states: a dialogue's open question ("Any chest pain?" answered with
+    talk of something else) names a finding without stating it, in a source or in a summary."""
+    from clinsum.concepts.assertion import in_open_question
+
+    return [m for m in mentions if not (m.assertion in AFFIRMED and in_open_question(text, m.start))]
+
+
 def _allergy_spans(text: str) -> list[tuple[int, int]]:
     from clinsum.concepts.sections import find_sections
 
     return [(s.header_start, s.end) for s in find_sections(text) if s.name == "allergies"]
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=512)
 def _extract_cached(text: str) -> tuple[Mention, ...]:
-    """Mentions of a text; the source is scored once per system, so its extraction is cached."""
+    """Mentions of a text; the source is scored once per system (and by ``facts`` too), so its
+    extraction is cached. Engines send every summary of a note in one batch, so the cache serves
+    a note's other summaries in whatever order the input lists them."""
     from clinsum.concepts.extract import extract
 
     return tuple(extract(text))
@@ -269,17 +292,18 @@ def compare(source_text: str, source: Mapping[str, Concept], summary_text: str,
         if origin is None:
             surface = {normalise(m.text) for m in concept.mentions}
             if any(s and f" {s} " in evidence_normalised for s in surface):
-                supported.append({**concept.evidence(), "by": "surface text"})
+                supported.append({**concept.evidence("summary"), "by": "surface text"})
             else:
-                unsupported.append(concept.evidence())
+                unsupported.append(concept.evidence("summary"))
             continue
         # what the source only asked about supports a summary's mention but does not excuse a reversal
         # of what it stated ("What about chest pain?" - "No chest pain." does not support "chest pain")
         stated: set[str] = {m.assertion for m in origin.mentions if id(m) not in asked} or set(origin.assertions)
         if any(compatible(s, a, strict_history=strict) for s in stated for a in concept.assertions):
-            supported.append(concept.evidence())
+            supported.append(concept.evidence("summary"))
         else:
-            flips.extend(_flip(origin, concept, assertion, asked) for assertion in sorted(concept.assertions))
+            sides = {"source": source.get(key), "reference": reference[1].get(key) if reference else None}
+            flips.extend(_flip(origin, sides, concept, assertion, asked) for assertion in sorted(concept.assertions))
     total_summary = len(summary)
     support = len(supported) / total_summary if total_summary else 1.0
 
@@ -292,23 +316,38 @@ def compare(source_text: str, source: Mapping[str, Concept], summary_text: str,
         if kept is not None and any(compatible(s, a, strict_history=strict)
                                     for s in concept.assertions for a in kept.assertions):
             weight_kept += weight
-            recalled.append({**concept.evidence(), "weight": weight})
+            recalled.append({**concept.evidence("source"), "weight": weight})
         else:
-            missed.append({**concept.evidence(), "weight": weight})
+            missed.append({**concept.evidence("source"), "weight": weight})
     recall = weight_kept / weight_total if weight_total else 1.0
     return Comparison(recall, recalled, missed, support, supported, unsupported, flips)
 
 
-def _flip(source: Concept, summary: Concept, assertion: str, asked: set[int]) -> dict[str, Any]:
+def _flip(evidence: Concept, sides: Mapping[str, Concept | None], summary: Concept, assertion: str,
+          asked: set[int]) -> dict[str, Any]:
+    """One flip: the statuses and spans of each text that states the concept, each under its text's name.
+
+    ``evidence`` is the source's and the reference's mentions together (what decides the severity);
+    ``sides`` holds them apart, so that every span is reported in the text it indexes.
+    """
     said = next(m for m in summary.mentions if m.assertion == assertion)
-    stated: set[str] = {m.assertion for m in source.mentions if id(m) not in asked}
-    return {
-        "concept_id": source.concept_id, "name": source.name, "group": source.group,
-        "severity": flip_severity(stated, assertion, source.group, source.concept_id) if stated else "minor",
-        "source": {"assertions": sorted(source.assertions),
-                   "spans": [[m.start, m.end, m.assertion] for m in source.mentions]},
+    stated: set[str] = {m.assertion for m in evidence.mentions if id(m) not in asked}
+    flip: dict[str, Any] = {
+        "concept_id": evidence.concept_id, "name": evidence.name, "group": evidence.group,
+        "severity": flip_severity(stated, assertion, evidence.group, evidence.concept_id) if stated else "minor",
+        "source": _side(sides.get("source")),
         "summary": {"assertion": assertion, "span": [said.start, said.end], "text": said.text},
     }
+    if sides.get("reference") is not None:
+        flip["reference"] = _side(sides["reference"])
+    return flip
+
+
+def _side(concept: Concept | None) -> dict[str, Any]:
+    """Statuses and ``[start, end, status, text]`` spans of a concept's mentions in one text."""
+    mentions = [] if concept is None else [m for m in concept.mentions if m.end > m.start]
+    return {"assertions": sorted({m.assertion for m in mentions}),
+            "spans": [[m.start, m.end, m.assertion, m.text] for m in mentions]}
 
 
 def f1(precision: float | None, recall: float | None) -> float | None:
@@ -467,7 +506,10 @@ class CoverageEvaluator:
                   names=[f["name"] for f in critical]),
         ]
         if reference is not None:
-            value, detail = reference_f1(reference[1], summary_concepts, options)
+            # a transcript-like summary's open questions are not statements it makes about the patient
+            stated = concepts_of(summary.text, statements(summary.text, summary_mentions))
+            value, detail = reference_f1(reference[1], stated, options)
+            detail["asked_only"] = sorted(set(summary_concepts) - set(stated))
             out.append(score(note, summary, self, "concept_f1_ref", value, **detail))
             out.append(score(note, summary, self, "concept_recall_ref", detail["recall"],
                              recalled=detail["matched"], missed=detail["reference_only"]))

@@ -70,8 +70,9 @@ class Placer:
     def confirm(self, spans: Iterable[tuple[int, int]], name: str) -> list[tuple[int, int]]:
         """The spans that the extractor finds as mentions of ``name`` here, else all its mentions here.
 
-        A flip's source spans are not tied to a text (they may point into the reference summary),
-        so they are only trusted where the extractor confirms them in this text.
+        A flip's source spans index the source (its reference spans are kept apart), but scores
+        stored before coverage logic 4 mixed in spans of the reference summary, so they are only
+        trusted where the extractor confirms them in this text.
         """
         mentions = self._recomputed(name)
         return [span for span in spans if span in mentions] or mentions
@@ -119,7 +120,7 @@ def concept_evidence(source: Placer, summary: Placer, scores: Mapping[str, Score
         for entry in recall.detail.get("recalled", []):
             add(source, evidence.source, entry, "captured", _title(entry, "captured"))
         for entry in recall.detail.get("missed", []):
-            if entry.get("span") == [0, 0]:  # a key-concept phrase found nowhere in the source
+            if entry.get("span") in (None, [0, 0]):  # a key-concept phrase found nowhere in the source
                 continue
             add(source, evidence.source, entry, "missed", _title(entry, "missed"))
     support = scores.get("concept_support")
@@ -131,6 +132,8 @@ def concept_evidence(source: Placer, summary: Placer, scores: Mapping[str, Score
     flips = scores.get("assertion_flips")
     for flip in (flips.detail.get("flips", []) if flips is not None else []):
         was = "/".join(flip.get("source", {}).get("assertions", []))
+        if not was:  # the concept is only in the reference summary
+            was = "reference " + "/".join(flip.get("reference", {}).get("assertions", []))
         now = flip.get("summary", {}).get("assertion", "")
         title = f"flipped ({flip.get('severity', '')}) · {flip.get('name', '')}: source {was}, summary {now}"
         given = [(int(start), int(end)) for start, end, *_ in flip.get("source", {}).get("spans", [])]

@@ -27,12 +27,12 @@ class Found:
     by_kind: dict[str, int]
 
 
-@lru_cache(maxsize=2048)
 def mentions_of(text: str) -> tuple[Mention, ...]:
-    """Concept mentions of a text; a source is scored once per system, so this is cached."""
-    from clinsum.concepts.extract import extract
+    """Concept mentions of a text, from the cache ``coverage`` fills too: a run that scores both
+    extracts each source, reference and summary once, not once per evaluator."""
+    from clinsum.evaluators.coverage import _extract_cached
 
-    return tuple(extract(text)) if text.strip() else ()
+    return _extract_cached(text) if text.strip() else ()
 
 
 SPOKEN: dict[str, frozenset[str]] = {
