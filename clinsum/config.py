@@ -140,6 +140,8 @@ class RunConfig(BaseModel):
     prices: dict[str, dict[str, float]] = Field(default_factory=dict)
     """Price overrides: ``{"anthropic:claude-x": {"input_per_mtok": 3, "output_per_mtok": 15}}``."""
     gates: GatesConfig = Field(default_factory=GatesConfig)
+    monitor: dict[str, Any] = Field(default_factory=dict)
+    """The ``[monitor]`` table, read by ``clinsum monitor`` (``clinsum.monitoring.alerts.MonitorSettings``)."""
 
     @field_validator("providers", mode="before")
     @classmethod

@@ -145,7 +145,8 @@ def iter_run_notes(config: RunConfig) -> Iterator[Note]:
 
 async def run(config: RunConfig, store: Store, *, notes: Iterable[Note] | None = None,
               run_id: str | None = None, progress: Progress | None = None,
-              announce: Announce | None = None) -> str:
+              announce: Announce | None = None, name: str | None = None,
+              tags: dict[str, str] | None = None) -> str:
     """Start (or, with ``run_id``, resume) a run; returns its id.
 
     On resume the notes come from the store, so the run sees exactly the notes it
@@ -154,12 +155,14 @@ async def run(config: RunConfig, store: Store, *, notes: Iterable[Note] | None =
     ``max_cost_usd`` (``clinsum.costs``). In offline mode the socket guard is
     installed before any provider is built and stays until the run ends.
     """
+    labels = {"name": name, "tags": tags}
     if not config.offline:
-        return await _run(config, store, notes, run_id, progress, announce)
+        return await _run(config, store, notes, run_id, progress, announce, labels=labels)
     from clinsum.offline import check_offline_providers, offline_guard
 
     with offline_guard():
-        return await _run(config, store, notes, run_id, progress, announce, check=check_offline_providers)
+        return await _run(config, store, notes, run_id, progress, announce, check=check_offline_providers,
+                          labels=labels)
 
 
 def _plan(config: RunConfig, store: Store, announce: Announce | None, sample: Sample | None,
@@ -175,7 +178,8 @@ def _plan(config: RunConfig, store: Store, announce: Announce | None, sample: Sa
 
 async def _run(config: RunConfig, store: Store, notes: Iterable[Note] | None, run_id: str | None,
                progress: Progress | None, announce: Announce | None = None,
-               check: Callable[[list[Provider]], None] | None = None) -> str:
+               check: Callable[[list[Provider]], None] | None = None,
+               labels: dict[str, Any] | None = None) -> str:
     systems = build_systems(config)
     dispatcher = Dispatcher(store, max_attempts=config.max_attempts, concurrency=config.concurrency)
     evaluators = build_evaluators(config, dispatcher)
@@ -192,7 +196,8 @@ async def _run(config: RunConfig, store: Store, notes: Iterable[Note] | None, ru
               evaluators=evaluators)
         run_id = new_run_id()
         store.create_run(run_id, config.model_dump(mode="json"), kind="run", version=__version__,
-                         notes=notes, store_notes=config.store_notes)
+                         notes=notes, store_notes=config.store_notes,
+                         **(labels or {}))
     if progress is not None:
         progress.run_id = run_id
     run_notes = _notes_of(config, store, run_id)
@@ -264,7 +269,8 @@ async def _answer_in_batches(config: RunConfig, store: Store, run_id: str, notes
 
 async def score(config: RunConfig, store: Store, notes: Iterable[Note] | None = None,
                 summaries: Iterable[Summary] | None = None, *, run_id: str | None = None,
-                progress: Progress | None = None, announce: Announce | None = None) -> str:
+                progress: Progress | None = None, announce: Announce | None = None,
+                name: str | None = None, tags: dict[str, str] | None = None) -> str:
     """Score summaries made elsewhere against their notes, as a run of kind ``score``.
 
     With ``run_id``, resume that run: its notes and summaries come from the store,
@@ -272,19 +278,21 @@ async def score(config: RunConfig, store: Store, notes: Iterable[Note] | None = 
     estimates and announces its cost, and checks ``max_cost_usd`` as ``run`` does. In
     offline mode the socket guard is installed first and every judge must be local.
     """
+    labels = {"name": name, "tags": tags}
     if not config.offline:
-        return await _score(config, store, notes, summaries, run_id, progress, announce)
+        return await _score(config, store, notes, summaries, run_id, progress, announce, labels=labels)
     from clinsum.offline import check_offline_providers, offline_guard
 
     with offline_guard():
         return await _score(config, store, notes, summaries, run_id, progress, announce,
-                            check=check_offline_providers)
+                            check=check_offline_providers, labels=labels)
 
 
 async def _score(config: RunConfig, store: Store, notes: Iterable[Note] | None,
                  summaries: Iterable[Summary] | None, run_id: str | None, progress: Progress | None,
                  announce: Announce | None = None,
-                 check: Callable[[list[Provider]], None] | None = None) -> str:
+                 check: Callable[[list[Provider]], None] | None = None,
+                 labels: dict[str, Any] | None = None) -> str:
     if run_id is None:
         if notes is None or summaries is None:
             raise ValueError("score needs notes and summaries, or the run_id of a run to resume")
@@ -304,7 +312,8 @@ async def _score(config: RunConfig, store: Store, notes: Iterable[Note] | None,
         _plan(config, store, announce, sample, notes, summaries=summaries, evaluators=evaluators)
         run_id = new_run_id()
         store.create_run(run_id, config.model_dump(mode="json"), kind="score", version=__version__,
-                         notes=notes, summaries=summaries, store_notes=config.store_notes)
+                         notes=notes, summaries=summaries, store_notes=config.store_notes,
+                         **(labels or {}))
     if progress is not None:
         progress.run_id = run_id
     given = None if store.notes_stored(run_id) else _notes_of(config, store, run_id)()

@@ -4,7 +4,7 @@ Formats read:
 
 - JSONL (``.jsonl``, ``.ndjson``, ``.json`` holding one object a line);
 - CSV with a header row (``.csv``); empty cells mean "absent", and the cells
-  ``meta`` and ``usage`` hold a JSON object, ``key_concepts`` a JSON list or a
+  ``meta``, ``metadata`` and ``usage`` hold a JSON object, ``key_concepts`` a JSON list or a
   ``;``-separated list;
 - for notes only, a folder of ``.txt`` files (or one ``.txt`` file), the id
   being the file stem.
@@ -72,10 +72,10 @@ R = TypeVar("R", bound=Record)
 
 NOTE_FIELDS = ("id", "text", "reference", "key_concepts", "meta", "schema_version")
 SUMMARY_FIELDS = ("note_id", "system", "text", "usage", "latency_s", "error", "request_id",
-                  "prompt_version", "schema_version")
+                  "prompt_version", "created_at", "metadata", "schema_version")
 
 _JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
-_CSV_OBJECT_COLUMNS = ("meta", "usage")
+_CSV_OBJECT_COLUMNS = ("meta", "usage", "metadata")
 _CSV_LIST_COLUMNS = ("key_concepts",)
 # Bytes that are not UTF-8 decode (with "surrogateescape") to these code points.
 _UNDECODABLE = re.compile("[\udc80-\udcff]")

@@ -8,6 +8,7 @@ record written by an older clinsum can be recognised and migrated.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -71,6 +72,12 @@ class Summary(Record):
     """The provider's own id for the call, for tracing it in their console."""
     prompt_version: str | None = None
     """Version of the prompt template that produced the summary."""
+    created_at: datetime | None = None
+    """When production made the summary (ISO 8601); the monitor's time windows select on it.
+    A time without a zone is read as UTC."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Production context: model version, prompt version, site, specialty, note type...
+    The monitor selects and segments on these keys (``--by site``)."""
 
     @property
     def ok(self) -> bool:

@@ -177,8 +177,23 @@ def _m005_compact(db: sqlite3.Connection) -> None:
     m004_compact(db)
 
 
+def _m006_production(db: sqlite3.Connection) -> None:
+    """Run names and tags; when production made each summary, and its metadata (for the monitor)."""
+    _script(
+        db,
+        """
+        ALTER TABLE runs ADD COLUMN name TEXT;
+        ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';   -- JSON object KEY -> VALUE
+        CREATE INDEX runs_by_name ON runs (name);
+        ALTER TABLE summaries ADD COLUMN produced_at TEXT;   -- Summary.created_at in UTC, ISO 8601
+        ALTER TABLE summaries ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
+        CREATE INDEX summaries_by_produced_at ON summaries (produced_at)
+        """,
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _m001_initial, _m002_batches, _m003_run_owner, _m004_ratings_of_summaries, _m005_compact]
+    _m001_initial, _m002_batches, _m003_run_owner, _m004_ratings_of_summaries, _m005_compact, _m006_production]
 """Migration N is ``MIGRATIONS[N-1]``; append, never edit one that has shipped."""
 
 
@@ -195,7 +210,7 @@ _FAILED_SCORE = "failed = 1"
 PAGE = 1000
 """Records read from the store at a time by the iterators (``iter_notes``, ``iter_summaries``, ``iter_scores``)."""
 
-_RUN_COLUMNS = "id, created_at, finished_at, status, kind, config, clinsum_version, owner"
+_RUN_COLUMNS = "id, created_at, finished_at, status, kind, config, clinsum_version, owner, name, tags"
 
 
 def _this_process() -> str:
@@ -225,8 +240,8 @@ def _score(row: tuple[Any, ...]) -> Score:
                  version=version, detail=unpack_detail(detail))
 
 
-_INSERT_SUMMARY = ("INSERT OR REPLACE INTO summaries (run_id, note_id, system, ok, record, created_at) "
-                   "VALUES (?, ?, ?, ?, ?, ?)")
+_INSERT_SUMMARY = ("INSERT OR REPLACE INTO summaries (run_id, note_id, system, ok, record, created_at, "
+                   "produced_at, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def as_json(record: BaseModel) -> str:
@@ -254,6 +269,13 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def utc_iso(moment: datetime) -> str:
+    """A time as UTC ISO 8601 text that sorts as time does; a time without a zone is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 class Store:
@@ -428,19 +450,23 @@ class Store:
     # -- runs -----------------------------------------------------------------
 
     def create_run(self, run_id: str, config: dict[str, Any], *, kind: str, version: str,
-                   notes: Iterable[Note], summaries: Iterable[Summary] = (), store_notes: bool = True) -> None:
+                   notes: Iterable[Note], summaries: Iterable[Summary] = (), store_notes: bool = True,
+                   name: str | None = None, tags: dict[str, str] | None = None) -> None:
         """Record a new run with its notes (and the summaries it scores), in one transaction.
 
         Notes and summaries are read from their iterables as they are written, never held
         together. Each note is stored once by content (``note_texts``, shared by runs); with
         ``store_notes=False`` only its hash is kept, and the run's notes must be given again
-        to resume it or to report on them.
+        to resume it or to report on them. ``name`` and ``tags`` (``--name``, ``--tag
+        KEY=VALUE``) let later commands select runs without knowing their ids
+        (``clinsum runs --tag env=prod``, ``clinsum monitor``).
         """
         with self._transaction():
             self.db.execute(
-                "INSERT INTO runs (id, created_at, status, kind, config, clinsum_version, owner) "
-                "VALUES (?, ?, 'running', ?, ?, ?, ?)",
-                (run_id, now(), kind, json.dumps(redact(config), sort_keys=True), version, _this_process()),
+                "INSERT INTO runs (id, created_at, status, kind, config, clinsum_version, owner, name, tags) "
+                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                (run_id, now(), kind, json.dumps(redact(config), sort_keys=True), version, _this_process(),
+                 name, json.dumps(tags or {}, sort_keys=True)),
             )
             for position, note in enumerate(notes):
                 record = note.model_dump_json()
@@ -482,10 +508,16 @@ class Store:
             raise StoreError(f"{self.path}: run id prefix '{text}' is ambiguous: {shown}")
         return str(matches[0])
 
-    def runs(self) -> list[dict[str, Any]]:
-        """Every run, newest first, with its systems and counts."""
-        rows = self.db.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created_at DESC, rowid DESC").fetchall()
+    def runs(self, *, name: str | None = None, tags: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """Every run, newest first, with its systems and counts; only those with ``name`` and all ``tags`` if given."""
+        query, args = f"SELECT {_RUN_COLUMNS} FROM runs WHERE 1 = 1", []
+        if name is not None:
+            query += " AND name = ?"
+            args.append(name)
+        for key, value in (tags or {}).items():
+            query += " AND json_extract(tags, ?) = ?"
+            args += [f'$."{key}"', value]
+        rows = self.db.execute(query + " ORDER BY created_at DESC, rowid DESC", args).fetchall()
         return [self._run_dict(row) for row in rows]
 
     def _run_dict(self, row: tuple[Any, ...]) -> dict[str, Any]:
@@ -509,8 +541,20 @@ class Store:
             status = "interrupted"  # its process ended without saying so (killed, or the disk was full)
         return {"id": run_id, "created_at": row[1], "finished_at": row[2], "status": status,
                 "kind": row[4], "config": json.loads(row[5]), "clinsum_version": row[6],
+                "name": row[8], "tags": json.loads(row[9]),
                 "systems": systems, "notes": notes, "summaries": summaries, "failed": failed,
                 "failed_evaluations": failed_evaluations, "empty": empty}
+
+    def runs_with_summaries_between(self, since: str | None, until: str | None) -> list[str]:
+        """Ids of runs holding a summary made in ``[since, until)`` (UTC ISO text, either end open)."""
+        query, args = "SELECT DISTINCT run_id FROM summaries WHERE produced_at IS NOT NULL", []
+        if since is not None:
+            query += " AND produced_at >= ?"
+            args.append(since)
+        if until is not None:
+            query += " AND produced_at < ?"
+            args.append(until)
+        return [r for (r,) in self.db.execute(query + " ORDER BY run_id", args)]
 
     def latest_run_id(self) -> str | None:
         row = self.db.execute("SELECT id FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1").fetchone()
@@ -569,7 +613,9 @@ class Store:
 
     @staticmethod
     def _summary_row(run_id: str, summary: Summary) -> tuple[Any, ...]:
-        return (run_id, summary.note_id, summary.system, int(summary.ok), pack(as_json(summary)), now())
+        produced = utc_iso(summary.created_at) if summary.created_at is not None else None
+        return (run_id, summary.note_id, summary.system, int(summary.ok), pack(as_json(summary)), now(),
+                produced, json.dumps(summary.metadata, sort_keys=True))
 
     def summaries(self, run_id: str) -> list[Summary]:
         """The run's summaries, by system then note order."""

@@ -56,6 +56,7 @@ from clinsum.cli import concepts  # noqa: E402,F401
 from clinsum.cli import report  # noqa: E402,F401
 from clinsum.cli import export  # noqa: E402,F401
 from clinsum.cli import compare  # noqa: E402,F401
+from clinsum.cli import monitor  # noqa: E402,F401
 
 
 def main() -> None:

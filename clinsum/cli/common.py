@@ -40,6 +40,24 @@ class ListFormat(StrEnum):
     json = "json"
 
 
+NameOption = Annotated[str | None, typer.Option("--name", help="Name of the run, to select it later.")]
+TagOption = Annotated[list[str] | None, typer.Option(
+    "--tag", metavar="KEY=VALUE", help="Label the run (repeatable), e.g. --tag env=prod.")]
+
+
+def parse_tags(items: list[str] | None) -> dict[str, str]:
+    """``["env=prod", "site=a"]`` -> ``{"env": "prod", "site": "a"}``; a malformed item is a ConfigError."""
+    from clinsum.errors import ConfigError
+
+    tags: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"invalid --tag '{item}': expected KEY=VALUE")
+        tags[key.strip()] = value.strip()
+    return tags
+
+
 EXIT_OK = 0
 """Success: everything asked for was done, nothing failed."""
 EXIT_FAILED = 1

@@ -24,6 +24,8 @@ from clinsum.cli.common import (
     EXIT_FAILED,
     DbOption,
     Format,
+    NameOption,
+    TagOption,
     console,
     open_store,
     print_skipped,
@@ -102,6 +104,8 @@ def run(
                         "each (half price, slower).")] = None,
     offline: Annotated[bool | None, typer.Option(
         "--offline", help="Refuse remote providers and any non-loopback connection.")] = None,
+    name: NameOption = None,
+    tag: TagOption = None,
     skip_invalid: Annotated[bool | None, typer.Option(
         "--skip-invalid", help="Skip invalid notes (and count them) instead of stopping.")] = None,
     store_notes: StoreNotesOption = None,
@@ -124,6 +128,7 @@ def run(
     With no arguments at all, runs the bundled offline demo on ACI-Bench fixtures.
     """
     from clinsum import evaluation
+    from clinsum.cli.common import parse_tags
     from clinsum.config import RunConfig, apply_flags, load_config
 
     with reported_errors():
@@ -132,6 +137,7 @@ def run(
             from clinsum.cli.export import require_mlflow
 
             require_mlflow()
+        tags = parse_tags(tag)
         if resume is not None:
             _refuse_changes_on_resume(config=config_file, notes=notes, provider=provider,
                                       provider_option=provider_option, evaluator=evaluator, metric=metric,
@@ -139,7 +145,8 @@ def run(
                                       judge_samples=judge_samples, prompt=prompt, limit=limit, batch=batch,
                                       skip_invalid=skip_invalid, sample=sample, sample_fraction=sample_fraction,
                                       stratify_by=stratify_by, sample_seed=sample_seed, max_cost=max_cost,
-                                      store_notes=store_notes)
+                                      store_notes=store_notes,
+                                      name=name, tag=tag)
         with open_store(db) as store:
             if resume is not None:
                 resume = store.resolve_run_id(resume)  # a unique prefix is enough
@@ -171,7 +178,8 @@ def run(
                 bar = _progress(announced=True)
                 with bar as progress:
                     run_id = run_interruptible(evaluation.run(config, store, notes=evaluation.NotesFile(config),
-                                                              progress=progress, announce=bar.announce))
+                                                              progress=progress, announce=bar.announce,
+                                                              name=name, tags=tags))
                 failed = _finish(store, run_id, out, sort_by, format)
             if mlflow is not None:
                 from clinsum.cli.export import log_to_mlflow
@@ -218,9 +226,12 @@ def score(
     mlflow_experiment: Annotated[str, typer.Option(help="MLflow experiment for --mlflow.")] = "clinsum",
     fail_under: FailUnderOption = None,
     max_critical_flips: MaxFlipsOption = None,
+    name: NameOption = None,
+    tag: TagOption = None,
 ) -> None:
     """Score summaries generated elsewhere (production logs, published systems)."""
     from clinsum import evaluation
+    from clinsum.cli.common import parse_tags
     from clinsum.config import RunConfig, apply_flags, load_config
     from clinsum.errors import ConfigError
 
@@ -230,13 +241,15 @@ def score(
             from clinsum.cli.export import require_mlflow
 
             require_mlflow()
+        tags = parse_tags(tag)
         if resume is not None:
             _refuse_changes_on_resume(summaries=summaries, notes=notes, config=config_file, evaluator=evaluator,
                                       metric=metric,
                                       judge=judge, judge_samples=judge_samples, limit=limit,
                                       skip_invalid=skip_invalid, sample=sample, sample_fraction=sample_fraction,
                                       stratify_by=stratify_by, sample_seed=sample_seed, max_cost=max_cost,
-                                      store_notes=store_notes)
+                                      store_notes=store_notes,
+                                      name=name, tag=tag)
         elif summaries is None or notes is None:
             raise ConfigError("give the SUMMARIES file and --notes PATH (or --resume RUN_ID)")
         with open_store(db) as store:
@@ -265,7 +278,8 @@ def score(
                 bar = _progress(announced=True)
                 with bar as progress:
                     run_id = run_interruptible(evaluation.score(config, store, note_records, records,
-                                                                progress=progress, announce=bar.announce))
+                                                                progress=progress, announce=bar.announce,
+                                                                name=name, tags=tags))
             failed = _finish(store, run_id, out, sort_by, format)
             if mlflow is not None:
                 from clinsum.cli.export import log_to_mlflow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,6 +14,7 @@ from clinsum.cli.common import (
     DbOption,
     Format,
     ListFormat,
+    TagOption,
     open_store,
     reported_errors,
     shown,
@@ -24,18 +25,33 @@ from clinsum.cli.common import (
 if TYPE_CHECKING:
     from clinsum.evaluators.aggregate import Row
 
-RUN_COLUMNS = ("id", "created_at", "kind", "status", "systems", "notes", "failed")
+RUN_COLUMNS = ("id", "name", "tags", "created_at", "kind", "status", "systems", "notes", "failed")
+
+
+def _cell(item: dict[str, Any], column: str) -> object:
+    if column == "systems":
+        return ", ".join(item["systems"])
+    if column == "tags":
+        return ", ".join(f"{k}={v}" for k, v in item["tags"].items())
+    return "" if item[column] is None else item[column]
 
 
 @app.command()
 def runs(db: DbOption = DEFAULT_DB,
-         format: Annotated[ListFormat, typer.Option("--format", "-f", help="table or json.")] = ListFormat.table
-         ) -> None:
-    """List stored runs, newest first, with their full ids (any command also takes a unique prefix)."""
+         format: Annotated[ListFormat, typer.Option("--format", "-f", help="table or json.")] = ListFormat.table,
+         name: Annotated[str | None, typer.Option("--name", help="Only runs with this name.")] = None,
+         tag: TagOption = None) -> None:
+    """List stored runs, newest first, with their full ids (any command also takes a unique prefix).
+
+    ``--name`` and every ``--tag KEY=VALUE`` given narrow the list to the runs that have them.
+    """
     from rich.table import Table
 
+    from clinsum.cli.common import parse_tags
+
     with reported_errors(), open_store(db, must_exist=True) as store:
-        items = [{k: v for k, v in r.items() if k != "config"} for r in store.runs()]
+        selected = store.runs(name=name, tags=parse_tags(tag))
+        items = [{k: v for k, v in r.items() if k != "config"} for r in selected]
     if format is ListFormat.json:
         write_stdout(json.dumps(items, indent=2))
         return
@@ -47,7 +63,7 @@ def runs(db: DbOption = DEFAULT_DB,
         else:
             table.add_column(column, overflow="fold")
     for item in items:
-        table.add_row(*(shown(", ".join(item[c]) if c == "systems" else item[c]) for c in RUN_COLUMNS))
+        table.add_row(*(shown(_cell(item, c)) for c in RUN_COLUMNS))
     stdout.print(table)
 
 
