@@ -3,7 +3,9 @@
 Every metric (and, with ``by``, every segment) gets one check: both means, the
 difference (current minus baseline) with a bootstrap interval, and the test that
 suits the metric's kind, paired when the same notes are in both windows
-(``significance``). All p-values of one comparison are adjusted together (Holm
+(``significance``), one-sided toward the metric's bad direction (two-sided for a
+metric without one). An improvement is reported when the 95% interval of the
+difference lies wholly on the good side of zero. All p-values of one comparison are adjusted together (Holm
 by default, Benjamini-Hochberg on request). A check alerts when all three hold:
 
 1. its adjusted p-value is below ``alpha``;
@@ -236,12 +238,16 @@ def _check(name: str, segment: str, obs_a: Sequence[Observation], obs_b: Sequenc
     if len(a) < minimum or len(b) < minimum:
         return f"{len(a)} baseline and {len(b)} current values; at least {minimum} each are needed"
     pairs = _pairs(name, obs_a, obs_b, settings.paired_overlap)
+    alternative: significance.Alternative = "two-sided"
+    if info is not None and info.direction != "neutral":
+        alternative = "less" if info.direction == "higher" else "greater"
+    options: dict[str, Any] = {"alternative": alternative, "seed": settings.seed, "n_resamples": settings.n_resamples}
     if pairs is not None and len(pairs[0]) >= minimum:
         a, b = pairs
-        result = significance.compare_paired(kind, a, b, seed=settings.seed, n_resamples=settings.n_resamples)
+        result = significance.compare_paired(kind, a, b, **options)
     else:
         pairs = None
-        result = significance.compare_unpaired(kind, a, b, seed=settings.seed, n_resamples=settings.n_resamples)
+        result = significance.compare_unpaired(kind, a, b, **options)
     mean_a = float(np.mean(a))
     min_effect = settings.min_effect.get(name)
     if min_effect is None:
@@ -252,14 +258,16 @@ def _check(name: str, segment: str, obs_a: Sequence[Observation], obs_b: Sequenc
 
 
 def _judge(check: Check, settings: MonitorSettings) -> None:
+    """The p-value is one-sided toward the bad direction; an improvement shows in the interval."""
     info = metric_info(check.metric)
     significant = check.p_adjusted < settings.alpha
     worse = info is not None and info.is_worse(check.difference)
-    better = info is not None and info.is_worse(-check.difference)
-    if not significant:
-        check.verdict, check.explanation = "no change", "not significant after correction"
-    elif better:
-        check.verdict, check.explanation = "better", "improved"
+    low, high = check.ci
+    better = info is not None and (info.is_worse(-low) and info.is_worse(-high))
+    if better:
+        check.verdict, check.explanation = "better", "improved (the interval lies on the good side of 0)"
+    elif not significant:
+        check.verdict, check.explanation = "no change", "not significantly worse after correction"
     elif not worse:
         check.verdict, check.explanation = "no change", "metric has no direction"
     elif abs(check.difference) < check.min_effect:
@@ -285,10 +293,11 @@ def _attribute_to_mix(check: Check, baseline: Window, current: Window, fields: l
     common = sorted(groups_a.keys() & groups_b.keys())
     if not common:
         return
+    info = metric_info(check.metric)
+    alternative: significance.Alternative = "less" if info is not None and info.direction == "higher" else "greater"
     difference, p, _ = significance.stratified_bootstrap(
         [np.array(groups_a[s]) for s in common], [np.array(groups_b[s]) for s in common],
-        seed=settings.seed, n_resamples=settings.n_resamples)
-    info = metric_info(check.metric)
+        alternative=alternative, seed=settings.seed, n_resamples=settings.n_resamples)
     still_worse = (p < settings.alpha and info is not None and info.is_worse(difference)
                    and abs(difference) >= check.min_effect)
     if not still_worse:

@@ -1,6 +1,6 @@
 """The test suited to each metric kind, bootstrap intervals of a difference, multiplicity control.
 
-Which test (``choose_test``), two-sided throughout:
+Which test (``choose_test``):
 
 | kind | unpaired (different notes) | paired (the same notes in both windows) |
 |---|---|---|
@@ -8,6 +8,11 @@ Which test (``choose_test``), two-sided throughout:
 | ordinal | Brunner-Munzel | Wilcoxon signed-rank |
 | count | Mann-Whitney U | Wilcoxon signed-rank |
 | rate (0/1) | Fisher's exact test | exact McNemar (binomial on discordant pairs) |
+
+``alternative`` says which change is tested: ``greater`` (current above
+baseline), ``less``, or ``two-sided``. The monitor tests each directional metric
+one-sided, toward its bad direction: only a degradation alerts, and a two-sided
+test would spend half its error rate on improvements nobody is paged for.
 
 Counts per summary (critical flips) are mostly zeros with a long tail: a rank
 test is robust to the tail, where a t-test on the means is not. Brunner-Munzel
@@ -24,11 +29,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from clinsum.evaluators.aggregate import bootstrap_ci
 from clinsum.evaluators.metrics import Kind
+
+Alternative = Literal["two-sided", "greater", "less"]
+"""The change tested, current minus baseline."""
 
 N_RESAMPLES = 4000
 """Bootstrap resamples; the smallest bootstrap p-value is 1/4001, well below Holm's thresholds."""
@@ -52,7 +61,8 @@ def choose_test(kind: Kind, *, paired: bool) -> str:
 
 
 def compare_unpaired(kind: Kind, baseline: Sequence[float], current: Sequence[float], *,
-                     seed: int = 0, n_resamples: int = N_RESAMPLES) -> TestResult:
+                     alternative: Alternative = "two-sided", seed: int = 0,
+                     n_resamples: int = N_RESAMPLES) -> TestResult:
     """Compare two windows of different summaries."""
     from scipy import stats
 
@@ -64,21 +74,22 @@ def compare_unpaired(kind: Kind, baseline: Sequence[float], current: Sequence[fl
     if _constant_together(a, b):
         return TestResult(test, difference, ci, 1.0)
     if test == "bootstrap":
-        p = stratified_bootstrap([a], [b], seed=seed, n_resamples=n_resamples)[1]
+        p = stratified_bootstrap([a], [b], alternative=alternative, seed=seed, n_resamples=n_resamples)[1]
     elif test == "brunner-munzel":
-        p = float(stats.brunnermunzel(b, a).pvalue)
+        p = float(stats.brunnermunzel(b, a, alternative=alternative).pvalue)
         if math.isnan(p):  # one window constant: Brunner-Munzel's variance estimate is zero
-            p = float(stats.mannwhitneyu(b, a, alternative="two-sided").pvalue)
+            p = float(stats.mannwhitneyu(b, a, alternative=alternative).pvalue)
     elif test == "mann-whitney":
-        p = float(stats.mannwhitneyu(b, a, alternative="two-sided").pvalue)
-    else:
-        table = [[int(a.sum()), a.size - int(a.sum())], [int(b.sum()), b.size - int(b.sum())]]
-        p = float(stats.fisher_exact(table).pvalue)
+        p = float(stats.mannwhitneyu(b, a, alternative=alternative).pvalue)
+    else:  # the table's first row is the current window, so "greater" means a higher rate now
+        table = [[int(b.sum()), b.size - int(b.sum())], [int(a.sum()), a.size - int(a.sum())]]
+        p = float(stats.fisher_exact(table, alternative=alternative).pvalue)
     return TestResult(test, difference, ci, min(1.0, p))
 
 
 def compare_paired(kind: Kind, baseline: Sequence[float], current: Sequence[float], *,
-                   seed: int = 0, n_resamples: int = N_RESAMPLES) -> TestResult:
+                   alternative: Alternative = "two-sided", seed: int = 0,
+                   n_resamples: int = N_RESAMPLES) -> TestResult:
     """Compare the same notes in two windows (``baseline[i]`` and ``current[i]`` are one note)."""
     from scipy import stats
 
@@ -93,11 +104,11 @@ def compare_paired(kind: Kind, baseline: Sequence[float], current: Sequence[floa
     if not np.any(differences):
         return TestResult(test, difference, ci, 1.0)
     if test == "mcnemar-exact":
-        worse = int(np.sum(differences > 0))
+        worse = int(np.sum(differences > 0))  # current 1, baseline 0
         better = int(np.sum(differences < 0))
-        p = float(stats.binomtest(worse, worse + better, 0.5).pvalue)
+        p = float(stats.binomtest(worse, worse + better, 0.5, alternative=alternative).pvalue)
     else:
-        p = float(stats.wilcoxon(b, a, zero_method="wilcox").pvalue)
+        p = float(stats.wilcoxon(b, a, zero_method="wilcox", alternative=alternative).pvalue)
     return TestResult(test, difference, ci, min(1.0, p))
 
 
@@ -113,15 +124,17 @@ def two_sample_ci(a: np.ndarray, b: np.ndarray, *, seed: int = 0, n_resamples: i
 
 
 def stratified_bootstrap(baseline: Sequence[np.ndarray], current: Sequence[np.ndarray], *,
-                         seed: int = 0, n_resamples: int = N_RESAMPLES) -> tuple[float, float, tuple[float, float]]:
-    """Difference of means standardised over strata, its two-sided bootstrap p-value and interval.
+                         alternative: Alternative = "two-sided", seed: int = 0,
+                         n_resamples: int = N_RESAMPLES) -> tuple[float, float, tuple[float, float]]:
+    """Difference of means standardised over strata, its bootstrap p-value and interval.
 
     ``baseline[s]`` and ``current[s]`` are the values of stratum ``s`` in each window.
     The difference is ``sum_s w_s (mean(current_s) - mean(baseline_s))`` with ``w_s`` the
     stratum's share of both windows together, so a change in how many notes fall in each
     stratum (the case mix) does not move it. The p-value follows Efron and Tibshirani
     (1993, algorithm 16.2): each stratum's two groups are shifted to their pooled mean, so
-    the null holds, and resampled within the stratum; p = (1 + #|null| >= |observed|) / (1 + B).
+    the null holds, and resampled within the stratum; two-sided p = (1 + #|null| >= |observed|) /
+    (1 + B), one-sided counts null differences at least as far the tested way.
     One stratum gives the plain bootstrap test of a difference of means.
     """
     pairs = [(np.asarray(a, float), np.asarray(b, float)) for a, b in zip(baseline, current, strict=True)]
@@ -140,7 +153,13 @@ def stratified_bootstrap(baseline: Sequence[np.ndarray], current: Sequence[np.nd
                      - _resampled_means(a - a.mean() + pooled, rng, n_resamples))
         spread += w * (_resampled_means(b, rng, n_resamples) - _resampled_means(a, rng, n_resamples))
     tolerance = 1e-12 * max(1.0, abs(observed))
-    p = (1 + int(np.sum(np.abs(null) >= abs(observed) - tolerance))) / (1 + n_resamples)
+    if alternative == "greater":
+        extreme = null >= observed - tolerance
+    elif alternative == "less":
+        extreme = null <= observed + tolerance
+    else:
+        extreme = np.abs(null) >= abs(observed) - tolerance
+    p = (1 + int(np.sum(extreme))) / (1 + n_resamples)
     low, high = np.percentile(spread, [2.5, 97.5])
     return float(observed), min(1.0, p), (float(low), float(high))
 

@@ -131,6 +131,16 @@ class Window:
         return {m for o in self.observations for m in o.values}
 
 
+def with_derived(values: Mapping[str, float], *, ok: bool, text: str) -> dict[str, float]:
+    """A summary's scores plus the rates ``failed``, ``empty_summary`` and ``has_critical_flip``."""
+    scores = dict(values)
+    scores["failed"] = 0.0 if ok else 1.0
+    scores["empty_summary"] = 1.0 if ok and not text.strip() else 0.0
+    if "has_critical_flip" not in scores and "critical_flips" in scores:
+        scores["has_critical_flip"] = 1.0 if scores["critical_flips"] > 0 else 0.0
+    return scores
+
+
 def resolve_runs(store: Store, selector: Selector) -> list[str]:
     """Ids of the runs a selector names; an unknown name is an error, not an empty window."""
     chosen: list[str] | None = None
@@ -175,11 +185,7 @@ def load_window(store: Store, selector: Selector) -> Window:
             if not _in_range(summary.created_at, selector):
                 continue
             key = (summary.note_id, summary.system)
-            scores = dict(values.get(key, {}))
-            scores["failed"] = 0.0 if summary.ok else 1.0
-            scores["empty_summary"] = 1.0 if summary.ok and not summary.text.strip() else 0.0
-            if "has_critical_flip" not in scores and "critical_flips" in scores:
-                scores["has_critical_flip"] = 1.0 if scores["critical_flips"] > 0 else 0.0
+            scores = with_derived(values.get(key, {}), ok=summary.ok, text=summary.text)
             note = notes.get(summary.note_id)
             fields: dict[str, Any] = {**(note.meta if note else {}), **summary.metadata,
                                       "system": summary.system}
