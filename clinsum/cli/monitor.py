@@ -95,8 +95,10 @@ def _number(value: Any) -> str:
 
 
 def _print_tables(report: dict[str, Any]) -> None:
+    from rich.console import Console
     from rich.table import Table
 
+    out = stdout if stdout.is_terminal else Console(width=200)  # piped: whole rows, no ellipses
     for label in ("baseline", "current"):
         window = report[label]
         console.print(f"{label}: {escape(window['selector'])}: {window['summaries']} summaries, "
@@ -106,7 +108,7 @@ def _print_tables(report: dict[str, Any]) -> None:
                "p_value", "p_adjusted", "verdict")
     for title, rows in (("alerts", report["alerts"]), ("checks", report["checks"])):
         if title == "alerts" and not rows:
-            stdout.print("no degradation alerts")
+            out.print("no degradation alerts")
             continue
         table = Table(title=title)
         for column in columns if title == "checks" else (*columns[:-1], "explanation"):
@@ -119,12 +121,12 @@ def _print_tables(report: dict[str, Any]) -> None:
                     value = f"[{_number(value[0])}, {_number(value[1])}]"
                 cells.append(escape(_number(value) if not isinstance(value, str) else value))
             table.add_row(*cells)
-        stdout.print(table)
+        out.print(table)
     for shift in report["mix_shifts"]:
-        stdout.print(f"mix shift: {escape(shift['metric'])}: {escape(shift['explanation'])}", highlight=False)
+        out.print(f"mix shift: {escape(shift['metric'])}: {escape(shift['explanation'])}", highlight=False)
     shifted = [m for m in report["case_mix"] if m["shifted"]]
     for m in shifted:
-        stdout.print(f"case mix: {escape(m['field'])} differs (p={m['p_value']:.3g}): baseline "
+        out.print(f"case mix: {escape(m['field'])} differs (p={m['p_value']:.3g}): baseline "
                      f"{escape(json.dumps(m['baseline']))}, current {escape(json.dumps(m['current']))}",
                      highlight=False)
     for item in report["skipped"]:

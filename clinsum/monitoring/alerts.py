@@ -105,8 +105,8 @@ class Check:
     p_adjusted: float = float("nan")
     direction: str = "neutral"
     min_effect: float = 0.0
-    verdict: str = "no change"
-    """``worse``, ``better``, ``no change``, or ``mix shift`` (worse overall, not within segments)."""
+    verdict: str = "not significant"
+    """``worse``, ``better``, ``not significant``, or ``mix shift`` (worse overall, not within segments)."""
     alert: bool = False
     explanation: str = ""
 
@@ -267,9 +267,9 @@ def _judge(check: Check, settings: MonitorSettings) -> None:
     if better:
         check.verdict, check.explanation = "better", "improved (the interval lies on the good side of 0)"
     elif not significant:
-        check.verdict, check.explanation = "no change", "not significantly worse after correction"
+        check.verdict, check.explanation = "not significant", "not significantly worse after correction"
     elif not worse:
-        check.verdict, check.explanation = "no change", "metric has no direction"
+        check.verdict, check.explanation = "not significant", "metric has no direction"
     elif abs(check.difference) < check.min_effect:
         check.verdict = "worse"
         check.explanation = f"significant but smaller than the minimum effect {check.min_effect:g}"

@@ -210,5 +210,6 @@ STANDARD_VARIANTS: dict[str, Variant] = {
     "weaker": lambda text, source: source.weaker,
     "flip": flip_negated_finding,
     "truncate:0.5": lambda text, source: truncate(text, 0.5),
+    "empty": lambda text, source: "",
 }
 """The planted changes the tests use."""
