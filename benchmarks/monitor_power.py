@@ -16,9 +16,14 @@ window carries a planted change:
   rarely do). The smallest ``s`` (of 0.025 ... 0.5) detected (an alert on a status
   metric: critical_flips, has_critical_flip, assertion_flips) in at least 80%.
 
+- truncation on a fixed set of notes: the same notes in both windows (a canary
+  set re-summarized every day), compared paired (Wilcoxon, exact McNemar).
+
 The false-alarm rate is the share of same-distribution splits (no change
 planted) that raise any alert, with the monitor's default settings (Holm, alpha
-0.05, default minimum effects) over the whole pool.
+0.05, default minimum effects) over the whole pool; the last column is the same
+with every minimum effect set to 0 (significance alone), to show what the
+minimum effects add.
 
     .venv/bin/python benchmarks/monitor_power.py            # about 10 minutes on 2 cores
     .venv/bin/python benchmarks/monitor_power.py --seeds 20 --null-seeds 50   # quick look
@@ -45,25 +50,31 @@ STATUS = {"critical_flips", "has_critical_flip", "assertion_flips"}
 
 
 def power(pool: list[sim.PoolItem], size: int, seeds: int, settings: MonitorSettings, *,
-          variant: str, share: float, metrics: set[str] | None = None) -> float:
+          variant: str, share: float, metrics: set[str] | None = None, same_notes: bool = False) -> float:
     hits = 0
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
-        comparison = compare_windows(sim.draw_window(pool, size, rng, label="b"),
-                                     sim.draw_window(pool, size, rng, label="c", variant=variant, share=share),
-                                     settings)
+        if same_notes:
+            baseline, current = sim.draw_same_notes(pool, size, rng, variant=variant, share=share)
+        else:
+            baseline = sim.draw_window(pool, size, rng, label="b")
+            current = sim.draw_window(pool, size, rng, label="c", variant=variant, share=share)
+        comparison = compare_windows(baseline, current, settings)
         alerted = {a.metric for a in comparison.alerts}
         hits += bool(alerted if metrics is None else alerted & metrics)
     return hits / seeds
 
 
-def false_alarm_rate(pool: list[sim.PoolItem], size: int, seeds: int, settings: MonitorSettings) -> float:
+def false_alarm_rate(pool: list[sim.PoolItem], size: int, seeds: int, settings: MonitorSettings, *,
+                     same_notes: bool = False) -> float:
     alarms = 0
     for seed in range(seeds):
         rng = np.random.default_rng(10_000 + seed)
-        comparison = compare_windows(sim.draw_window(pool, size, rng, label="b"),
-                                     sim.draw_window(pool, size, rng, label="c"), settings)
-        alarms += bool(comparison.alerts)
+        if same_notes:
+            baseline, current = sim.draw_same_notes(pool, size, rng)
+        else:
+            baseline, current = sim.draw_window(pool, size, rng, label="b"), sim.draw_window(pool, size, rng, label="c")
+        alarms += bool(compare_windows(baseline, current, settings).alerts)
     return alarms / seeds
 
 
@@ -97,15 +108,23 @@ def main() -> None:
           f"{args.seeds} draws per power cell, {args.null_seeds} splits per false-alarm cell\n")
 
     print("| window | smallest truncation detected (power) | smallest share of flipped negations (power) "
-          "| false-alarm rate |")
-    print("|---|---|---|---|")
+          "| false-alarm rate | false-alarm rate, no minimum effect | same notes: smallest truncation (power) "
+          "| same notes: false-alarm rate |")
+    print("|---|---|---|---|---|---|---|")
+    metrics = {name for item in pool for values in item.values.values() for name in values}
+    significance_only = MonitorSettings(n_resamples=args.resamples, min_effect=dict.fromkeys(metrics, 0.0))
     for size in SIZES:
         truncation = smallest(TRUNCATIONS, lambda f, n=size: power(pool, n, args.seeds, settings,
                                                                    variant=f"truncate:{f}", share=1.0))
         flips = smallest(FLIP_SHARES, lambda s, n=size: power(visit_notes, n, args.seeds, settings, variant="flip",
                                                               share=s, metrics=STATUS))
         alarms = false_alarm_rate(pool, size, args.null_seeds, settings)
-        print(f"| {size} | {truncation[0]} ({truncation[1]}) | {flips[0]} ({flips[1]}) | {alarms:.3f} |", flush=True)
+        bare = false_alarm_rate(pool, size, args.null_seeds, significance_only)
+        paired = smallest(TRUNCATIONS, lambda f, n=size: power(pool, n, args.seeds, settings, same_notes=True,
+                                                               variant=f"truncate:{f}", share=1.0))
+        paired_alarms = false_alarm_rate(pool, size, args.null_seeds, settings, same_notes=True)
+        print(f"| {size} | {truncation[0]} ({truncation[1]}) | {flips[0]} ({flips[1]}) | {alarms:.3f} "
+              f"| {bare:.3f} | {paired[0]} ({paired[1]}) | {paired_alarms:.3f} |", flush=True)
     print(f"\n{time.perf_counter() - started:.0f} s in all")
 
 

@@ -102,6 +102,18 @@ def test_same_distribution_splits_keep_the_false_alarm_rate_at_or_below_the_nomi
         assert np.mean(hits) <= 0.05 + margin, (test, np.mean(hits))
 
 
+def test_a_fixed_set_of_notes_is_compared_paired_and_catches_truncation_in_20(pool):
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        baseline, current = sim.draw_same_notes(pool, 20, rng, variant="truncate:0.5", share=1.0)
+        comparison = compare_windows(baseline, current, SETTINGS)
+        assert all(c.paired for c in comparison.checks)
+        assert {c.test for c in comparison.checks} == {"wilcoxon", "mcnemar-exact"}
+        assert comparison.alerts
+        unchanged = compare_windows(*sim.draw_same_notes(pool, 20, rng), SETTINGS)
+        assert not unchanged.alerts and all(c.p_value == 1.0 for c in unchanged.checks)
+
+
 def test_empty_summaries_alert_on_the_empty_summary_rate(pool):
     runs = detections(pool, 100, variant="empty", share=0.1)
     assert all("empty_summary" in alerts for alerts, _ in runs)

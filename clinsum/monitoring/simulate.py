@@ -85,7 +85,7 @@ class PoolItem:
 
 def draw_window(pool: Sequence[PoolItem], size: int, rng: np.random.Generator, *,
                 variant: str | None = None, share: float = 0.0, weights: Sequence[float] | None = None,
-                label: str = "window") -> Window:
+                label: str = "window", indices: Sequence[int] | None = None) -> Window:
     """``size`` summaries drawn from ``pool``; ``round(share * size)`` of them swapped for ``variant``.
 
     The swapped summaries are chosen among the drawn ones that have the variant (a
@@ -94,10 +94,15 @@ def draw_window(pool: Sequence[PoolItem], size: int, rng: np.random.Generator, *
     all that have it are swapped. ``weights`` (one per pool item) skews the draw, to
     plant a case-mix shift. Every drawn summary gets its own note id (``<pool
     id>#<draw>``): windows drawn this way share no notes and are compared unpaired,
-    as production windows are.
+    as production windows are. Given ``indices`` (pool positions, from an earlier
+    draw), the window holds those summaries under note ids shared with every other
+    window drawn with the same indices: a fixed set of notes re-summarized, compared
+    paired.
     """
-    p = None if weights is None else np.asarray(weights, float) / np.sum(weights)
-    indices = [int(i) for i in rng.choice(len(pool), size=size, replace=True, p=p)]
+    same_notes = indices is not None
+    if indices is None:
+        p = None if weights is None else np.asarray(weights, float) / np.sum(weights)
+        indices = [int(i) for i in rng.choice(len(pool), size=size, replace=True, p=p)]
     planted: set[int] = set()
     if variant is not None and share > 0:
         eligible = [position for position, i in enumerate(indices) if variant in pool[i].values]
@@ -107,9 +112,18 @@ def draw_window(pool: Sequence[PoolItem], size: int, rng: np.random.Generator, *
     for draw, index in enumerate(indices):
         item = pool[index]
         values = item.values[variant] if draw in planted and variant is not None else item.values["base"]
-        observations.append(Observation(label, f"{item.note_id}#{label}{draw}", str(item.fields.get("system")),
+        note_id = f"{item.note_id}#{draw}" if same_notes else f"{item.note_id}#{label}{draw}"
+        observations.append(Observation(label, note_id, str(item.fields.get("system")),
                                         None, dict(values), dict(item.fields), item.note_words))
     return Window(Selector(runs=(label,)), (label,), tuple(observations))
+
+
+def draw_same_notes(pool: Sequence[PoolItem], size: int, rng: np.random.Generator, *,
+                    variant: str | None = None, share: float = 0.0) -> tuple[Window, Window]:
+    """A baseline and a current window of the same ``size`` notes (a fixed canary set re-summarized)."""
+    indices = [int(i) for i in rng.choice(len(pool), size=size, replace=size > len(pool))]
+    return (draw_window(pool, size, rng, label="b", indices=indices),
+            draw_window(pool, size, rng, label="c", indices=indices, variant=variant, share=share))
 
 
 # -- the fixture pool ------------------------------------------------------------------------
