@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from clinsum.cli import app
 from clinsum.cli.common import (
@@ -23,6 +22,7 @@ from clinsum.cli.common import (
     console,
     open_store,
     reported_errors,
+    shown,
     stdout,
     write_stdout,
 )
@@ -101,7 +101,7 @@ def _print_tables(report: dict[str, Any]) -> None:
     out = stdout if stdout.is_terminal else Console(width=200)  # piped: whole rows, no ellipses
     for label in ("baseline", "current"):
         window = report[label]
-        console.print(f"{label}: {escape(window['selector'])}: {window['summaries']} summaries, "
+        console.print(f"{label}: {shown(window['selector'])}: {window['summaries']} summaries, "
                       f"{window['notes']} notes, {len(window['runs'])} run(s), {window['failed']} failed",
                       highlight=False)
     columns = ("metric", "segment", "kind", "test", "baseline_mean", "current_mean", "difference", "ci",
@@ -119,16 +119,16 @@ def _print_tables(report: dict[str, Any]) -> None:
                 value = row.get(column)
                 if column == "ci" and value is not None:
                     value = f"[{_number(value[0])}, {_number(value[1])}]"
-                cells.append(escape(_number(value) if not isinstance(value, str) else value))
+                cells.append(shown(_number(value) if not isinstance(value, str) else value))
             table.add_row(*cells)
         out.print(table)
     for shift in report["mix_shifts"]:
-        out.print(f"mix shift: {escape(shift['metric'])}: {escape(shift['explanation'])}", highlight=False)
+        out.print(f"mix shift: {shown(shift['metric'])}: {shown(shift['explanation'])}", highlight=False)
     shifted = [m for m in report["case_mix"] if m["shifted"]]
     for m in shifted:
-        out.print(f"case mix: {escape(m['field'])} differs (p={m['p_value']:.3g}): baseline "
-                     f"{escape(json.dumps(m['baseline']))}, current {escape(json.dumps(m['current']))}",
+        out.print(f"case mix: {shown(m['field'])} differs (p={m['p_value']:.3g}): baseline "
+                     f"{shown(json.dumps(m['baseline']))}, current {shown(json.dumps(m['current']))}",
                      highlight=False)
     for item in report["skipped"]:
-        console.print(f"[yellow]not tested:[/yellow] {escape(item['metric'])} in {escape(item['segment'])}: "
-                      f"{escape(item['reason'])}", highlight=False)
+        console.print(f"[yellow]not tested:[/yellow] {shown(item['metric'])} in {shown(item['segment'])}: "
+                      f"{shown(item['reason'])}", highlight=False)
