@@ -144,6 +144,24 @@ def test_a_window_below_the_minimum_is_refused_with_the_minimum(pool):
         compare_windows(sim.draw_window(pool, 10, rng), sim.draw_window(pool, 40, rng), SETTINGS)
 
 
+def test_a_comparison_in_which_nothing_could_be_tested_is_an_error_not_a_pass(pool):
+    rng = np.random.default_rng(6)
+    visit_notes_only = [item for item in pool if item.fields["note_type"] == "visit_note"]
+    settings = MonitorSettings(n_resamples=200, metrics=["concept_recall"], min_summaries=20)
+    baseline, current = sim.draw_window(visit_notes_only, 30, rng), sim.draw_window(visit_notes_only, 30, rng)
+    assert compare_windows(baseline, current, settings).checks
+    with pytest.raises(WindowError, match="no values in both windows for: rouge1"):
+        compare_windows(baseline, current, MonitorSettings(metrics=["rouge1"]))
+    # 25 visit notes (no reference, so no ROUGE) and 5 dialogues: 30 summaries but 5 ROUGE values
+    positions = [i for i, item in enumerate(pool) if item.fields["note_type"] == "visit_note"][:25]
+    positions += [i for i, item in enumerate(pool) if item.fields["note_type"] == "dialogue"][:5]
+    mixed = sim.draw_window(pool, 30, rng, indices=positions)
+    assert len(mixed.observations) == 30 and len(mixed.values("rouge1")) == 5
+    thin = MonitorSettings(n_resamples=200, metrics=["rouge1"], min_summaries=20)
+    with pytest.raises(WindowError, match=r"no metric could be tested.*rouge1: 5 baseline"):
+        compare_windows(mixed, mixed, thin)
+
+
 # -- the statistics against scipy -----------------------------------------------------------
 
 

@@ -168,6 +168,9 @@ def compare_windows(baseline: Window, current: Window, settings: MonitorSettings
                 checks.append(check)
             else:
                 skipped.append({"metric": name, "segment": segment, "reason": check})
+    if not any(c.segment == "all" for c in checks):  # nothing tested must never read as "no degradation"
+        reasons = "; ".join(f"{s['metric']}: {s['reason']}" for s in skipped if s["segment"] == "all")
+        raise WindowError(f"no metric could be tested on the whole windows ({reasons})")
     adjusted = significance.CORRECTIONS[settings.correction]([c.p_value for c in checks])
     for check, p in zip(checks, adjusted, strict=True):
         check.p_adjusted = p
