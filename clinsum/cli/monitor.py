@@ -27,8 +27,8 @@ from clinsum.cli.common import (
     write_stdout,
 )
 
-_Time = Annotated[str | None, typer.Option(
-    metavar="ISO-8601", help="Summaries made at/after (since) or before (until).")]
+_Since = Annotated[str | None, typer.Option(metavar="ISO-8601", help="Only summaries made at or after this time.")]
+_Until = Annotated[str | None, typer.Option(metavar="ISO-8601", help="Only summaries made before this time.")]
 
 
 @app.command()
@@ -36,16 +36,17 @@ def monitor(
     baseline: Annotated[str | None, typer.Option(
         metavar="SELECTOR", help="Baseline window: run id or name, RUN1,RUN2, or tags KEY=VALUE[,KEY=VALUE].")] = None,
     current: Annotated[str | None, typer.Option(metavar="SELECTOR", help="Current window, as --baseline.")] = None,
-    baseline_since: _Time = None,
-    baseline_until: _Time = None,
-    current_since: _Time = None,
-    current_until: _Time = None,
+    baseline_since: _Since = None,
+    baseline_until: _Until = None,
+    current_since: _Since = None,
+    current_until: _Until = None,
     system: Annotated[str | None, typer.Option(help="Only summaries of this system.")] = None,
     metrics: Annotated[list[str] | None, typer.Option(
         "--metrics", "-m", help="Metrics to test (repeat or comma-separate); default all with a direction.")] = None,
     by: Annotated[str | None, typer.Option(
         help="Also test per segment of this metadata field (site, specialty...).")] = None,
-    config_file: Annotated[Path | None, typer.Option("--config", help="TOML file with a [monitor] table.")] = None,
+    config_file: Annotated[Path | None, typer.Option(
+        "--config", help="TOML file with a 'monitor' table (settings, minimum effects).")] = None,
     alpha: Annotated[float | None, typer.Option(help="Significance level after correction (default 0.05).")] = None,
     correction: Annotated[str | None, typer.Option(help="holm (default) or bh.")] = None,
     min_summaries: Annotated[int | None, typer.Option(help="Smallest window that can be tested (default 20).")] = None,
