@@ -104,6 +104,12 @@ def test_too_small_a_window_or_an_unknown_run_is_a_usage_error(store):
     assert unknown.exit_code == EXIT_ERROR and "no run with id or name 'nope'" in unknown.output
 
 
+def test_a_missing_store_is_an_error_and_is_not_created(tmp_path):
+    result = invoke("monitor", "--db", tmp_path / "none.db", "--baseline", "a", "--current", "b")
+    assert result.exit_code == EXIT_ERROR and "no store at" in result.output
+    assert not (tmp_path / "none.db").exists()
+
+
 def test_monitor_settings_come_from_the_config_file(store, tmp_path):
     config = tmp_path / "monitor.toml"
     config.write_text('[monitor]\nmetrics = ["concept_recall"]\n[monitor.min_effect]\nconcept_recall = 0.5\n')

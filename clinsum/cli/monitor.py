@@ -55,7 +55,7 @@ def monitor(
 ) -> None:
     """Compare a current window of scored summaries with a baseline window; exit 1 on degradation."""
     from clinsum.monitoring.alerts import compare_windows, load_settings
-    from clinsum.monitoring.windows import load_window, parse_selector
+    from clinsum.monitoring.windows import WindowError, load_window, parse_selector
 
     with reported_errors():
         settings = load_settings(_settings_table(config_file), f"{config_file or 'flags'} [monitor]")
@@ -64,6 +64,8 @@ def monitor(
                                      if metrics else None}
         settings = load_settings({**settings.model_dump(), **{k: v for k, v in overrides.items() if v is not None}},
                                  "command line")
+        if not db.exists():  # opening would create an empty store, and every window would be empty
+            raise WindowError(f"no store at {shown(db)} (give --db PATH)")
         base_selector = parse_selector(baseline, since=baseline_since, until=baseline_until, system=system)
         current_selector = parse_selector(current, since=current_since, until=current_until, system=system)
         with open_store(db) as store:
