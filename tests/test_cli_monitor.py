@@ -62,6 +62,25 @@ def test_runs_are_listed_by_name_and_tag(store):
     assert [r["tags"] for r in named] == [{"env": "staging"}]
 
 
+def test_run_takes_a_name_and_tags_too(tmp_path):
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text(json.dumps({"id": "a", "text": "Denies chest pain. Takes lisinopril."}) + "\n")
+    db = tmp_path / "r.db"
+    result = invoke("run", "--notes", notes, "-p", "extractive:lead", "-m", "length", "--db", db,
+                    "--name", "nightly", "--tag", "env=ci")
+    assert result.exit_code == 0, result.output
+    [listed] = json.loads(invoke("runs", "--db", db, "--name", "nightly", "--format", "json").stdout)
+    assert listed["tags"] == {"env": "ci"} and listed["kind"] == "run"
+    assert invoke("runs", "--db", db, "--tag", "broken").exit_code == EXIT_ERROR
+
+
+def test_a_time_range_window_spans_several_runs(store):
+    result = invoke("monitor", "--db", store, "--baseline-since", "2025-03-01", "--baseline-until", "2025-03-03",
+                    "--current", "steady", "--format", "json")
+    window = json.loads(result.stdout)["baseline"]
+    assert window["summaries"] == 52 and len(window["runs"]) == 2
+
+
 def test_flipped_negations_alert_and_exit_1_with_the_json_fields(store):
     result = invoke("monitor", "--db", store, "--baseline", "day1", "--current", "env=prod",
                     "--current-since", "2025-03-02", "--current-until", "2025-03-03", "--format", "json")
