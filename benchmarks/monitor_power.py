@@ -31,6 +31,8 @@ minimum effects add.
 
     .venv/bin/python benchmarks/monitor_power.py            # about 10 minutes on 2 cores
     .venv/bin/python benchmarks/monitor_power.py --seeds 20 --null-seeds 50   # quick look
+    .venv/bin/python benchmarks/monitor_power.py \
+        --metrics concept_recall,critical_flips,has_critical_flip,failed,empty_summary   # a narrower family
 """
 
 from __future__ import annotations
@@ -93,8 +95,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=50, help="draws per cell for power")
     parser.add_argument("--null-seeds", type=int, default=200, help="same-distribution splits per size")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples per test")
+    parser.add_argument("--metrics", help="comma-separated metrics to test (the monitor's `metrics` setting); "
+                                          "default every metric with a direction")
     args = parser.parse_args()
-    settings = MonitorSettings(n_resamples=args.resamples)
+    chosen = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
+    settings = MonitorSettings(n_resamples=args.resamples, metrics=chosen)
 
     started = time.perf_counter()
     variants: dict[str, sim.Variant] = {"flip": sim.flip_negated_finding}
@@ -111,7 +116,8 @@ def main() -> None:
           "| false-alarm rate | false-alarm rate, no minimum effect | same notes: smallest truncation (power) |")
     print("|---|---|---|---|---|---|")
     metrics = {name for item in pool for values in item.values.values() for name in values}
-    significance_only = MonitorSettings(n_resamples=args.resamples, min_effect=dict.fromkeys(metrics, 0.0))
+    significance_only = MonitorSettings(n_resamples=args.resamples, metrics=chosen,
+                                        min_effect=dict.fromkeys(metrics, 0.0))
     for size in SIZES:
         truncation = smallest(TRUNCATIONS, lambda f, n=size: power(pool, n, args.seeds, settings,
                                                                    variant=f"truncate:{f}", share=1.0))
