@@ -79,6 +79,14 @@ def test_a_case_mix_shift_is_reported_as_such_not_as_a_degradation(pool):
     assert sum("concept_recall" in alerts for alerts, _ in runs) <= 3
 
 
+def test_a_real_degradation_under_a_case_mix_shift_still_alerts(pool):
+    dialogue_heavy = [9 if item.fields["note_type"] == "dialogue" else 1 for item in pool]
+    visit_heavy = [1 if item.fields["note_type"] == "dialogue" else 9 for item in pool]
+    runs = detections(pool, 300, seeds=5, weights=visit_heavy, baseline_weights=dialogue_heavy,
+                      variant="truncate:0.5", share=1.0)
+    assert all("concept_recall" in alerts and "concept_recall" not in shifts for alerts, shifts in runs)
+
+
 def test_same_distribution_splits_keep_the_false_alarm_rate_at_or_below_the_nominal_level(pool):
     """200 pairs of 40-summary windows drawn from the same pool.
 
