@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from clinsum.cli import app
-from clinsum.cli.common import EXIT_ERROR, EXIT_GATE
+from clinsum.cli.common import EXIT_ERROR, EXIT_FAILED
 from clinsum.monitoring import simulate as sim
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -84,7 +84,7 @@ def test_a_time_range_window_spans_several_runs(store):
 def test_flipped_negations_alert_and_exit_1_with_the_json_fields(store):
     result = invoke("monitor", "--db", store, "--baseline", "day1", "--current", "env=prod",
                     "--current-since", "2025-03-02", "--current-until", "2025-03-03", "--format", "json")
-    assert result.exit_code == EXIT_GATE, result.output
+    assert result.exit_code == EXIT_FAILED, result.output
     report = json.loads(result.stdout)
     assert report["baseline"]["summaries"] == 26 and report["current"]["summaries"] == 26
     alerted = {a["metric"] for a in report["alerts"]}
@@ -103,7 +103,7 @@ def test_the_same_notes_unchanged_are_compared_paired_and_pass(store):
     report = json.loads(result.stdout)
     assert all(c["paired"] for c in report["checks"])
     # day 2 is day 3's notes with flips: paired, the flips still alert
-    assert result.exit_code == EXIT_GATE
+    assert result.exit_code == EXIT_FAILED
     same = invoke("monitor", "--db", store, "--baseline", "steady", "--current", "steady")
     assert same.exit_code == 0, same.output
     assert "no degradation alerts" in same.stdout
@@ -111,7 +111,7 @@ def test_the_same_notes_unchanged_are_compared_paired_and_pass(store):
 
 def test_the_table_view_shows_the_alerts(store):
     result = invoke("monitor", "--db", store, "--baseline", "day1", "--current", "day2", "--by", "site")
-    assert result.exit_code == EXIT_GATE
+    assert result.exit_code == EXIT_FAILED
     assert "alerts" in result.stdout and "p_adjusted" in result.stdout and "site=a" in result.stdout
 
 
@@ -125,7 +125,7 @@ def test_too_small_a_window_or_an_unknown_run_is_a_usage_error(store):
 
 def test_a_missing_store_is_an_error_and_is_not_created(tmp_path):
     result = invoke("monitor", "--db", tmp_path / "none.db", "--baseline", "a", "--current", "b")
-    assert result.exit_code == EXIT_ERROR and "no store at" in result.output
+    assert result.exit_code == EXIT_ERROR and "no such store" in result.output
     assert not (tmp_path / "none.db").exists()
 
 

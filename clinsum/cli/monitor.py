@@ -1,7 +1,7 @@
 """``clinsum monitor``: is the current window of production summaries worse than the baseline?
 
 Exit status: 0 no degradation (improvements and mix shifts are reported, not
-failed), ``EXIT_GATE`` (1) a degradation alert, ``EXIT_ERROR`` (2) a usage or data
+failed), ``EXIT_FAILED`` (1) a degradation alert, ``EXIT_ERROR`` (2) a usage or data
 error (an unknown run, a window too small to test).
 """
 
@@ -16,7 +16,7 @@ import typer
 from clinsum.cli import app
 from clinsum.cli.common import (
     DEFAULT_DB,
-    EXIT_GATE,
+    EXIT_FAILED,
     DbOption,
     ListFormat,
     console,
@@ -55,7 +55,7 @@ def monitor(
 ) -> None:
     """Compare a current window of scored summaries with a baseline window; exit 1 on degradation."""
     from clinsum.monitoring.alerts import compare_windows, load_settings
-    from clinsum.monitoring.windows import WindowError, load_window, parse_selector
+    from clinsum.monitoring.windows import load_window, parse_selector
 
     with reported_errors():
         settings = load_settings(_settings_table(config_file), f"{config_file or 'flags'} [monitor]")
@@ -64,11 +64,9 @@ def monitor(
                                      if metrics else None}
         settings = load_settings({**settings.model_dump(), **{k: v for k, v in overrides.items() if v is not None}},
                                  "command line")
-        if not db.exists():  # opening would create an empty store, and every window would be empty
-            raise WindowError(f"no store at {shown(db)} (give --db PATH)")
         base_selector = parse_selector(baseline, since=baseline_since, until=baseline_until, system=system)
         current_selector = parse_selector(current, since=current_since, until=current_until, system=system)
-        with open_store(db) as store:
+        with open_store(db, must_exist=True) as store:
             comparison = compare_windows(load_window(store, base_selector), load_window(store, current_selector),
                                          settings, by=by)
     report = comparison.as_dict()
@@ -78,7 +76,7 @@ def monitor(
         _print_tables(report)
     if comparison.alerts:
         console.print(f"[red]{len(comparison.alerts)} degradation alert(s)[/red]")
-        raise typer.Exit(EXIT_GATE)
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _settings_table(path: Path | None) -> dict[str, Any]:

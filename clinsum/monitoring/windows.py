@@ -10,7 +10,8 @@ Besides the stored scores, each observation carries three per-summary rates the
 monitor needs as first-class safety and health signals:
 
 - ``failed``: the summary could not be produced;
-- ``empty_summary``: it was produced but is blank (a silent failure);
+- ``empty_summary``: it was produced but is blank (a silent failure); the
+  generation evaluator's score when stored, else derived from the text;
 - ``has_critical_flip``: ``critical_flips > 0``, the share of summaries with at least
   one meaning-reversing status change. When the coverage evaluator stores its own
   ``has_critical_flip`` score, that one is used.
@@ -135,7 +136,7 @@ def with_derived(values: Mapping[str, float], *, ok: bool, text: str) -> dict[st
     """A summary's scores plus the rates ``failed``, ``empty_summary`` and ``has_critical_flip``."""
     scores = dict(values)
     scores["failed"] = 0.0 if ok else 1.0
-    scores["empty_summary"] = 1.0 if ok and not text.strip() else 0.0
+    scores.setdefault("empty_summary", 1.0 if ok and not text.strip() else 0.0)  # stores before generation's
     if "has_critical_flip" not in scores and "critical_flips" in scores:
         scores["has_critical_flip"] = 1.0 if scores["critical_flips"] > 0 else 0.0
     return scores
