@@ -16,6 +16,7 @@ import typer
 from clinsum.cli import app
 from clinsum.cli.common import (
     DEFAULT_DB,
+    EXIT_CODES_HELP,
     EXIT_FAILED,
     DbOption,
     ListFormat,
@@ -31,7 +32,7 @@ _Since = Annotated[str | None, typer.Option(metavar="ISO-8601", help="Only summa
 _Until = Annotated[str | None, typer.Option(metavar="ISO-8601", help="Only summaries made before this time.")]
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES_HELP)
 def monitor(
     baseline: Annotated[str | None, typer.Option(
         metavar="SELECTOR", help="Baseline window: run id or name, RUN1,RUN2, or tags KEY=VALUE[,KEY=VALUE].")] = None,
