@@ -6,6 +6,7 @@ variants) is scored once per module; each test only draws windows from it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +109,18 @@ def test_same_distribution_splits_keep_the_false_alarm_rate_at_or_below_the_nomi
     margin = 2 * np.sqrt(0.05 * 0.95 / len(rejections["bootstrap"]))
     for test, hits in rejections.items():
         assert np.mean(hits) <= 0.05 + margin, (test, np.mean(hits))
+
+
+def test_a_rise_in_failed_summaries_alerts_on_the_failure_rate(pool):
+    """A failed summary has no scores but ``failed``: a fifth of the window failing must alert."""
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        baseline, drawn = sim.draw_window(pool, 100, rng, label="b"), sim.draw_window(pool, 100, rng, label="c")
+        failing = [replace(o, values={"failed": 1.0, "empty_summary": 0.0}) if i % 5 == 0 else o
+                   for i, o in enumerate(drawn.observations)]
+        comparison = compare_windows(baseline, replace(drawn, observations=tuple(failing)), SETTINGS)
+        failed = next(c for c in comparison.checks if c.metric == "failed")
+        assert failed.alert and failed.test == "fisher-exact" and failed.difference == pytest.approx(0.2)
 
 
 def test_a_fixed_set_of_notes_is_compared_paired_and_catches_truncation_in_20(pool):
