@@ -159,6 +159,16 @@ def test_segments_are_tested_and_enter_the_correction(pool):
     assert [c.p_adjusted for c in comparison.checks] == pytest.approx(significance.holm(p))
 
 
+def test_too_few_resamples_for_the_family_are_raised_so_a_clear_change_still_alerts(pool):
+    rng = np.random.default_rng(7)
+    baseline = sim.draw_window(pool, 100, rng, label="b")
+    current = sim.draw_window(pool, 100, rng, label="c", variant="truncate:0.5", share=1.0)
+    comparison = compare_windows(baseline, current, MonitorSettings(n_resamples=100))
+    tested = len(comparison.checks)
+    assert comparison.settings.n_resamples >= 4 * tested / 0.05
+    assert "concept_recall" in {a.metric for a in comparison.alerts}
+
+
 def test_a_window_below_the_minimum_is_refused_with_the_minimum(pool):
     rng = np.random.default_rng(5)
     with pytest.raises(WindowError, match="has 10 summaries; at least 20"):

@@ -26,6 +26,7 @@ overridden per metric in the ``[monitor.min_effect]`` table of the config file.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -66,6 +67,8 @@ class MonitorSettings(BaseModel):
     """Metadata fields whose distribution is compared between the windows."""
     seed: int = 0
     n_resamples: int = Field(default=significance.N_RESAMPLES, ge=100)
+    """Bootstrap resamples per test; raised to 4 x tests / alpha when lower, so that the smallest
+    bootstrap p-value, 1 / (n + 1), can pass the strictest Holm threshold, alpha / tests."""
 
 
 def load_settings(data: dict[str, Any] | None, where: str = "[monitor]") -> MonitorSettings:
@@ -159,6 +162,10 @@ def compare_windows(baseline: Window, current: Window, settings: MonitorSettings
     skipped: list[dict[str, Any]] = []
     if by is not None:
         segments += _segments(baseline, current, by)
+    family = len(metrics) * len(segments)
+    resolution = math.ceil(4 * family / settings.alpha)  # the smallest bootstrap p sits well below Holm's first bar
+    if settings.n_resamples < resolution:
+        settings = settings.model_copy(update={"n_resamples": resolution})
     checks: list[Check] = []
     for segment, obs_a, obs_b in segments:
         minimum = settings.min_summaries if segment == "all" else settings.min_segment
