@@ -48,7 +48,7 @@ def store(tmp_path_factory) -> Path:
     db = folder / "c.db"
     for path, name, tags in ((day1, "day1", ["env=prod", "week=10"]), (day2, "day2", ["env=prod", "week=10"]),
                              (steady, "steady", ["env=staging"])):
-        result = invoke("score", path, "--notes", notes, "-m", "coverage", "-m", "length", "--db", db,
+        result = invoke("score", path, "--notes", notes, "-e", "coverage", "-e", "length", "--db", db,
                         "--name", name, *[x for t in tags for x in ("--tag", t)])
         assert result.exit_code == 0, result.output
     return db
@@ -66,7 +66,7 @@ def test_run_takes_a_name_and_tags_too(tmp_path):
     notes = tmp_path / "notes.jsonl"
     notes.write_text(json.dumps({"id": "a", "text": "Denies chest pain. Takes lisinopril."}) + "\n")
     db = tmp_path / "r.db"
-    result = invoke("run", "--notes", notes, "-p", "extractive:lead", "-m", "length", "--db", db,
+    result = invoke("run", "--notes", notes, "-p", "extractive:lead", "-e", "length", "--db", db,
                     "--name", "nightly", "--tag", "env=ci")
     assert result.exit_code == 0, result.output
     [listed] = json.loads(invoke("runs", "--db", db, "--name", "nightly", "--format", "json").stdout)
