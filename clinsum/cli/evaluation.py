@@ -73,6 +73,11 @@ WorkersOption = Annotated[int | None, typer.Option(
 EngineOption = Annotated[str | None, typer.Option(
     metavar="local|ray", help="Where those scores are computed: local (this machine, --workers processes) or "
                               "ray (the cluster of RAY_ADDRESS, or a local Ray); the scores are the same.")]
+SortByOption = Annotated[str | None, typer.Option(help="Metric that ranks the systems.")]
+LeaderboardFormatOption = Annotated[Format, typer.Option("--format", "-f", help="Leaderboard as table, csv or json.")]
+MlflowOption = Annotated[str | None, typer.Option(
+    "--mlflow", metavar="TRACKING_URI", help="Also log the run to MLflow (as `clinsum export --mlflow`).")]
+MlflowExperimentOption = Annotated[str, typer.Option(help="MLflow experiment for --mlflow.")]
 CHANGES_ON_RESUME = ("concurrency", "workers", "engine", "offline")
 """Flags a resumed run applies; every other flag that changes a run is refused with --resume."""
 
@@ -109,17 +114,16 @@ def run(
     skip_invalid: Annotated[bool | None, typer.Option(
         "--skip-invalid", help="Skip invalid notes (and count them) instead of stopping.")] = None,
     store_notes: StoreNotesOption = None,
-    sort_by: Annotated[str | None, typer.Option(help="Metric that ranks the systems.")] = None,
+    sort_by: SortByOption = None,
     sample: SampleOption = None,
     sample_fraction: SampleFractionOption = None,
     stratify_by: StratifyOption = None,
     sample_seed: SampleSeedOption = None,
     max_cost: MaxCostOption = None,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Leaderboard as table, csv or json.")] = Format.table,
+    format: LeaderboardFormatOption = Format.table,
     fail_on_errors: FailOnErrors = True,
-    mlflow: Annotated[str | None, typer.Option(
-        "--mlflow", metavar="TRACKING_URI", help="Also log the run to MLflow (as `clinsum export --mlflow`).")] = None,
-    mlflow_experiment: Annotated[str, typer.Option(help="MLflow experiment for --mlflow.")] = "clinsum",
+    mlflow: MlflowOption = None,
+    mlflow_experiment: MlflowExperimentOption = "clinsum",
     fail_under: FailUnderOption = None,
     max_critical_flips: MaxFlipsOption = None,
 ) -> None:
@@ -213,17 +217,16 @@ def score(
     skip_invalid: Annotated[bool | None, typer.Option(
         "--skip-invalid", help="Skip invalid notes and summaries (and count them) instead of stopping.")] = None,
     store_notes: StoreNotesOption = None,
-    sort_by: Annotated[str | None, typer.Option(help="Metric that ranks the systems.")] = None,
+    sort_by: SortByOption = None,
     sample: SampleOption = None,
     sample_fraction: SampleFractionOption = None,
     stratify_by: StratifyOption = None,
     sample_seed: SampleSeedOption = None,
     max_cost: MaxCostOption = None,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Leaderboard as table, csv or json.")] = Format.table,
+    format: LeaderboardFormatOption = Format.table,
     fail_on_errors: FailOnErrors = True,
-    mlflow: Annotated[str | None, typer.Option(
-        "--mlflow", metavar="TRACKING_URI", help="Also log the run to MLflow (as `clinsum export --mlflow`).")] = None,
-    mlflow_experiment: Annotated[str, typer.Option(help="MLflow experiment for --mlflow.")] = "clinsum",
+    mlflow: MlflowOption = None,
+    mlflow_experiment: MlflowExperimentOption = "clinsum",
     fail_under: FailUnderOption = None,
     max_critical_flips: MaxFlipsOption = None,
     name: NameOption = None,
