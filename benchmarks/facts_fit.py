@@ -431,6 +431,116 @@ def report_statements(name: str, figures: StatementFigures) -> None:
     print(f"| mean over moved, social, changed | {figures.detection:.3f} | | | |")
 
 
+def _section_starts(text: str) -> list[int]:
+    """Where the sections of a note start (its header lines: "HISTORY OF PRESENT ILLNESS", "PLAN")."""
+    from clinsum.evaluators.facts.grounding import _HEADER
+
+    starts = [0]
+    position = 0
+    for line in text.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped and _HEADER.match(stripped) and len(stripped.split()) <= 6 and re.search(r"[A-Z]{3}", stripped):
+            starts.append(position)
+        position += len(line)
+    return [*sorted(set(starts)), len(text)]
+
+
+@dataclass
+class Scored:
+    """One note (faithful, or with one plant) scored statement by statement."""
+
+    kind: str
+    plant: Plant | None
+    sections: list[int]
+    statements: list[tuple[tuple[int, int], dict[str, float], bool]]
+    """Each statement's span, its ``confidence`` features, and whether the combined check flags it."""
+
+
+def score_statements(rows: Sequence[dict[str, str]], options: FactsOptions,
+                     plants: dict[str, list[Plant]]) -> list[Scored]:
+    from clinsum.evaluators.facts.confidence import features
+
+    out = []
+    for row in rows:
+        for plant in [None, *plants[row["id"]]]:
+            text = row["note"] if plant is None else plant.text
+            found = unsupported_facts(row["dialogue"], text, options)
+            statements, _count = claims(row["dialogue"], text, options, found)
+            flagged = set(statements.flagged)
+            scored = [(span, features(span, statements.unsupported, found.unsupported, found.supported),
+                       span in flagged or any(span[0] <= f["start"] < span[1] for f in found.unsupported))
+                      for span in statements.spans]
+            out.append(Scored("faithful" if plant is None else plant.kind, plant, _section_starts(text), scored))
+    return out
+
+
+def fit_confidence(scored: Sequence[Scored]) -> dict[str, float]:
+    """Logistic regression of planted (1) against faithful (0) flagged statements (C = 1)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from clinsum.evaluators.facts.confidence import FEATURES, flagged
+
+    x, y = [], []
+    for note in scored:
+        for (start, end), values, _claimed in note.statements:
+            if not flagged(values):
+                continue
+            if note.plant is None:
+                label = 0
+            elif start < note.plant.end and note.plant.start < end:
+                label = 1
+            else:
+                continue  # the rest of a planted note is the faithful note again
+            x.append([values[name] for name in FEATURES])
+            y.append(label)
+    model = LogisticRegression(C=1.0, max_iter=1000).fit(x, y)
+    print(f"\nconfidence fit: {len(y)} flagged statements, {sum(y)} planted")
+    return {"intercept": round(float(model.intercept_[0]), 3),
+            **{name: round(float(c), 3) for name, c in zip(FEATURES, model.coef_[0], strict=True)}}
+
+
+def section_auc(scored: Sequence[Scored], scorer: Callable[[list[tuple[dict[str, float], bool]]], float]
+                ) -> dict[str, float]:
+    """Per plant kind, the AUC of a section score: planted sections against every faithful section.
+
+    A note's sections (history, examination, plan...) are the size of the section summaries
+    human raters score (MTS-Dialog): a planted section is the one holding the plant.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    faithful: list[float] = []
+    planted: dict[str, list[float]] = {}
+    for note in scored:
+        for start, end in itertools.pairwise(note.sections):
+            if note.plant is not None and not start <= note.plant.start < end:
+                continue
+            inside = [(values, claimed) for (s, _e), values, claimed in note.statements if start <= s < end]
+            if not inside:
+                continue
+            (faithful if note.plant is None else planted.setdefault(note.kind, [])).append(scorer(inside))
+    aucs = {kind: float(roc_auc_score([0] * len(faithful) + [1] * len(values), faithful + values))
+            for kind, values in planted.items()}
+    aucs["mean"] = sum(aucs.values()) / len(aucs)
+    return aucs
+
+
+def report_confidence(name: str, scored: Sequence[Scored], coefficients: dict[str, float]) -> None:
+    from clinsum.evaluators.facts.confidence import likelihood, summary_likelihood
+
+    scorers: dict[str, Callable[[list[tuple[dict[str, float], bool]]], float]] = {
+        "unsupported_claim_rate": lambda s: sum(c for _v, c in s) / len(s),
+        "unsupported_statement_rate": lambda s: sum(1 for v, _c in s if v["statement"] or v["content"]) / len(s),
+        "mean statement likelihood (a rate)": lambda s: sum(likelihood(v, coefficients) for v, _c in s) / len(s),
+        "unsupported_likelihood": lambda s: summary_likelihood([likelihood(v, coefficients) for v, _c in s]),
+    }
+    table = {label: section_auc(scored, scorer) for label, scorer in scorers.items()}
+    kinds = [k for k in next(iter(table.values())) if k != "mean"]
+    print(f"\n{name}: AUC of planted sections against faithful sections, per plant kind")
+    print("| score | " + " | ".join(kinds) + " | mean |\n|---|" + "---:|" * (len(kinds) + 1))
+    for label, aucs in table.items():
+        print(f"| {label} | " + " | ".join(f"{aucs[k]:.3f}" for k in kinds) + f" | {aucs['mean']:.3f} |")
+
+
 NOTE_WORDS = Path(__file__).resolve().parents[1] / "clinsum" / "evaluators" / "facts" / "note_words.tsv.gz"
 
 
@@ -459,6 +569,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-fit", action="store_true", help="only report the packaged defaults")
     parser.add_argument("--statements-only", action="store_true",
                         help="fit only the statement check (the facts options stay the packaged ones)")
+    parser.add_argument("--fit-confidence", action="store_true",
+                        help="fit the flags' confidence weights on train with the packaged options, report both splits")
     parser.add_argument("--write-note-words", action="store_true",
                         help="rebuild the statement check's word weights from the train notes, then stop")
     args = parser.parse_args(argv)
@@ -467,6 +579,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     train, valid = load("train"), load("valid")
     plants = {row["id"]: plants_for(row) for row in [*train, *valid]}
+    if args.fit_confidence:
+        from clinsum.evaluators.facts.confidence import COEFFICIENTS
+
+        for rows in (train, valid):
+            for row in rows:
+                plants[row["id"]] = plants[row["id"]] + statement_plants_for(row, rows)
+        scored = {split: score_statements(rows, FactsOptions(), plants)
+                  for split, rows in (("train", train), ("valid", valid))}
+        fitted = fit_confidence(scored["train"])
+        print(f"fitted on train: {fitted}\npackaged:        {dict(COEFFICIENTS)}")
+        for split in ("train", "valid"):
+            report_confidence(f"{split}, packaged coefficients", scored[split], dict(COEFFICIENTS))
+        return
     chosen = FactsOptions()
     if not args.no_fit and not args.statements_only:
         chosen, lines = fit(train, plants)

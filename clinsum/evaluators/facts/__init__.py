@@ -63,10 +63,12 @@ METRICS = (
            "summary statements (sentences, list lines) whose content words the source does not support"),
     Metric("unsupported_claim_rate", "lower", "continuous", 0, 1, 63,
            "share of the summary's statements with anything unsupported: their words, or a fact in them"),
+    Metric("unsupported_likelihood", "lower", "continuous", 0, 1, 62,
+           "chance the summary states anything unsupported: its statements' flags weighed by how sure each is"),
     Metric("summary_statements", "neutral", "count", 0, None, 69,
            "statements the summary makes (sentences and list lines with two content words or more)"),
 )
-_LOGIC_VERSION = "2"
+_LOGIC_VERSION = "3"
 
 GROUPS = ("disorder", "finding", "drug", "procedure", "test", "anatomy", "device")
 STATUSES = ("critical", "all", "none")
@@ -157,11 +159,13 @@ class FactsEvaluator:
         return await asyncio.to_thread(self.scores, note, summary)
 
     def scores(self, note: Note, summary: Summary) -> list[Score]:
-        from clinsum.evaluators.facts.compare import claims, unsupported_facts
+        from clinsum.evaluators.facts.compare import claims, statement_likelihoods, unsupported_facts
+        from clinsum.evaluators.facts.confidence import summary_likelihood
 
         reference = note.reference if self.options.reference_supports and note.reference else None
         found = unsupported_facts(note.text, summary.text, self.options, reference=reference)
         statements, claimed = claims(note.text, summary.text, self.options, found, reference=reference)
+        likely = statement_likelihoods(statements, found)
         per_statement = statements.total
         total = found.total
         rate = len(found.unsupported) / total if total else 0.0
@@ -181,6 +185,8 @@ class FactsEvaluator:
                   unsupported=len(statements.flagged), statements=per_statement),
             score(note, summary, self, "unsupported_claim_rate", claimed / per_statement if per_statement else 0.0,
                   unsupported=claimed, statements=per_statement),
+            score(note, summary, self, "unsupported_likelihood", summary_likelihood([s["p"] for s in likely]),
+                  statements=likely),
             score(note, summary, self, "summary_statements", float(per_statement)),
         ]
 

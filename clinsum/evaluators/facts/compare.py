@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,8 @@ class Found:
     """One entry per unsupported fact: start, end, text, kind, reason, source (span or None)."""
     total: int
     by_kind: dict[str, int]
+    supported: list[tuple[int, int]] = field(default_factory=list)
+    """Spans of the number, dose and side facts the source supports (concepts are not listed)."""
 
 
 def mentions_of(text: str) -> tuple[Mention, ...]:
@@ -106,16 +108,19 @@ def unsupported_facts(source: str, summary: str, options: FactsOptions, *,
         evidence.append(evidence_of(reference, "reference"))
     summary_mentions = mentions_of(summary)
     unsupported: list[dict[str, Any]] = []
+    supported: list[tuple[int, int]] = []
     by_kind: dict[str, int] = {}
     facts = facts_of(summary, summary_mentions)
     doses = [(f.start, f.end) for f in facts if f.kind == "dose"]
     for fact in facts:
         by_kind[fact.kind] = by_kind.get(fact.kind, 0) + 1
         verdict = check(fact, evidence, options.tolerance, summary_text=summary, context=options.number_context)
-        if verdict is not None:
-            reason, compared = verdict
-            unsupported.append({"start": fact.start, "end": fact.end, "text": fact.text, "kind": fact.kind,
-                                "reason": reason, "source": compared})
+        if verdict is None:
+            supported.append((fact.start, fact.end))
+            continue
+        reason, compared = verdict
+        unsupported.append({"start": fact.start, "end": fact.end, "text": fact.text, "kind": fact.kind,
+                            "reason": reason, "source": compared})
 
     groups = set(options.concept_groups)
     counted = [m for m in summary_mentions if m.group in groups
@@ -141,7 +146,7 @@ def unsupported_facts(source: str, summary: str, options: FactsOptions, *,
                             "reason": "different status", "source": compared, "concept": flip["name"],
                             "status": flip["summary"]["assertion"]})
     unsupported.sort(key=lambda f: (f["start"], f["end"]))
-    return Found(unsupported, sum(by_kind.values()), by_kind)
+    return Found(unsupported, sum(by_kind.values()), by_kind, supported)
 
 
 @lru_cache(maxsize=2048)
@@ -171,3 +176,17 @@ def claims(source: str, summary: str, options: FactsOptions, facts: Found, *,
     claimed = sum(1 for span in statements.spans if span in flagged or
                   any(span[0] <= f["start"] < span[1] for f in facts.unsupported))
     return statements, claimed
+
+
+def statement_likelihoods(statements: Statements, facts: Found) -> list[dict[str, Any]]:
+    """Each flagged statement with ``p``, the chance it is unsupported (``confidence``), and its features."""
+    from clinsum.evaluators.facts.confidence import features, likelihood
+
+    out = []
+    for span in statements.spans:
+        values = features(span, statements.unsupported, facts.unsupported, facts.supported)
+        p = likelihood(values)
+        if p > 0:
+            out.append({"start": span[0], "end": span[1], "p": p,
+                        "features": {k: v for k, v in values.items() if v}})
+    return out
