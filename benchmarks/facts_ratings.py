@@ -15,7 +15,9 @@ facts against the reference section.
 The statement check (``unsupported_statement_rate``) and the combined one
 (``unsupported_claim_rate``: a statement's words or a fact in it) were added later, with
 options fitted on ACI-Bench train only; which of them is recommended was written down
-(docs/facts.md) before this script first scored them.
+(docs/facts.md) before this script first scored them. So was ``unsupported_likelihood`` (each
+statement's flags weighed by how sure they are, fitted on ACI-Bench train by
+``benchmarks/facts_fit.py --fit-confidence``), the recommended metric since.
 
 Then the cost: milliseconds per summary of the ``facts`` evaluator's comparison,
 with the source already prepared (a run scores one source for every system) and
@@ -57,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from clinsum.evaluators.coverage import CoverageOptions, _extract_cached, compare, concepts_of
     from clinsum.evaluators.facts import FactsOptions
     from clinsum.evaluators.facts import compare as facts_compare
-    from clinsum.evaluators.facts.compare import claims, mentions_of, unsupported_facts
+    from clinsum.evaluators.facts.compare import claims, mentions_of, statement_likelihoods, unsupported_facts
+    from clinsum.evaluators.facts.confidence import summary_likelihood
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.parse_args(argv)
@@ -76,7 +79,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         statements, claimed = claims(dialogue, summary, options, found, reference=reference)
         statements_alone, claimed_alone = claims(dialogue, summary, options, alone)
         per = statements.total
-        add("unsupported_claim_rate [recommended since the statement check]", claimed / per if per else 0.0)
+        add("unsupported_likelihood [recommended]",
+            summary_likelihood([s["p"] for s in statement_likelihoods(statements, found)]))
+        add("unsupported_likelihood (source = dialogue only)",
+            summary_likelihood([s["p"] for s in statement_likelihoods(statements_alone, alone)]))
+        add("unsupported_claim_rate [recommended before unsupported_likelihood]", claimed / per if per else 0.0)
         add("unsupported_statement_rate", len(statements.flagged) / per if per else 0.0)
         add("unsupported_statements", len(statements.flagged))
         add("unsupported_claim_rate (source = dialogue only)", claimed_alone / per if per else 0.0)
@@ -99,9 +106,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     flagged = sum(1 for v in metrics["unsupported_facts"] if v > 0)
     stated = sum(1 for v in metrics["unsupported_statements"] if v > 0)
+    likely = sum(1 for v in metrics["unsupported_likelihood [recommended]"] if v >= 0.5)
     hallucinated = sum(1 for h in human if h > 0)
     print(f"MTS-Dialog ratings: {len(rows)} summaries, {hallucinated} with any human-rated hallucination; "
-          f"{flagged} with any unsupported fact, {stated} with any unsupported statement.\nOptions: {options}\n")
+          f"{flagged} with any unsupported fact, {stated} with any unsupported statement, "
+          f"{likely} with unsupported_likelihood >= 0.5.\nOptions: {options}\n")
     print("| metric | Spearman vs HallucinationRate | 95% CI |\n|---|---:|---|")
     for name, values in metrics.items():
         rho, low, high = spearman_ci(values, human)

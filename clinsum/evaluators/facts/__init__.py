@@ -14,12 +14,15 @@ word in it found nowhere in the source, is unsupported too, with the words not f
 Scores (the details list every unsupported fact or statement with ``start``, ``end``, ``text``,
 ``kind``, ``reason`` and the ``source`` span it was compared with, or null):
 
+``unsupported_likelihood``
+    the chance that the summary states anything unsupported: each statement's flags (its words, the
+    facts in it) weighed by how sure each kind of flag is (``confidence``, fitted on ACI-Bench train),
+    1 − Π(1 − p) over the statements. The recommended metric: most flags on faithful text are weak
+    ones, and counting them alike let them rank the summaries. Chosen before the ratings were scored
+    with it.
 ``unsupported_claim_rate``
     statements with anything unsupported (their words, or a fact inside them) / statements of
-    the summary (0 for a summary with none). The recommended metric: it sees both what the fact
-    patterns see and what they cannot ("lives with his case manager"), and the human
-    hallucination rate it is checked against is a rate per statement too. Chosen before the
-    ratings were scored with it.
+    the summary (0 for a summary with none); recommended before ``unsupported_likelihood``.
 ``unsupported_fact_rate``
     ``unsupported_facts`` / facts stated by the summary (0 for a summary that states none).
 ``unsupported_facts``
