@@ -80,6 +80,17 @@ def _accuracy(split: str, system: str) -> Callable[[str], float | None]:
 PYTHON = sys.executable
 
 
+def _section_auc(split: str, score: str) -> Callable[[str], float | None]:
+    """The mean AUC of one score in one split's section table of benchmarks/facts_fit.py --fit-confidence."""
+    def parse(output: str) -> float | None:
+        for block in output.split("\n\n"):
+            if block.startswith(f"{split}, packaged coefficients"):
+                match = re.search(rf"^\| {re.escape(score)} \|.* \| ([\d.]+) \|$", block, re.MULTILINE)
+                return float(match.group(1)) if match else None
+        return None
+    return parse
+
+
 CLASSES = ("negated", "historical", "family", "hypothetical", "possible", "present")
 ABBREVIATIONS = {"accuracy": "acc", "negated": "neg", "historical": "hist", "family": "fam", "hypothetical": "hyp",
                  "possible": "poss", "present": "pres"}
@@ -133,6 +144,22 @@ BENCHMARKS: tuple[Benchmark, ...] = (
                _number(r"^\| concept_recall_ref \[evaluator\] \| ([\d.-]+)")),
         Figure("mts.support", "MTS-Dialog: 1 − concept_support vs HallucinationRate", "",
                _number(r"^\| 1 - concept_support \(dialogue \+ reference\) \[evaluator\] \| [\d.-]+ \| ([\d.-]+)")),
+    )),
+    Benchmark("facts", (PYTHON, "benchmarks/facts_ratings.py"), (
+        Figure("facts.recommended", "MTS-Dialog: recommended unsupported-content metric vs HallucinationRate "
+               "(before: unsupported_claim_rate; now: unsupported_likelihood)", "≥ 0.45",
+               _number(r"^\| unsupported_likelihood \[recommended\] \| ([\d.-]+)")),
+        Figure("facts.claim_rate", "MTS-Dialog: unsupported_claim_rate vs HallucinationRate", "",
+               _number(r"^\| unsupported_claim_rate \[recommended before unsupported_likelihood\] \| ([\d.-]+)")),
+        Figure("facts.fact_rate", "MTS-Dialog: unsupported_fact_rate vs HallucinationRate", "",
+               _number(r"^\| unsupported_fact_rate \[recommended before\] \| ([\d.-]+)")),
+    )),
+    Benchmark("facts-sections", (PYTHON, "benchmarks/facts_fit.py", "--fit-confidence"), (
+        Figure("facts.sections_valid", "ACI-Bench valid sections, planted vs faithful: mean AUC over 9 plants "
+               "(before: unsupported_claim_rate; now: unsupported_likelihood)", "",
+               _section_auc("valid", "unsupported_likelihood")),
+        Figure("facts.sections_valid_claim", "ACI-Bench valid sections: the same for unsupported_claim_rate", "",
+               _section_auc("valid", "unsupported_claim_rate")),
     )),
     Benchmark("speed", (PYTHON, "benchmarks/concepts_speed.py"), (
         Figure("speed.ratio", "extraction speed, clinsum / medspaCy (one run, side by side)", "≥ 3×",
