@@ -40,7 +40,7 @@ async def emitted_metrics() -> set[str]:
 async def test_every_emitted_metric_is_declared_with_a_direction() -> None:
     names = await emitted_metrics()
     assert {"failed", "rouge1", "concept_recall", "critical_flips", "unsupported_fact_rate", "unsupported_claim_rate",
-            "unsupported_statement_rate", "judge_overall_sd",
+            "unsupported_statement_rate", "unsupported_likelihood", "judge_overall_sd",
             "judge_cost_usd", "judge_accurate@fake:a"} <= names
     undeclared = sorted(n for n in names if metrics.describe(n) is None)
     assert undeclared == []
