@@ -4,12 +4,17 @@ Every file clinsum writes goes through ``atomic_output`` (temporary file,
 fsync, rename), and every CSV through ``write_csv`` / ``format_csv``, which
 neutralise text cells a spreadsheet would run as formulas. ``clinsum.inputs``
 re-exports these, so ``from clinsum.inputs import write_csv`` keeps working.
+
+Files that belong together (``run --out``: summaries, scores, leaderboard) go
+through ``output_set``, which writes them all before it puts any in place; what a
+reader can see while it does is said in its docstring.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
@@ -21,7 +26,8 @@ from typing import IO, Any
 
 from pydantic import BaseModel
 
-__all__ = ["atomic_output", "format_csv", "spreadsheet_safe", "write_csv", "write_jsonl"]
+__all__ = ["OutputSet", "atomic_output", "format_csv", "output_set", "spreadsheet_safe", "write_csv",
+           "write_jsonl"]
 
 
 @contextlib.contextmanager
@@ -48,14 +54,167 @@ def atomic_output(path: Path | str) -> Iterator[IO[str]]:
         raise
 
 
+class OutputSet:
+    """Files of one folder that are put in place together, or not at all (see ``output_set``)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._token = uuid.uuid4().hex[:12]
+        self._written: list[tuple[Path, Path]] = []
+        """(temporary, final) of every file written whole, in the order they are put in place."""
+
+    @contextlib.contextmanager
+    def open(self, name: str) -> Iterator[IO[str]]:
+        """A text file of the set: written to a hidden temporary in the folder, flushed to disk;
+        it replaces ``name`` only when the whole set is put in place."""
+        final = self.folder / name
+        if final.parent != self.folder or any(final == f for _, f in self._written):
+            raise ValueError(f"{name!r}: not a new file name of {self.folder}")
+        temporary = self._hidden(name, "tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with open(descriptor, "w", encoding="utf-8", newline="") as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()
+            raise
+        self._written.append((temporary, final))
+
+    def write_jsonl(self, name: str, records: Iterable[BaseModel | Mapping[str, Any]]) -> int:
+        with self.open(name) as handle:
+            return _write_jsonl(handle, records)
+
+    def write_csv(self, name: str, header: Sequence[str], rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> int:
+        with self.open(name) as handle:
+            return _write_csv(handle, header, rows)
+
+    def _hidden(self, name: str, kind: str) -> Path:
+        return self.folder / f".{name}.{self._token}.{kind}"
+
+    def _put_in_place(self) -> None:
+        """Rename every temporary over its file; on a failure, put every earlier file back.
+
+        Before the first rename, each file that exists gets a second name (a hard link,
+        ``.NAME.<token>.old``: no data is copied), so that a rename failing half-way can
+        restore the ones before it. Where the file system has no hard links, a file
+        replaced before the failure cannot be restored, and the error says which.
+        """
+        existed = {final for _, final in self._written if final.exists()}
+        kept: dict[Path, Path] = {}
+        placed: list[Path] = []
+        try:
+            for final in existed:
+                backup = self._hidden(final.name, "old")
+                try:
+                    os.link(final, backup)
+                except OSError as exc:
+                    if exc.errno not in _NO_HARD_LINKS:
+                        raise
+                else:
+                    kept[final] = backup
+            for temporary, final in self._written:
+                os.replace(temporary, final)
+                placed.append(final)
+            _sync_folder(self.folder)
+        except BaseException as exc:
+            lost = _put_back(placed, existed, kept)
+            if lost:
+                exc.add_note(f"replaced before the failure and not restorable: {', '.join(lost)}")
+            raise
+        finally:
+            for backup in kept.values():
+                with contextlib.suppress(FileNotFoundError):
+                    backup.unlink()
+
+    def _discard(self) -> None:
+        for temporary, _ in self._written:
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()
+
+
+def _put_back(placed: list[Path], existed: set[Path], kept: dict[Path, Path]) -> list[str]:
+    """Undo the renames done, newest first; returns the names that could not be restored."""
+    lost = []
+    for final in reversed(placed):
+        try:
+            if final in kept:
+                os.replace(kept.pop(final), final)
+            elif final not in existed:
+                os.unlink(final)  # there was no such file before this set
+            else:
+                lost.append(final.name)  # no hard link was possible: its previous version is gone
+        except OSError:
+            lost.append(final.name)
+    return lost
+
+
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
+
+
+@contextlib.contextmanager
+def output_set(folder: Path | str) -> Iterator[OutputSet]:
+    """Write several files of ``folder`` so that they replace the previous ones together or not at all.
+
+    Each file of the block (``files.open(name)``, ``files.write_jsonl``, ``files.write_csv``)
+    goes to a hidden temporary in the folder (``.NAME.<token>.tmp``) and is flushed to
+    disk. Only when the block has finished and every file is on disk are the temporaries
+    renamed over their files, one after the other. Any failure before that (a full disk,
+    a read-only folder, an exception, a signal) removes the temporaries and leaves every
+    previous file untouched.
+
+    POSIX has no rename of several files at once, so the set is not one atomic step.
+    What a reader of the folder can see:
+
+    - each file is always whole: its previous version (or none) or its new one;
+    - for the time of the renames alone (no data is written then: microseconds, a few
+      directory entries), some files are new while the later ones are still previous
+      (or missing, the first time);
+    - if a rename fails half-way (rare: the data is already on disk), the files renamed
+      before it are put back (each existing file was hard-linked to ``.NAME.<token>.old``
+      first), so the folder holds the previous set again, and the error is raised;
+    - a process killed outright (SIGKILL, power loss) may leave hidden ``.tmp`` or
+      ``.old`` files, and, if it died during the renames, a mix of new and previous
+      files; clinsum never reads the hidden files.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = OutputSet(folder)
+    try:
+        yield files
+        files._put_in_place()
+    finally:
+        files._discard()  # every temporary that was not renamed
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flush the folder's entries (the renames) to disk, where the platform allows it."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # some file systems refuse fsync on a folder; the renames are done all the same
+    finally:
+        os.close(descriptor)
+
+
 def write_jsonl(path: Path | str, records: Iterable[BaseModel | Mapping[str, Any]]) -> int:
     """Write records (pydantic models or dicts) one JSON object a line, atomically; return the count."""
-    count = 0
     with atomic_output(path) as handle:
-        for record in records:
-            data = record.model_dump(mode="json") if isinstance(record, BaseModel) else dict(record)
-            handle.write(json.dumps(data, ensure_ascii=False) + "\n")
-            count += 1
+        return _write_jsonl(handle, records)
+
+
+def _write_jsonl(handle: IO[str], records: Iterable[BaseModel | Mapping[str, Any]]) -> int:
+    count = 0
+    for record in records:
+        data = record.model_dump(mode="json") if isinstance(record, BaseModel) else dict(record)
+        handle.write(json.dumps(data, ensure_ascii=False) + "\n")
+        count += 1
     return count
 
 

@@ -12,7 +12,7 @@ from rich.table import Table
 from clinsum.errors import unknown_choice
 from clinsum.evaluators import metrics
 from clinsum.evaluators.aggregate import Row, aggregate, leaderboard
-from clinsum.inputs import write_csv, write_jsonl
+from clinsum.outputs import output_set
 from clinsum.records import Score, Summary
 
 LEADERBOARD_COLUMNS = ["system", "metric", "n", "mean", "ci_low", "ci_high"]
@@ -90,18 +90,19 @@ def as_dicts(rows: Sequence[Row]) -> list[dict[str, Any]]:
 
 def write_outputs(out: Path, summaries: Iterable[Summary], scores: Iterable[Score],
                   rows: Sequence[Row] | None = None) -> dict[str, Path]:
-    """``summaries.jsonl``, ``scores.jsonl`` and ``leaderboard.csv``, each written whole or not at all.
+    """``summaries.jsonl``, ``scores.jsonl`` and ``leaderboard.csv``, as one set: all three new or,
+    on any failure, all three as they were (``clinsum.outputs.output_set``; what a reader of the
+    folder can see while they are put in place is said there).
 
     Summaries and scores may be iterators (``Store.iter_scores``): they are written as they are read.
     """
-    out.mkdir(parents=True, exist_ok=True)
     if rows is None:
         scores = list(scores)
         rows = aggregate(scores)
-    paths = {"summaries": out / "summaries.jsonl", "scores": out / "scores.jsonl",
-             "leaderboard": out / "leaderboard.csv"}
-    write_jsonl(paths["summaries"], summaries)
-    write_jsonl(paths["scores"], scores)
-    write_csv(paths["leaderboard"], LEADERBOARD_COLUMNS,
-              [[getattr(r, c) for c in LEADERBOARD_COLUMNS] for r in ordered(rows)[0]])
-    return paths
+    names = {"summaries": "summaries.jsonl", "scores": "scores.jsonl", "leaderboard": "leaderboard.csv"}
+    with output_set(out) as files:
+        files.write_jsonl(names["summaries"], summaries)
+        files.write_jsonl(names["scores"], scores)
+        files.write_csv(names["leaderboard"], LEADERBOARD_COLUMNS,
+                        [[getattr(r, c) for c in LEADERBOARD_COLUMNS] for r in ordered(rows)[0]])
+    return {table: out / name for table, name in names.items()}

@@ -285,6 +285,46 @@ def test_out_problems_are_found_before_any_call_and_a_late_failure_leaves_no_hal
     assert [status for _, status in runs(tmp_path / "c.db")] == ["finished"]  # the run itself is stored
 
 
+def test_a_disk_that_fills_while_the_outputs_are_written_leaves_the_previous_set_whole(tmp_path, ollama):
+    """The disk fills after the first output was written whole: one file at a time, the first would
+    be new and the others previous. The previous three files must all stay as they were."""
+    write_notes(tmp_path / "notes.jsonl", 6)
+    slow = SlowOllama(ollama, text="Hypertension on treatment. " * 600)
+    args = ["-p", MODEL, "-o", f"host={slow.host}", "-m", "length", "--db", "c.db"]
+    measured = tmp_path / "measured"
+    first = clinsum("run", "--notes", "notes.jsonl", *args, "--out", str(measured), cwd=tmp_path)
+    assert first.returncode == EXIT_OK, first.stderr
+    [(run_id, _)] = runs(tmp_path / "c.db")
+    page = 4096
+    pages = {p.name: -(-p.stat().st_size // page) for p in measured.iterdir()}
+
+    with tmpfs(tmp_path / "disk", "2m") as disk:
+        out = disk / "out"
+        write_notes(tmp_path / "other.jsonl", 6, words=30)  # other notes: no cached answer of the first run
+        slow.text = "Hypertension."
+        previous = clinsum("run", "--notes", "other.jsonl", *args, "--out", str(out), cwd=tmp_path)
+        assert previous.returncode == EXIT_OK, previous.stderr
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        assert sorted(before) == ["leaderboard.csv", "scores.jsonl", "summaries.jsonl"]
+
+        filler = fill(disk)
+        assert pages["scores.jsonl"] >= 2, "the second file must not fit in the page the first one frees"
+        room = pages["summaries.jsonl"]  # the first file fits, the second does not
+        with open(filler, "r+b") as handle:
+            handle.truncate(filler.stat().st_size - room * page)
+        failed = clinsum("run", "--resume", run_id, *args[-2:], "--out", str(out), cwd=tmp_path)
+        assert failed.returncode == EXIT_STORE, failed.stderr
+        no_traceback(failed)
+        assert "cannot write the outputs" in failed.stderr and "No space left" in failed.stderr
+        after = {p.name: p.read_bytes() for p in out.iterdir()}  # hidden temporaries would show here
+        assert after == before, "a previous output was replaced, or a temporary was left behind"
+
+        filler.unlink()
+        resumed = clinsum("run", "--resume", run_id, *args[-2:], "--out", str(out), cwd=tmp_path)
+        assert resumed.returncode == EXIT_OK, resumed.stderr
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == {p.name: p.read_bytes() for p in measured.iterdir()}
+
+
 # -- concurrent processes ----------------------------------------------------------------------------
 
 def test_processes_creating_the_same_new_store_at_once_all_succeed(tmp_path):
