@@ -41,13 +41,25 @@ def atomic_output(path: Path | str) -> Iterator[IO[str]]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    with _on_disk(temporary) as handle:
+        yield handle
+    try:
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def _on_disk(temporary: Path) -> Iterator[IO[str]]:
+    """A new text file, flushed to disk when the block ends; removed if the block or the flush fails."""
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with open(descriptor, "w", encoding="utf-8", newline="") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
@@ -71,16 +83,8 @@ class OutputSet:
         if final.parent != self.folder or any(final == f for _, f in self._written):
             raise ValueError(f"{name!r}: not a new file name of {self.folder}")
         temporary = self._hidden(name, "tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with open(descriptor, "w", encoding="utf-8", newline="") as handle:
-                yield handle
-                handle.flush()
-                os.fsync(handle.fileno())
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                temporary.unlink()
-            raise
+        with _on_disk(temporary) as handle:
+            yield handle
         self._written.append((temporary, final))
 
     def write_jsonl(self, name: str, records: Iterable[BaseModel | Mapping[str, Any]]) -> int:
