@@ -249,8 +249,8 @@ async def _answer_in_batches(config: RunConfig, store: Store, run_id: str, notes
     not answer. Each batch id is stored as soon as the batch is submitted, so a resumed run
     collects the same batch instead of paying for a new one.
     """
-    from clinsum.providers.anthropic_batch import prefill_cache
     from clinsum.providers.base import BatchCapable
+    from clinsum.providers.batch_job import prefill_cache
 
     assert runner.template is not None
     done = {(s.note_id, s.system) for s in store.summaries(run_id) if s.ok}

@@ -17,7 +17,8 @@ request label (``labels.clinsum_key``, echoed with the request in every output
 line) and, in BigQuery, as a ``clinsum_key`` column (copied to the output table);
 results are matched back by it. A row whose ``status`` is not empty failed; a
 request with no row (a job cancelled, expired or failed before reaching it) comes
-back as a ``TransientError``. As with the Anthropic batch, the job's resource name
+back as a ``TransientError``. The submit, poll, collect and resume steps are
+``providers.batch_job.BatchJob``'s, shared with the Anthropic batch; the job's resource name
 is the batch id: ``run(..., batch_id=...)`` collects an existing job without
 resubmitting, and what the batch did not answer is the caller's to call live
 (``prefill_cache`` leaves failures out of the cache).
@@ -32,14 +33,15 @@ import os
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 from clinsum.errors import ConfigError, FatalError, ProviderError, SetupError, TransientError
-from clinsum.providers.base import Generation, Request
-from clinsum.providers.common import classify_http, poll_until_ended, require, retry_after_in
+from clinsum.providers.base import Request
+from clinsum.providers.batch_job import BatchJob, Outcome, Requests
+from clinsum.providers.common import classify_http, require, retry_after_in
 from clinsum.providers.vertex import ADC_FIX, SCOPES, convert_error
 
 if TYPE_CHECKING:
@@ -74,8 +76,6 @@ _GS_URI = re.compile(r"^gs://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])(?:/(.*))?$")
 _BQ_URI = re.compile(r"^bq://((?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9])\.(\w{1,1024})(?:\.([\w-]{1,1024}))?$")
 """``bq://project.dataset[.table]``; a project id has no dots except a domain-scoped ``example.com:project``."""
 _HTTP_CODE = re.compile(r'"code"\s*:\s*(\d{3})')
-
-Outcome = Generation | ProviderError
 
 
 def label_for(key: str) -> str:
@@ -295,8 +295,10 @@ class Staging(Protocol):
     def rows(self, job: JobStatus) -> AsyncIterator[tuple[str, dict[str, Any] | None]]: ...
 
 
-class VertexBatch:
+class VertexBatch(BatchJob["VertexProvider", JobStatus]):
     """Send many requests of one Vertex AI provider as one batch prediction job."""
+
+    discount = BATCH_DISCOUNT
 
     def __init__(
         self,
@@ -316,10 +318,7 @@ class VertexBatch:
             )
         if options.batch_bucket and options.batch_bigquery:
             raise ConfigError(f"'{provider.spec}': set batch_bucket or batch_bigquery, not both")
-        self.provider = provider
-        self.poll_interval_s = poll_interval_s
-        self.max_wait_s = max_wait_s
-        self._sleep = sleep
+        super().__init__(provider, poll_interval_s=poll_interval_s, max_wait_s=max_wait_s, sleep=sleep)
         self._staging = staging
 
     @property
@@ -359,9 +358,11 @@ class VertexBatch:
         body["labels"] = {LABEL: label}
         return {"request": body}
 
-    async def submit(self, items: Iterable[tuple[str, Request]]) -> str:
+    def request_id(self, key: str) -> str:
+        return label_for(key)
+
+    async def _create(self, requests: Requests) -> str:
         """Stage the requests, create the job; returns its resource name (persist it to resume)."""
-        requests = _requests_by_label(items)
         lines = [self.request_line(request, label) for label, (_, request) in requests.items()]
         name = f"clinsum-batch-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
         src, dest = await self.staging.stage(name, lines)
@@ -401,35 +402,22 @@ class VertexBatch:
             error=error,
         )
 
-    async def wait(self, batch_id: str, on_poll: Callable[[JobStatus], None] | None = None) -> JobStatus:
-        """Poll until the job has ended; TransientError if ``max_wait_s`` passes first."""
-        return await poll_until_ended(
-            lambda: self.status(batch_id), on_poll=on_poll, sleep=self._sleep,
-            describe=lambda s: f"batch job {batch_id} still {s.state}",
-            poll_interval_s=self.poll_interval_s, max_wait_s=self.max_wait_s)
+    def _still(self, status: JobStatus) -> str:
+        return f"batch job {status.batch_id} still {status.state}"
 
-    async def results(self, job: JobStatus, items: Iterable[tuple[str, Request]]) -> dict[str, Outcome]:
-        """Every request's outcome, keyed by the caller's key; an ended job only.
-
-        A job that failed or was cancelled may still have written the rows it finished:
-        they are read too, and only the rest is reported missing.
-        """
-        requests = _requests_by_label(items)
-        outcomes: dict[str, Outcome] = {}
+    async def _answers(self, job: JobStatus) -> AsyncIterator[tuple[str | None, Any, str]]:
+        """Every output row; a job that failed or was cancelled may still have written the rows it
+        finished: they are read too, and only the rest is reported missing."""
         async for where, row in self.staging.rows(job):
-            label = _label_of(row)
-            pair = requests.get(label) if label else None
-            if row is None or pair is None:
-                continue  # not JSON, or not a request this caller sent: if ours, it is reported missing
-            key, request = pair
-            if not isinstance(outcomes.get(key), Generation):  # a row repeated across files: first answer wins
-                outcomes[key] = self._outcome(row, request, where)
-        why = f"batch job {job.batch_id} ended {job.state}" + (f" ({job.error})" if job.error else "")
-        for key, _ in requests.values():
-            outcomes.setdefault(key, TransientError(f"{why} with no result for '{key}'"))
-        return outcomes
+            if row is not None:  # a line that is not JSON: if it was ours, the request is reported missing
+                yield _label_of(row), row, where
 
-    def _outcome(self, row: dict[str, Any], request: Request, where: str) -> Outcome:
+    def _no_answer(self, job: JobStatus, key: str) -> str:
+        why = f"batch job {job.batch_id} ended {job.state}" + (f" ({job.error})" if job.error else "")
+        return f"{why} with no result for '{key}'"
+
+    def _outcome(self, answer: Any, request: Request, where: str) -> Outcome:
+        row: dict[str, Any] = answer
         status = row.get("status")
         if status:
             match = _HTTP_CODE.search(str(status))
@@ -443,26 +431,7 @@ class VertexBatch:
             return exc
         except (KeyError, TypeError, ValueError) as exc:
             return TransientError(f"malformed batch result at {where} ({type(exc).__name__}: {exc})")
-        if generation.cost_usd is not None:
-            generation = generation.model_copy(update={"cost_usd": generation.cost_usd * BATCH_DISCOUNT})
-        return generation
-
-    async def run(
-        self,
-        items: Iterable[tuple[str, Request]],
-        *,
-        batch_id: str | None = None,
-        on_submitted: Callable[[str], None] | None = None,
-        on_poll: Callable[[JobStatus], None] | None = None,
-    ) -> dict[str, Outcome]:
-        """Submit (unless ``batch_id`` resumes an existing job), wait, and read every outcome."""
-        items = list(items)
-        if batch_id is None:
-            batch_id = await self.submit(items)
-            if on_submitted is not None:
-                on_submitted(batch_id)
-        job = await self.wait(batch_id, on_poll)
-        return await self.results(job, items)
+        return self.at_batch_price(generation)
 
 
 def _label_of(row: dict[str, Any] | None) -> str | None:
@@ -475,16 +444,3 @@ def _label_of(row: dict[str, Any] | None) -> str | None:
     labels = request.get("labels") if isinstance(request, dict) else None
     label = labels.get(LABEL) if isinstance(labels, dict) else None
     return label if isinstance(label, str) else None
-
-
-def _requests_by_label(items: Iterable[tuple[str, Request]]) -> Mapping[str, tuple[str, Request]]:
-    """label -> (caller's key, request); refuses duplicate keys and empty batches."""
-    by_label: dict[str, tuple[str, Request]] = {}
-    for key, request in items:
-        label = label_for(key)
-        if label in by_label:
-            raise ConfigError(f"duplicate key '{key}' in one batch: every request needs its own key")
-        by_label[label] = (key, request)
-    if not by_label:
-        raise ConfigError("an empty batch: nothing to send")
-    return by_label
