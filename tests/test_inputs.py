@@ -502,3 +502,20 @@ def test_aci_fixtures_load_as_two_shapes_of_the_same_encounters() -> None:
     # dialogue -> note: the visit note of the first shape is the reference of the second
     assert [d.reference for d in dialogues] == [n.text for n in notes]
     assert all(d.text.startswith("[doctor]") and d.meta["task"] == "dialogue" for d in dialogues)
+
+
+# -- the package ---------------------------------------------------------------------------
+
+def test_inputs_is_split_by_step_under_the_size_ceiling_and_keeps_every_public_name() -> None:
+    import clinsum.inputs as inputs
+    from clinsum import outputs
+    from clinsum.inputs import _fields, _formats, _loading
+
+    folder = Path(inputs.__file__).parent
+    sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in folder.glob("*.py")}
+    assert set(sizes) == {"__init__.py", "_formats.py", "_fields.py", "_loading.py"}
+    assert max(sizes.values()) <= 500, sizes  # the soft ceiling of STYLE.md
+    for name in inputs.__all__:  # each public name is the object of the module that defines it
+        home = next(m for m in (_formats, _fields, _loading, outputs) if hasattr(m, name))
+        assert getattr(inputs, name) is getattr(home, name), name
+    assert inputs.rows_or_errors is _formats.rows_or_errors  # used by clinsum.ratings and monitoring
