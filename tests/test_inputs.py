@@ -223,8 +223,10 @@ def test_empty_file_and_missing_file(tmp_path: Path) -> None:
     empty = jsonl(tmp_path, "", "  ")
     assert_located(load_error(empty), empty, None, None)
     assert "holds no notes" in str(load_error(empty))
-    missing = tmp_path / "nope.jsonl"
-    assert "file not found" in str(load_error(missing))
+    for name in ("nope.jsonl", "nope.csv", "nope.txt"):  # streamed, read whole, one .txt note
+        missing = tmp_path / name
+        assert_located(load_error(missing), missing, None, None)
+        assert "file not found" in str(load_error(missing))
     other = tmp_path / "notes.xlsx"
     other.write_bytes(b"PK")
     assert "unsupported file type '.xlsx'; use .jsonl or .csv" in str(load_error(other))

@@ -47,12 +47,8 @@ class Source:
     def read(cls, path: Path) -> Source:
         try:
             return cls(path, path.read_bytes())
-        except FileNotFoundError:
-            raise InputError("file not found", path=str(path)) from None
-        except IsADirectoryError:
-            raise InputError("is a folder, expected a file", path=str(path)) from None
         except OSError as exc:
-            raise InputError(f"cannot read: {exc.strerror}", path=str(path)) from None
+            raise unreadable(path, exc) from None
 
     def bad_byte(self, first_line: int, last_line: int) -> str | None:
         """Describe the first non-UTF-8 byte on lines first..last (1-based), if any."""
@@ -69,6 +65,15 @@ class Source:
             return (f"byte 0x{byte:02x} at byte offset {offset} (line {number}, column "
                     f"{match.start() + 1}) is not valid UTF-8; save the file as UTF-8")
         return None
+
+
+def unreadable(path: Path, exc: OSError) -> InputError:
+    """The error for a file that cannot be opened, in the user's words."""
+    if isinstance(exc, FileNotFoundError):
+        return InputError("file not found", path=str(path))
+    if isinstance(exc, IsADirectoryError):
+        return InputError("is a folder, expected a file", path=str(path))
+    return InputError(f"cannot read: {exc.strerror}", path=str(path))
 
 
 class Problem(Exception):
@@ -131,12 +136,8 @@ def _jsonl_lines(path: Path) -> Iterator[tuple[int, str, str | None]]:
     """
     try:
         handle = path.open("rb")
-    except FileNotFoundError:
-        raise InputError("file not found", path=str(path)) from None
-    except IsADirectoryError:
-        raise InputError("is a folder, expected a file", path=str(path)) from None
     except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", path=str(path)) from None
+        raise unreadable(path, exc) from None
     with handle:
         offset = 0
         for number, raw in enumerate(handle, start=1):
