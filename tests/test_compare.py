@@ -136,7 +136,9 @@ def test_table_output_and_errors(db: Path, tmp_path: Path) -> None:
     for text in ("weaker", "worse", "no detectable difference", "p (Holm)"):
         assert text in table.stdout
     for args, message in ((["--baseline", "nobody"], "no system 'nobody'"),
-                          (["--by", "ward"], "metadata field 'ward'")):
+                          (["--by", "ward"], "metadata field 'ward'"),
+                          (["-m", "rouge1", "-m", "rogue1"],  # a typo is never a silently smaller report
+                           "--metric 'rogue1' is not a metric of this run; did you mean 'rouge1'?")):
         result = CliRunner().invoke(app, ["compare", "run-1", "--db", str(db), *args])
         assert result.exit_code == EXIT_ERROR and message in result.output
     missing = CliRunner().invoke(app, ["compare", "nope", "--db", str(db)])

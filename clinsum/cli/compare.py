@@ -45,6 +45,7 @@ def compare_systems(
     Holm-adjusted across every comparison shown; better / worse / no detectable difference
     in each metric's declared direction.
     """
+    from clinsum.cli.options import check_choices
     from clinsum.errors import InputError
     from clinsum.evaluators.comparison import compare
 
@@ -52,6 +53,8 @@ def compare_systems(
         with open_store(db, must_exist=True) as store:
             run = store.resolve_run_id(run)  # a unique prefix is enough; an unknown id is an error
             scores, notes = store.scores(run), store.notes(run)
+        check_choices("--metric", metric, (s.metric for s in scores), noun="a metric of this run",
+                      where=f"metrics of run {run}")  # a typo must not make a silently smaller report
         systems = sorted({s.system for s in scores})
         if len(systems) < 2:
             raise InputError(f"run {run} has scores of {len(systems)} system(s); compare needs two or more")
