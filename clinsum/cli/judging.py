@@ -64,7 +64,8 @@ def compare_judge(
         options = dict(parse_option(o, flag="--judge-option", scoped=False)[1:] for o in judge_option or [])
         judges = build_judges({"judges": judge, "provider_options": {"*": options}})
         jury = PairwiseJudge(judges, Dispatcher(store))
-        outcomes = asyncio.run(_compare_all(jury, store, run_id, notes, by_system, chosen))
+        jobs = _jobs(notes, by_system, chosen)
+        outcomes = asyncio.run(_compare_all(jury, store, run_id, jobs))
         rates = win_rates(outcomes)
 
     failed = sum(r.failed for r in rates)
@@ -110,15 +111,38 @@ def _systems(requested: str | None, by_system: dict[str, dict[str, Summary]]) ->
     return chosen
 
 
-async def _compare_all(jury: PairwiseJudge, store: Store, run_id: str, notes: dict[str, Note],
-                       by_system: dict[str, dict[str, Summary]], systems: list[str]) -> list[PairwiseOutcome]:
+Job = tuple["Note", "Summary", "Summary"]
+
+
+def _jobs(notes: dict[str, Note], by_system: dict[str, dict[str, Summary]], systems: list[str]) -> list[Job]:
+    """(note, summary of A, summary of B) for every pair of systems and every note both summarized.
+
+    A pair with no such note is named (it is left out of the table); none at all is an error,
+    never an empty table that exits 0.
+    """
+    from clinsum.errors import ConfigError
+
+    jobs: list[Job] = []
+    unpaired = []
+    for a, b in combinations(systems, 2):
+        shared = [(notes[n], by_system[a][n], by_system[b][n])
+                  for n in notes if n in by_system[a] and n in by_system[b]]
+        if not shared:
+            unpaired.append(f"{a} / {b}")
+        jobs += shared
+    if not jobs:
+        raise ConfigError(f"no note has successful summaries of two of the systems compared "
+                          f"({', '.join(systems)}) among the {len(notes)} note(s) taken; nothing to compare")
+    for pair in unpaired:
+        console.print(f"[yellow]not compared:[/yellow] {shown(pair)}: no note summarized by both", highlight=False)
+    return jobs
+
+
+async def _compare_all(jury: PairwiseJudge, store: Store, run_id: str, jobs: list[Job]) -> list[PairwiseOutcome]:
     from rich.progress import Progress
 
     from clinsum.evaluators.judge.pairwise import outcome_scores
 
-    jobs = [(notes[note_id], by_system[a][note_id], by_system[b][note_id])
-            for a, b in combinations(systems, 2)
-            for note_id in notes if note_id in by_system[a] and note_id in by_system[b]]
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("comparing", total=len(jobs))
 
