@@ -325,6 +325,23 @@ def test_a_disk_that_fills_while_the_outputs_are_written_leaves_the_previous_set
         assert {p.name: p.read_bytes() for p in out.iterdir()} == {p.name: p.read_bytes() for p in measured.iterdir()}
 
 
+def test_export_to_a_full_disk_exits_3_with_a_clear_error(tmp_path):
+    write_notes(tmp_path / "notes.jsonl", 3)
+    made = clinsum("run", "--notes", "notes.jsonl", "-p", "extractive:lead", "-m", "length", "--db", "c.db",
+                   cwd=tmp_path)
+    assert made.returncode == EXIT_OK, made.stderr
+    [(run_id, _)] = runs(tmp_path / "c.db")
+    with tmpfs(tmp_path / "full", "64k") as full:
+        fill(full)
+        for format in ("jsonl", "csv"):
+            failed = clinsum("export", run_id, "--db", "c.db", "--out", str(full / "out"), "-f", format,
+                             cwd=tmp_path)
+            assert failed.returncode == EXIT_STORE, failed.stderr
+            no_traceback(failed)
+            assert "cannot write the export" in failed.stderr and "No space left" in failed.stderr
+            assert [p.name for p in (full / "out").iterdir()] == []  # no half file, no temporary
+
+
 # -- concurrent processes ----------------------------------------------------------------------------
 
 def test_processes_creating_the_same_new_store_at_once_all_succeed(tmp_path):

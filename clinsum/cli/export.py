@@ -40,7 +40,14 @@ def export(
     with reported_errors(), open_store(db) as store:
         run_id = store.resolve_run_id(run_id)  # a unique prefix is enough; an unknown id is an error
         if out is not None:
-            paths = files.write(out, format.value, store.run(run_id), store.summaries(run_id), store.scores(run_id))
+            try:
+                paths = files.write(out, format.value, store.run(run_id), store.summaries(run_id),
+                                    store.scores(run_id))
+            except OSError as exc:  # a full disk, a read-only folder: exit 3 like run --out, not a traceback
+                from clinsum.errors import OutputWriteError
+
+                raise OutputWriteError(f"--out {out}: cannot write the export ({exc.strerror or exc}); "
+                                       f"run {run_id} is still whole in {store.path}") from exc
             console.print("exported: " + ", ".join(shown(p) for p in paths.values()))
         if mlflow is not None:
             log_to_mlflow(store, run_id, mlflow, experiment)
