@@ -225,6 +225,8 @@ def test_nothing_joins_is_an_error_with_a_reason(tmp_path: Path) -> None:
     (("--flag", "missing_metric>=1", "--human-flag", "unsafe>=1"), "missing_metric"),
     (("--flag", "assertion_flips>=1", "--human-flag", "nobody>=1"), "no ratings on dimension 'nobody'"),
     (("--same-scale", "concept_recall"), "METRIC=DIMENSION"),
+    (("--same-scale", "concept_recal=fact_recall"), "--same-scale 'concept_recal' is not a scored metric"),
+    (("--same-scale", "concept_recall=fact_recal"), "--same-scale 'fact_recal' is not a rated dimension"),
 ])
 def test_bad_options_exit_2_with_a_message(db: Path, args: tuple[str, ...], message: str) -> None:
     result = run_cli("agreement", "--db", str(db), "--resamples", "100", *args)

@@ -124,6 +124,10 @@ def agreement(
                       where="metrics of these scores")
         check_choices("--dimension", dimension, (r.dimension for r in ratings), noun="a rated dimension",
                       where="rated dimensions")
+        check_choices("--same-scale", [m for m, _ in pairs], (s.metric for _, s in scores), noun="a scored metric",
+                      where="metrics of these scores")  # a typo'd pair would be compared by rank alone, silently
+        check_choices("--same-scale", [d for _, d in pairs], (r.dimension for r in ratings),
+                      noun="a rated dimension", where="rated dimensions")
         report = agreement_report(ratings, scores, metrics=metric or None, dimensions=dimension or None,
                                   flags=flags, human_flag=truth, n_resamples=resamples, seed=seed,
                                   same_scale=[(m, d) for m, d in pairs])
