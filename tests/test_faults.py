@@ -342,6 +342,26 @@ def test_export_to_a_full_disk_exits_3_with_a_clear_error(tmp_path):
             assert [p.name for p in (full / "out").iterdir()] == []  # no half file, no temporary
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a device that is always full)")
+@pytest.mark.parametrize("command", [["runs", "-f", "json"], ["runs"], ["show", "RUN", "-f", "csv"],
+                                     ["run", "--notes", "notes.jsonl", "-p", "extractive:lead", "-m", "length"]],
+                         ids=["runs-json", "runs-table", "show-csv", "run"])
+def test_results_that_cannot_reach_standard_output_exit_3_not_0(tmp_path, command):
+    """``clinsum show RUN -f csv > leaderboard.csv`` on a full disk: exit 0 would say the file is there."""
+    write_notes(tmp_path / "notes.jsonl", 2)
+    made = clinsum("run", "--notes", "notes.jsonl", "-p", "extractive:lead", "-m", "length", "--db", "c.db",
+                   cwd=tmp_path)
+    assert made.returncode == EXIT_OK, made.stderr
+    [(run_id, _)] = runs(tmp_path / "c.db")
+    args = [run_id if arg == "RUN" else arg for arg in command]
+    with open("/dev/full", "w") as full:
+        child = subprocess.run([sys.executable, "-m", "clinsum", *args, "--db", "c.db"], cwd=tmp_path,
+                               env=clinsum_env(), stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert child.returncode == EXIT_STORE, child.stderr
+    no_traceback(("", child.stderr))
+    assert "standard output: cannot write the results (No space left on device)" in child.stderr
+
+
 # -- concurrent processes ----------------------------------------------------------------------------
 
 def test_processes_creating_the_same_new_store_at_once_all_succeed(tmp_path):

@@ -11,7 +11,10 @@ inherited by every sub-command and sub-group); ``--install-completion`` and
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+import os
+import sys
+from typing import Annotated, Any, TextIO
 
 import typer
 
@@ -60,4 +63,58 @@ from clinsum.cli import monitor  # noqa: E402,F401
 
 
 def main() -> None:
-    app()
+    """Run the command; results that cannot reach standard output end it with exit 3, not 0 or a traceback.
+
+    A table or CSV redirected to a full disk fails while it is written, or only when the
+    buffered rest is flushed at exit, which Python would report after the command had
+    already said it succeeded.
+    """
+    watched = _WatchedStdout(sys.stdout)
+    sys.stdout = watched
+    try:
+        app()
+    except SystemExit:
+        with contextlib.suppress(OSError):
+            watched.flush()  # a failure is recorded in watched.failure
+        if watched.failure is not None:
+            _stdout_failed(watched.failure)
+        raise
+    except OSError as exc:
+        if exc is watched.failure:
+            _stdout_failed(exc)
+        raise  # not standard output's error: a bug, shown as it is
+
+
+class _WatchedStdout:
+    """``sys.stdout``, remembering the error of a write or flush that failed."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.failure: OSError | None = None
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except OSError as exc:
+            self.failure = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as exc:
+            self.failure = exc
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def _stdout_failed(error: OSError) -> None:
+    from clinsum.cli.common import EXIT_STORE, console, shown
+
+    console.print(f"[red]error:[/red] standard output: cannot write the results ({shown(error.strerror or error)}); "
+                  "what the command stored is whole", highlight=False)
+    with contextlib.suppress(OSError):  # nothing more can go there: keep Python from trying again at exit
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+    raise SystemExit(EXIT_STORE) from None
