@@ -31,7 +31,7 @@ from ollama_fake import OllamaFake, closed_port
 from provider_fakes import local_server
 from pytest_httpserver import HTTPServer
 
-from clinsum.cli.common import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_STORE
+from clinsum.cli.common import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_READER_GONE, EXIT_STORE
 from clinsum.store import Store
 from clinsum.store_codec import unpack_detail
 
@@ -446,3 +446,21 @@ def test_an_empty_summary_is_scored_flagged_and_not_judged(tmp_path, ollama):
     assert not any(m.startswith("judge") for m, _ in metrics) and slow.judge_asked == []
     [(detail,)] = query(db, "SELECT detail FROM scores WHERE metric = 'empty_summary' AND note_id = 'n00'")
     assert unpack_detail(detail) == {"not_evaluated": ["judge"], "reason": "empty summary"}
+
+
+def test_a_reader_that_closes_standard_output_stops_the_printing_quietly_with_141(tmp_path):
+    """``clinsum runs | head -1``: the reader has what it wanted; no traceback, no error, not 0 or 3."""
+    write_notes(tmp_path / "notes.jsonl", 2)
+    for _ in range(3):
+        made = clinsum("run", "--notes", "notes.jsonl", "-p", "extractive:lead", "-m", "length", "--db", "c.db",
+                       cwd=tmp_path)
+        assert made.returncode == EXIT_OK, made.stderr
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line
+    try:
+        child = subprocess.run([sys.executable, "-m", "clinsum", "runs", "-f", "json", "--db", "c.db"], cwd=tmp_path,
+                               env=clinsum_env(), stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert child.returncode == EXIT_READER_GONE, child.stderr
+    assert child.stderr.strip() == ""

@@ -111,8 +111,12 @@ class _WatchedStdout:
 
 
 def _stdout_failed(error: OSError) -> None:
-    from clinsum.cli.common import EXIT_STORE, console, shown
+    from clinsum.cli.common import EXIT_READER_GONE, EXIT_STORE, console, shown
 
+    if isinstance(error, BrokenPipeError):  # `| head` has what it wanted: no message, the shell's code
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        raise SystemExit(EXIT_READER_GONE) from None
     console.print(f"[red]error:[/red] standard output: cannot write the results ({shown(error.strerror or error)}); "
                   "what the command stored is whole", highlight=False)
     with contextlib.suppress(OSError):  # nothing more can go there: keep Python from trying again at exit

@@ -73,6 +73,10 @@ store holds is whole and ``--resume`` continues from it."""
 EXIT_INTERRUPTED = 130
 """Stopped by SIGINT (Ctrl-C) or SIGTERM: in-flight calls cancelled, finished work stored,
 the run marked ``interrupted``; ``--resume`` completes it."""
+EXIT_READER_GONE = 141
+"""The reader of standard output closed it (``clinsum runs | head``): 128 + SIGPIPE, what a
+shell reports for a command killed by a broken pipe; nothing more is printed, what the
+command stored is whole."""
 
 EXIT_CODES_HELP = (
     f"Exit codes: {EXIT_OK} success; {EXIT_FAILED} finished but something failed (a summary, an "
