@@ -156,6 +156,24 @@ def test_unpunctuated_transcripts() -> None:
 
 
 @pytest.mark.parametrize(("text", "phrase", "expected"), [
+    # ACI-Bench test1 "transcript" predictions (D2N113, D2N110): coverage logic 2 read both as negated, by a
+    # denial 30 words earlier. Reading them right is what cost the MEDCON rank agreement 0.947 -> 0.934
+    # (docs/concepts.md, Validation 2): keep them right.
+    ("[patient] do i do i no otherwise i'm i'm feel pretty good i had my physical there was nothing else the "
+     "the only thing i was telling my pcp is i do feel like tend to be really tired at the end of the day after "
+     "working but otherwise i've been good", "tired", "present"),
+    ("[doctor] there's no surrounding erythema or cellulitis and there's no evidence of fluid collection there's "
+     "no necrosis there is no odor i do not appreciate any bony exposure on on vascular exam there are palpable "
+     "bilateral femoral and popliteal pulses there are no palpable dp or pt pulses", "popliteal pulses", "present"),
+    ("[doctor] there's no surrounding erythema or cellulitis and there's no evidence of fluid collection there's "
+     "no necrosis there is no odor i do not appreciate any bony exposure on on vascular exam there are palpable "
+     "bilateral femoral and popliteal pulses there are no palpable dp or pt pulses", "bony exposure", "negated"),
+])
+def test_a_denial_does_not_reach_across_a_long_unpunctuated_turn(text: str, phrase: str, expected: str) -> None:
+    assert status(text, phrase) == expected
+
+
+@pytest.mark.parametrize(("text", "phrase", "expected"), [
     ("i do n't have any chest pain .", "chest pain", "negated"),  # transcripts split contractions
     ("i used to smoke but i quit .", "smoke", "historical"),
     ("i had a hysterectomy in 1996 .", "hysterectomy", "historical"),
