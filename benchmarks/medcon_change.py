@@ -4,12 +4,18 @@
     .venv/bin/python benchmarks/medcon_change.py dump /tmp/medcon-old.json --code /tmp/medcon-old
     .venv/bin/python benchmarks/medcon_change.py dump /tmp/medcon-new.json
     .venv/bin/python benchmarks/medcon_change.py compare /tmp/medcon-old.json /tmp/medcon-new.json
+    .venv/bin/python benchmarks/medcon_change.py dump /tmp/no-limit.json --no-scope-limit   # one rule off
+    .venv/bin/python benchmarks/medcon_change.py dump /tmp/old-rules.json \
+        --rules /tmp/medcon-old/clinsum/concepts/context_rules.tsv
 
 ``dump`` scores ACI-Bench test1 (fixtures/aci_test1: 20 systems x 40 encounters) as aci_medcon.py
 does, with the clinsum found in ``--code`` (a checkout of any commit; default: this one), and writes
 every note's ``concept_f1_ref`` and the concepts of every reference and prediction with their
 statuses. It uses only what every version of coverage has had (``concepts_of``, ``reference_f1``;
-``statements`` where it exists), so it runs old code unchanged.
+``statements`` where it exists), so it runs old code unchanged. ``--no-scope-limit`` (no word limit
+on scopes in clauses of more than 40 words) and ``--rules FILE`` (another ConText rule table) switch
+one change off in the current code, to attribute a move to it; they patch private names of
+``clinsum.concepts.assertion`` and are for this diagnosis only.
 
 ``compare`` prints, from two dumps: each system's F1 and rank under both against MEDCON's rank,
 the Spearman within the transcript baselines and within the note-writing systems, the Spearman with
@@ -50,9 +56,19 @@ def _systems() -> list[tuple[str, str]]:
         return [(row["prediction_file"], row["table_model"]) for row in csv.DictReader(handle)]
 
 
-def dump(path: Path) -> None:
+def dump(path: Path, no_scope_limit: bool = False, rules: Path | None = None) -> None:
+    from clinsum.concepts import assertion
     from clinsum.concepts.extract import extract
     from clinsum.evaluators import coverage
+
+    if no_scope_limit:
+        assertion._LONG_CLAUSE_WORDS = sys.maxsize
+    if rules is not None:
+        from clinsum.concepts.context_rules import PhraseMatcher, load_rules
+
+        table = load_rules(rules.read_text("utf-8"))
+        assertion._TRIGGERS = PhraseMatcher([r for r in table if r.direction != "terminate"])
+        assertion._TERMINATIONS = PhraseMatcher([r for r in table if r.direction == "terminate"])
 
     def concepts(text: str, stated: bool) -> dict[str, Any]:
         mentions = extract(text) if text.strip() else []
@@ -179,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     dumping = commands.add_parser("dump", help="score test1 with one version of clinsum and write the details")
     dumping.add_argument("path", type=Path)
     dumping.add_argument("--code", type=Path, help="a checkout whose clinsum to use (default: this one)")
+    dumping.add_argument("--no-scope-limit", action="store_true",
+                         help="no word limit on scopes in clauses of more than 40 words")
+    dumping.add_argument("--rules", type=Path, help="use this ConText rule table instead of the packaged one")
     comparing = commands.add_parser("compare", help="explain the change between two dumps")
     comparing.add_argument("old", type=Path)
     comparing.add_argument("new", type=Path)
@@ -191,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             environment = {**os.environ, "PYTHONPATH": str(args.code.resolve()),
                            "CLINSUM_MEDCON_CODE": str(args.code.resolve())}
             raise SystemExit(subprocess.run([sys.executable, __file__, *sys.argv[1:]], env=environment).returncode)
-        dump(args.path)
+        dump(args.path, args.no_scope_limit, args.rules)
     else:
         old, new = (json.loads(path.read_text("utf-8")) for path in (args.old, args.new))
         compare(old, new, args.examples, args.resamples)
