@@ -33,12 +33,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from clinsum.errors import ConfigError
 from clinsum.evaluators.metrics import Metric, display_key
 from clinsum.monitoring import case_mix, significance
-from clinsum.monitoring.windows import Observation, Window, WindowError, metric_info
+from clinsum.monitoring.feedback import DEFAULT_PHYSICIAN_FLAG, DEFAULT_SUMMARY_FLAG, AnyRule
+from clinsum.monitoring.trend import DEFAULT_L, DEFAULT_LAMBDA, DEFAULT_REFERENCE_WINDOWS
+from clinsum.monitoring.windows import PHYSICIAN_PREFIX, Observation, Window, WindowError, metric_info
 
 SAFETY_METRICS = frozenset({"critical_flips", "assertion_flips", "has_critical_flip", "judge_errors_critical"})
 """Metrics for which any significant increase alerts (minimum effect 0)."""
@@ -47,7 +49,7 @@ SAFETY_METRICS = frozenset({"critical_flips", "assertion_flips", "has_critical_f
 class MonitorSettings(BaseModel):
     """The ``[monitor]`` table of a config file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     alpha: float = Field(default=0.05, gt=0, lt=1)
     """Significance level after the multiplicity correction."""
@@ -69,6 +71,35 @@ class MonitorSettings(BaseModel):
     n_resamples: int = Field(default=significance.N_RESAMPLES, ge=100)
     """Bootstrap resamples per test; raised to 4 x tests / alpha when lower, so that the smallest
     bootstrap p-value, 1 / (n + 1), can pass the strictest Holm threshold, alpha / tests."""
+    min_reviewed: int = Field(default=20, ge=2)
+    """Physician metrics (``physician_accepted``, ``physician_<attribute>``) are tested only when both
+    windows have at least this many reviewed summaries; otherwise listed as skipped, with the counts."""
+    summary_flag: list[str] = Field(default_factory=lambda: list(DEFAULT_SUMMARY_FLAG))
+    """Rules (any fires) for "clinsum flags this summary", compared with the physicians' verdicts."""
+    physician_flag: list[str] = Field(default_factory=lambda: list(DEFAULT_PHYSICIAN_FLAG))
+    """Rules (any fires, for any one reviewer) for "a physician found this summary wrong"."""
+    window: str = "day"
+    """``--trend``: ``day``, ``week`` (ISO week) or a number of summaries per window."""
+    reference_windows: int = Field(default=DEFAULT_REFERENCE_WINDOWS, ge=1)
+    """``--trend``: the first windows, which set the control limits and are not judged."""
+    lam: float = Field(default=DEFAULT_LAMBDA, gt=0, le=1, alias="lambda")
+    """``--trend``: the EWMA's weight of the newest window (written ``lambda`` in the file)."""
+    limit: float = Field(default=DEFAULT_L, gt=0)
+    """``--trend``: control limits at this many standard deviations of the EWMA."""
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window(cls, value: Any) -> str:
+        text = str(value).strip()
+        if text in ("day", "week") or (text.isdigit() and int(text) >= 1):
+            return text
+        raise ValueError(f"expected day, week or a number of summaries, got {value!r}")
+
+    @field_validator("summary_flag", "physician_flag")
+    @classmethod
+    def _rules(cls, value: list[str]) -> list[str]:
+        AnyRule.parse(value)  # raises ValueError naming the bad rule
+        return value
 
 
 def load_settings(data: dict[str, Any] | None, where: str = "[monitor]") -> MonitorSettings:
@@ -144,7 +175,7 @@ class Comparison:
             "mix_shifts": [c.as_dict() for c in self.mix_shifts],
             "case_mix": [m.as_dict() for m in self.case_mix],
             "skipped": self.skipped,
-            "settings": self.settings.model_dump(),
+            "settings": self.settings.model_dump(by_alias=True),
         }
 
 
@@ -170,11 +201,16 @@ def compare_windows(baseline: Window, current: Window, settings: MonitorSettings
     for segment, obs_a, obs_b in segments:
         minimum = settings.min_summaries if segment == "all" else settings.min_segment
         for name in metrics:
-            check = _check(name, segment, obs_a, obs_b, settings, minimum)
+            physician = name.startswith(PHYSICIAN_PREFIX)
+            check = _check(name, segment, obs_a, obs_b, settings,
+                           settings.min_reviewed if physician and segment == "all" else minimum)
             if isinstance(check, Check):
                 checks.append(check)
             else:
-                skipped.append({"metric": name, "segment": segment, "reason": check})
+                reason = (check.replace(" values;", " reviewed summaries;") + " (monitor.min_reviewed)"
+                          if physician and segment == "all" else check)
+                skipped.append({"metric": name, "segment": segment, "reason": reason})
+    skipped += _reviewed_in_one_window(baseline, current, settings)
     if not any(c.segment == "all" for c in checks):  # nothing tested must never read as "no degradation"
         reasons = "; ".join(f"{s['metric']}: {s['reason']}" for s in skipped if s["segment"] == "all")
         raise WindowError(f"no metric could be tested on the whole windows ({reasons})")
@@ -207,6 +243,16 @@ def _metrics(baseline: Window, current: Window, settings: MonitorSettings) -> li
         if info is not None and info.direction != "neutral":
             chosen.append(name)
     return sorted(chosen, key=display_key)
+
+
+def _reviewed_in_one_window(baseline: Window, current: Window, settings: MonitorSettings) -> list[dict[str, Any]]:
+    """Physician metrics only one window has: listed as not tested, never silently dropped."""
+    if settings.metrics is not None:
+        return []
+    a, b = baseline.metrics(), current.metrics()
+    return [{"metric": name, "segment": "all",
+             "reason": f"only the {'baseline' if name in a else 'current'} window has reviewed summaries"}
+            for name in sorted((a ^ b), key=display_key) if name.startswith(PHYSICIAN_PREFIX)]
 
 
 def _segments(baseline: Window, current: Window, by: str) -> list[tuple[str, list[Observation], list[Observation]]]:

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,6 +43,9 @@ from clinsum.feedback import (
     rated_values,
 )
 from clinsum.records import Rating, Score
+
+if TYPE_CHECKING:
+    from clinsum.monitoring.windows import Window
 
 DEFAULT_SUMMARY_FLAG = ("judge_errors_critical>=1", "critical_flips>=1", "concept_recall<0.5")
 DEFAULT_PHYSICIAN_FLAG = (f"{ACCEPTED}<1", f"{ERRORS}>=1")
@@ -140,3 +143,38 @@ def _any_reviewer(rule: AnyRule, by_dimension: Mapping[str, Mapping[str, float]]
     verdicts = [rule.applies(values) for values in by_rater.values()]
     told = [v for v in verdicts if v is not None]
     return any(told) if told else None
+
+
+def physician_values(ratings: Iterable[Rating]) -> dict[SummaryKey, dict[str, float]]:
+    """Per reviewed summary, the physician metrics the monitor tests (``windows.physician_metric``).
+
+    ``physician_accepted`` is 1 when every reviewer accepted the summary, 0 when any
+    rejected it (a 0/1 rate, tested with Fisher's exact test); ``physician_<dimension>``
+    is the reviewers' mean rating, for every dimension whose ratings all lie on the
+    rubric's 1-5 scale (a 0/1 judgement such as "unsafe" is not a rating). Ratings
+    must name their run (``windows.window_ratings``).
+    """
+    by_summary: dict[SummaryKey, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in ratings:
+        by_summary[(r.run_id or "", r.note_id, r.system)][r.dimension].append(r.value)
+    dimensions = {d for values in by_summary.values() for d in values}
+    on_scale = {d for d in dimensions if d not in (ACCEPTED, ERRORS) and not d.startswith(ERROR_PREFIX)
+                and all(1 <= v <= 5 for values in by_summary.values() for v in values.get(d, []))}
+    out: dict[SummaryKey, dict[str, float]] = {}
+    for key, values in by_summary.items():
+        metrics = {f"physician_{d}": float(np.mean(v)) for d, v in values.items() if d in on_scale}
+        if ACCEPTED in values:
+            metrics["physician_accepted"] = 1.0 if all(v >= 1 for v in values[ACCEPTED]) else 0.0
+        if metrics:
+            out[key] = metrics
+    return out
+
+
+def with_physician_values(window: Window, ratings: Iterable[Rating]) -> Window:
+    """The window with its reviewed summaries' physician metrics added to their values, so that
+    ``compare_windows`` and the trend test physicians' acceptance and ratings like any metric."""
+    values = physician_values(ratings)
+    observations = tuple(replace(o, values={**o.values, **values[key]})
+                         if (key := (o.run_id, o.note_id, o.system)) in values else o
+                         for o in window.observations)
+    return replace(window, observations=observations)

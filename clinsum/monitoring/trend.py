@@ -34,10 +34,13 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from clinsum.evaluators.metrics import describe, display_key
+from clinsum.evaluators.metrics import Metric, display_key
 from clinsum.records import Score
+
+if TYPE_CHECKING:
+    from clinsum.monitoring import windows
 
 DEFAULT_LAMBDA = 0.2
 DEFAULT_L = 3.0
@@ -94,6 +97,19 @@ def observations(created_at: Mapping[tuple[str, str, str], datetime],
         if key in created_at:
             values.setdefault(key, {})[score.metric] = score.value
     return [Observation(created_at[key], metrics) for key, metrics in values.items()]
+
+
+def from_window(window: windows.Window) -> list[Observation]:
+    """The window's summaries that have a ``created_at``, in the window's order."""
+    return [Observation(datetime.fromisoformat(o.created_at), dict(o.values))
+            for o in window.observations if o.created_at]
+
+
+def describe(metric: str) -> Metric | None:
+    """The metric's declaration, the monitor's own (derived rates, physician metrics) included."""
+    from clinsum.monitoring.windows import metric_info
+
+    return metric_info(metric)
 
 
 def cut(observations: Iterable[Observation], window: str | int) -> list[tuple[str, list[Observation]]]:

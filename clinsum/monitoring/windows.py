@@ -26,6 +26,7 @@ from typing import Any
 
 from clinsum.errors import ClinsumError
 from clinsum.evaluators.metrics import Metric, describe
+from clinsum.records import Rating
 from clinsum.store import Store, utc_iso
 
 DERIVED = {
@@ -37,9 +38,31 @@ DERIVED = {
 """Per-summary rates the monitor derives from the store (used when no evaluator declares them)."""
 
 
+PHYSICIAN_PREFIX = "physician_"
+PHYSICIAN_ACCEPTED = "physician_accepted"
+"""Physicians' feedback as metrics of a window (``clinsum.monitoring.feedback.with_physician_values``):
+``physician_accepted`` and ``physician_<attribute>`` for every rubric attribute a reviewer rated."""
+
+
+def physician_metric(name: str) -> Metric | None:
+    """``physician_accepted``: 1 when every reviewer accepted the summary, a rate, higher is better;
+    ``physician_<attribute>``: the reviewers' mean rating on the rubric's 1-5 scale, ordinal, in the
+    direction the rubric declares for that attribute (higher is better unless it says otherwise)."""
+    if not name.startswith(PHYSICIAN_PREFIX):
+        return None
+    attribute = name.removeprefix(PHYSICIAN_PREFIX)
+    if name == PHYSICIAN_ACCEPTED:
+        return Metric(name, "higher", "rate", 0, 1, 150, "1 when every physician who reviewed the summary "
+                      "accepted it")
+    judged = describe(f"judge_{attribute}")
+    direction = judged.direction if judged is not None and judged.direction != "neutral" else "higher"
+    return Metric(name, direction, "ordinal", 1, 5, 151,
+                  f"physicians' mean rating of the summary on the rubric attribute '{attribute}'")
+
+
 def metric_info(name: str) -> Metric | None:
-    """The declaration of a metric, the monitor's derived rates included."""
-    return describe(name) or DERIVED.get(name)
+    """The declaration of a metric, the monitor's derived rates and physician metrics included."""
+    return describe(name) or DERIVED.get(name) or physician_metric(name)
 
 
 class WindowError(ClinsumError):
@@ -195,6 +218,33 @@ def load_window(store: Store, selector: Selector) -> Window:
                                             fields, len(note.text.split()) if note else 0,
                                             concepts.get(key)))
     return Window(selector, tuple(run_ids), tuple(observations))
+
+
+def window_ratings(store: Store, window: Window) -> list[Rating]:
+    """The physicians' ratings of the window's summaries, each naming the run of the summary it rates.
+
+    A rating tied to a summary counts when that summary is in the window. A rating
+    tied to no run (imported before ratings named their run) counts only when one
+    run of the whole store holds its note and system and that summary is in the
+    window: never by guess, never a rating of another run's summary of the same note.
+    """
+    keys = {(o.run_id, o.note_id, o.system) for o in window.observations}
+    chosen: list[Rating] = []
+    untied: dict[tuple[str, str, str, str], Rating] = {}
+    for run_id in window.runs:
+        for rating in store.ratings(run_id):
+            if rating.run_id:
+                if (rating.run_id, rating.note_id, rating.system) in keys:
+                    chosen.append(rating)
+            else:
+                untied[(rating.note_id, rating.system, rating.rater, rating.dimension)] = rating
+    if untied:
+        held = store.runs_holding()
+        for rating in untied.values():
+            runs = held.get((rating.note_id, rating.system), [])
+            if len(runs) == 1 and (runs[0], rating.note_id, rating.system) in keys:
+                chosen.append(rating.model_copy(update={"run_id": runs[0]}))
+    return chosen
 
 
 def _in_range(created_at: datetime | None, selector: Selector) -> bool:
