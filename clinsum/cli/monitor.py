@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -27,6 +27,9 @@ from clinsum.cli.common import (
     stdout,
     write_stdout,
 )
+
+if TYPE_CHECKING:
+    from clinsum.monitoring.alerts import MonitorSettings
 
 _Since = Annotated[str | None, typer.Option(metavar="ISO-8601", help="Only summaries made at or after this time.")]
 _Until = Annotated[str | None, typer.Option(metavar="ISO-8601", help="Only summaries made before this time.")]
@@ -51,33 +54,114 @@ def monitor(
     alpha: Annotated[float | None, typer.Option(help="Significance level after correction (default 0.05).")] = None,
     correction: Annotated[str | None, typer.Option(help="holm (default) or bh.")] = None,
     min_summaries: Annotated[int | None, typer.Option(help="Smallest window that can be tested (default 20).")] = None,
+    trend: Annotated[bool, typer.Option(
+        "--trend", help="Chart every scored summary with a created_at over time, window by window, against "
+                        "control limits set by the first windows; exit 1 when a window leaves them the bad way."
+    )] = False,
+    window: Annotated[str | None, typer.Option(
+        metavar="day|week|N", help="--trend: a window is a day, an ISO week, or N summaries (default day).")] = None,
+    reference_windows: Annotated[int | None, typer.Option(
+        help="--trend: the first windows set the control limits and are not judged (default 7).")] = None,
+    lam: Annotated[float | None, typer.Option(
+        "--lambda", help="--trend: EWMA weight of the newest window, in (0, 1] (default 0.2).")] = None,
+    limit: Annotated[float | None, typer.Option(
+        help="--trend: control limits at this many standard deviations (default 3).")] = None,
+    since: _Since = None,
+    until: _Until = None,
+    summary_flag: Annotated[list[str] | None, typer.Option(
+        metavar="RULE", help="clinsum flags a summary when any rule holds (repeatable), e.g. critical_flips>=1; "
+                             "compared with the physicians' verdicts.")] = None,
+    physician_flag: Annotated[list[str] | None, typer.Option(
+        metavar="RULE", help="A physician found a summary wrong when any rule holds for one reviewer "
+                             "(repeatable), e.g. accepted<1.")] = None,
+    min_reviewed: Annotated[int | None, typer.Option(
+        help="Test physician acceptance and ratings only with this many reviewed summaries in each window "
+             "(default 20).")] = None,
     db: DbOption = DEFAULT_DB,
     format: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.table,
 ) -> None:
-    """Compare a current window of scored summaries with a baseline window; exit 1 on degradation."""
-    from clinsum.monitoring.alerts import compare_windows, load_settings
-    from clinsum.monitoring.windows import load_window, parse_selector
-
+    """Compare a current window of scored summaries with a baseline window (or, with --trend, chart every
+    window against control limits); exit 1 on degradation."""
     with reported_errors():
-        settings = load_settings(_settings_table(config_file), f"{config_file or 'flags'} [monitor]")
-        overrides: dict[str, Any] = {"alpha": alpha, "correction": correction, "min_summaries": min_summaries,
-                                     "metrics": [m.strip() for item in metrics for m in item.split(",") if m.strip()]
-                                     if metrics else None}
-        settings = load_settings({**settings.model_dump(), **{k: v for k, v in overrides.items() if v is not None}},
-                                 "command line")
-        base_selector = parse_selector(baseline, since=baseline_since, until=baseline_until, system=system)
-        current_selector = parse_selector(current, since=current_since, until=current_until, system=system)
-        with open_store(db, must_exist=True) as store:
-            comparison = compare_windows(load_window(store, base_selector), load_window(store, current_selector),
-                                         settings, by=by)
-    report = comparison.as_dict()
+        overrides: dict[str, Any] = {
+            "alpha": alpha, "correction": correction, "min_summaries": min_summaries,
+            "metrics": [m.strip() for item in metrics for m in item.split(",") if m.strip()] if metrics else None,
+            "window": window, "reference_windows": reference_windows, "lambda": lam, "limit": limit,
+            "summary_flag": summary_flag, "physician_flag": physician_flag, "min_reviewed": min_reviewed}
+        settings = _monitor_settings(config_file, overrides)
+        if trend:
+            windows = {"--baseline": baseline, "--current": current, "--baseline-since": baseline_since,
+                       "--baseline-until": baseline_until, "--current-since": current_since,
+                       "--current-until": current_until}
+            _refuse(windows, "--trend charts every summary over time; it takes no baseline or current window "
+                             "(narrow it with --since, --until, --system)")
+            from clinsum.cli.monitor_trend import trend_report
+
+            report = trend_report(db, settings, since=since, until=until, system=system, by=by)
+        else:
+            _refuse({"--since": since, "--until": until, "--window": window,
+                     "--reference-windows": reference_windows, "--lambda": lam, "--limit": limit},
+                    "these options belong to --trend; a comparison takes --baseline-since/--baseline-until "
+                    "and --current-since/--current-until")
+            report = _comparison_report(db, settings, baseline, current, system=system, by=by,
+                                        base_range=(baseline_since, baseline_until),
+                                        current_range=(current_since, current_until))
+    if trend:
+        from clinsum.cli.monitor_trend import finish_trend
+
+        finish_trend(report, json_output=format is ListFormat.json)
+        return
     if format is ListFormat.json:
         write_stdout(json.dumps(report, indent=2))
     else:
         _print_tables(report)
-    if comparison.alerts:
-        console.print(f"[red]{len(comparison.alerts)} degradation alert(s)[/red]")
+        from clinsum.cli.monitor_feedback import print_feedback
+
+        for label in ("baseline", "current"):
+            print_feedback(f"{label} window", report["feedback"][label])
+    if report["alerts"]:
+        console.print(f"[red]{len(report['alerts'])} degradation alert(s)[/red]")
         raise typer.Exit(EXIT_FAILED)
+
+
+def _monitor_settings(config_file: Path | None, overrides: dict[str, Any]) -> MonitorSettings:
+    """The config file's ``[monitor]`` table, then the command line's options over it."""
+    from clinsum.monitoring.alerts import load_settings
+
+    settings = load_settings(_settings_table(config_file), f"{config_file or 'flags'} [monitor]")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return load_settings({**settings.model_dump(by_alias=True), **given}, "command line")
+
+
+def _refuse(given: dict[str, Any], why: str) -> None:
+    from clinsum.errors import ConfigError
+
+    named = [flag for flag, value in given.items() if value is not None]
+    if named:
+        raise ConfigError(f"{', '.join(named)}: {why}")
+
+
+def _comparison_report(db: Path, settings: MonitorSettings, baseline: str | None, current: str | None, *,
+                       system: str | None, by: str | None, base_range: tuple[str | None, str | None],
+                       current_range: tuple[str | None, str | None]) -> dict[str, Any]:
+    """The two windows compared, physicians' acceptance and ratings among the metrics, and each window's
+    physician feedback (``"feedback": {"baseline": ..., "current": ...}``)."""
+    from clinsum.cli.monitor_feedback import feedback_of
+    from clinsum.monitoring.alerts import compare_windows
+    from clinsum.monitoring.feedback import with_physician_values
+    from clinsum.monitoring.windows import load_window, parse_selector, window_ratings
+
+    base_selector = parse_selector(baseline, since=base_range[0], until=base_range[1], system=system)
+    current_selector = parse_selector(current, since=current_range[0], until=current_range[1], system=system)
+    with open_store(db, must_exist=True) as store:
+        windows = {label: load_window(store, selector)
+                   for label, selector in (("baseline", base_selector), ("current", current_selector))}
+        ratings = {label: window_ratings(store, window) for label, window in windows.items()}
+        report = compare_windows(with_physician_values(windows["baseline"], ratings["baseline"]),
+                                 with_physician_values(windows["current"], ratings["current"]),
+                                 settings, by=by).as_dict()
+        feedback = {label: feedback_of(store, window, ratings[label], settings) for label, window in windows.items()}
+    return {**report, "feedback": feedback}
 
 
 def _settings_table(path: Path | None) -> dict[str, Any]:
