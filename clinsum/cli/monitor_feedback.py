@@ -48,7 +48,10 @@ def _value(estimate: dict[str, Any], digits: int = 2) -> str:
 
 def print_feedback(title: str, feedback: dict[str, Any], out: Console | None = None) -> None:
     """One window's physician feedback as a few lines of text."""
-    out = out or stdout
+    if out is None:
+        from rich.console import Console
+
+        out = stdout if stdout.is_terminal else Console(width=200)  # piped: whole lines
     reviewed = feedback["n_reviewed"]
     out.print(f"physician feedback, {title}: {reviewed} of {feedback['n_summaries']} summaries reviewed",
               highlight=False)
