@@ -155,6 +155,8 @@ def test_windows_of_n_summaries_and_weeks(store):
 def test_trend_usage_errors(store, tmp_path):
     both = invoke("monitor", "--trend", "--db", store, "--baseline", "prod-2025-03-01")
     assert both.exit_code == EXIT_ERROR and "--baseline" in both.output and "--trend" in both.output
+    compare_only = invoke("monitor", "--trend", "--db", store, "--alpha", "0.01")
+    assert compare_only.exit_code == EXIT_ERROR and "--alpha" in compare_only.output
     stray = invoke("monitor", "--db", store, "--baseline", "prod-2025-03-01", "--current", "prod-2025-03-02",
                    "--since", day(1))
     assert stray.exit_code == EXIT_ERROR and "--since" in stray.output

@@ -95,6 +95,9 @@ def monitor(
                        "--current-until": current_until}
             _refuse(windows, "--trend charts every summary over time; it takes no baseline or current window "
                              "(narrow it with --since, --until, --system)")
+            _refuse({"--alpha": alpha, "--correction": correction, "--min-summaries": min_summaries,
+                     "--min-reviewed": min_reviewed},
+                    "these set the comparison's tests; --trend alerts on control limits (--limit, --lambda)")
             from clinsum.cli.monitor_trend import trend_report
 
             report = trend_report(db, settings, since=since, until=until, system=system, by=by)
