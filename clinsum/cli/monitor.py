@@ -1,8 +1,10 @@
 """``clinsum monitor``: is the current window of production summaries worse than the baseline?
+With ``--trend`` (``clinsum.cli.monitor_trend``): has any window drifted out of its control limits?
+Both report the physicians' feedback per window (``clinsum.cli.monitor_feedback``).
 
 Exit status: 0 no degradation (improvements and mix shifts are reported, not
 failed), ``EXIT_FAILED`` (1) a degradation alert, ``EXIT_ERROR`` (2) a usage or data
-error (an unknown run, a window too small to test).
+error (an unknown run, a window too small to test, too few windows for a trend).
 """
 
 from __future__ import annotations
