@@ -22,6 +22,12 @@ increase matters); 0.02 for rates (two summaries in a hundred); 2% of the range
 for other bounded metrics (0.02 of concept recall or ROUGE, 0.08 on a 1-5
 rating); 10% of the baseline mean for unbounded ones (latency, cost). They are
 overridden per metric in the ``[monitor.min_effect]`` table of the config file.
+
+Physicians' feedback enters as metrics of the window
+(``feedback.with_physician_values``): ``physician_accepted`` (a rate) and
+``physician_<attribute>`` (ordinal 1-5). They are tested like the others, but only
+when both windows have ``min_reviewed`` reviewed summaries; otherwise they are
+listed under ``skipped`` with the counts, as is a metric only one window has.
 """
 
 from __future__ import annotations
