@@ -68,8 +68,10 @@ def monitor(
         "--lambda", help="--trend: EWMA weight of the newest window, in (0, 1] (default 0.2).")] = None,
     limit: Annotated[float | None, typer.Option(
         help="--trend: control limits at this many standard deviations (default 3).")] = None,
-    since: _Since = None,
-    until: _Until = None,
+    since: Annotated[str | None, typer.Option(
+        metavar="ISO-8601", help="--trend: only summaries made at or after this time.")] = None,
+    until: Annotated[str | None, typer.Option(
+        metavar="ISO-8601", help="--trend: only summaries made before this time.")] = None,
     summary_flag: Annotated[list[str] | None, typer.Option(
         metavar="RULE", help="clinsum flags a summary when any rule holds (repeatable), e.g. critical_flips>=1; "
                              "compared with the physicians' verdicts.")] = None,
