@@ -254,6 +254,11 @@ def test_a_drop_of_physician_acceptance_and_ratings_alerts(store, tmp_path):
     assert alerts["physician_accepted"]["baseline_mean"] == pytest.approx(0.75)
     assert alerts["physician_accepted"]["current_mean"] == pytest.approx(0.25)
     assert alerts["physician_accurate"]["kind"] == "ordinal"
+    trend = invoke("monitor", "--trend", "--db", db, "--until", day(STABLE_DAYS + 1), "--reference-windows", "5",
+                   "--format", "json")
+    assert trend.exit_code == EXIT_FAILED, trend.output
+    first = json.loads(trend.stdout)["first_alerts"]
+    assert first == {"physician_accepted": day(6), "physician_accurate": day(6)}
     few = invoke("monitor", "--db", db, "--baseline-since", day(1), "--baseline-until", day(6),
                  "--current-since", day(6), "--current-until", day(11), "--min-reviewed", "100",
                  "--format", "json")
