@@ -286,3 +286,26 @@ def test_flag_rules_come_from_the_config_and_bad_rules_are_usage_errors(store, t
     assert flags["tp"] + flags["fn"] == 4  # every rejected summary was rated 2
     bad = invoke("monitor", "--trend", "--db", store, "--summary-flag", "recall is low")
     assert bad.exit_code == EXIT_ERROR and "recall is low" in bad.output
+
+
+def test_flipped_negations_alert_on_the_first_day_they_appear(tmp_path):
+    """Eight days of eight summaries; on day 8 every summary with a negated finding has it reversed."""
+    sources = [s for s in sim.fixture_sources(FIXTURES) if s.fields["note_type"] == "visit_note"]
+    flippable = [s for s in sources if sim.flip_negated_finding(s.summary, s)]
+    assert len(flippable) >= 8
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text("".join(json.dumps({"id": s.note.id, "text": s.note.text}) + "\n" for s in sources))
+    db = tmp_path / "f.db"
+    for d in range(1, 9):
+        chosen = [flippable[((d - 1) * 8 + i) % len(flippable)] for i in range(8)]
+        path = tmp_path / f"{d}.jsonl"
+        path.write_text("".join(json.dumps({
+            "note_id": s.note.id, "system": "production",
+            "text": (sim.flip_negated_finding(s.summary, s) or s.summary) if d == 8 else s.summary,
+            "created_at": f"{day(d)}T09:{i:02d}:00Z"}) + "\n" for i, s in enumerate(chosen)))
+        assert invoke("score", path, "--notes", notes, "-e", "coverage", "--db", db).exit_code == 0
+    result = invoke("monitor", "--trend", "--db", db, "--format", "json")
+    assert result.exit_code == EXIT_FAILED, result.output
+    first = json.loads(result.stdout)["first_alerts"]
+    assert first.get("has_critical_flip") == day(8) and first.get("critical_flips") == day(8)
+    assert set(first.values()) == {day(8)}
