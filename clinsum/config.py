@@ -174,6 +174,9 @@ def load_config(path: str | Path) -> RunConfig:
     judge = data.get("judge")
     if isinstance(judge, dict) and isinstance(judge.get("rubric"), str):
         judge["rubric"] = str(_relative_to(base, judge["rubric"]))
+    monitor = data.get("monitor")
+    if isinstance(monitor, dict) and isinstance(monitor.get("anchors"), str):
+        monitor["anchors"] = str(_relative_to(base, monitor["anchors"]))
     return _validate(data, str(path))
 
 

@@ -115,6 +115,38 @@ class Rating(Record):
     """When the rater gave the rating (ISO 8601), when the feedback says."""
 
 
+class AnchorJudging(Record):
+    """One judging of a fixed anchor set by one judge (``clinsum monitor --anchors``).
+
+    The evidence for telling judge drift from model drift: the same anchors judged
+    again later by the same judge spec must score the same. Names the judge by its
+    specs and the models the provider reported, never by its options (hosts, keys).
+    """
+
+    id: int | None = None
+    """Assigned by the store."""
+    judged_at: str
+    """When the anchors were judged (UTC, ISO 8601)."""
+    anchors_hash: str
+    """SHA-256 of the anchors (ids, notes, summaries): the same hash is the same anchor set."""
+    n_anchors: int
+    judge_version: str
+    """The judge evaluator's version (rubric, prompt, specs, samples, temperature): the judge spec that a
+    reference judging must share."""
+    judges: list[str]
+    """The judge's provider specs (``ollama:llama3.1:8b``); two or more for a jury."""
+    models: dict[str, str | None] = Field(default_factory=dict)
+    """Spec -> the model the provider said answered (None when it did not say)."""
+    rubric: str
+    """The rubric's version."""
+    reference_id: int | None = None
+    """The judging this one was compared with; None when it is the first (a reference)."""
+    drifted: bool | None = None
+    """Whether the judge drifted from the reference; None when there was none to compare with."""
+    values: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Anchor id -> judge metric -> value."""
+
+
 class Mention(Record):
     """A medical concept found in a text."""
 

@@ -38,7 +38,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
 from clinsum.errors import StoreError, StoreWriteError
-from clinsum.records import Note, Rating, Score, Summary
+from clinsum.records import AnchorJudging, Note, Rating, Score, Summary
 from clinsum.redaction import redact
 from clinsum.store_codec import m004_compact, note_hash, pack, pack_detail, unpack, unpack_detail
 
@@ -192,8 +192,38 @@ def _m006_production(db: sqlite3.Connection) -> None:
     )
 
 
+def _m007_anchor_judgings(db: sqlite3.Connection) -> None:
+    """Judgings of fixed anchor sets (judge drift, ``clinsum monitor --anchors``): who judged, what, when."""
+    _script(
+        db,
+        """
+        CREATE TABLE anchor_judgings (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            judged_at TEXT NOT NULL,
+            anchors_hash TEXT NOT NULL,
+            n_anchors INTEGER NOT NULL,
+            judge_version TEXT NOT NULL,     -- rubric, prompt, specs: the judge spec a reference must share
+            judges TEXT NOT NULL,            -- JSON list of provider specs, never their options
+            models TEXT NOT NULL,            -- JSON spec -> model the provider reported
+            rubric TEXT NOT NULL,
+            reference_id INTEGER REFERENCES anchor_judgings (id),
+            drifted INTEGER                  -- NULL: a reference, nothing compared
+        );
+        CREATE INDEX anchor_judgings_by_set ON anchor_judgings (anchors_hash, judge_version, id);
+        CREATE TABLE anchor_scores (
+            judging_id INTEGER NOT NULL REFERENCES anchor_judgings (id),
+            anchor_id TEXT NOT NULL,
+            metric TEXT NOT NULL,
+            value REAL NOT NULL,
+            PRIMARY KEY (judging_id, anchor_id, metric)
+        )
+        """,
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _m001_initial, _m002_batches, _m003_run_owner, _m004_ratings_of_summaries, _m005_compact, _m006_production]
+    _m001_initial, _m002_batches, _m003_run_owner, _m004_ratings_of_summaries, _m005_compact, _m006_production,
+    _m007_anchor_judgings]
 """Migration N is ``MIGRATIONS[N-1]``; append, never edit one that has shipped."""
 
 
@@ -238,6 +268,16 @@ def _score(row: tuple[Any, ...]) -> Score:
     note_id, system, metric, value, evaluator, version, detail = row
     return Score(note_id=note_id, system=system, metric=metric, value=value, evaluator=evaluator,
                  version=version, detail=unpack_detail(detail))
+
+
+_ANCHOR_COLUMNS = "id, judged_at, anchors_hash, n_anchors, judge_version, judges, models, rubric, reference_id, drifted"
+
+
+def _anchor_judging(row: tuple[Any, ...]) -> AnchorJudging:
+    judging_id, judged_at, anchors_hash, n_anchors, judge_version, judges, models, rubric, reference, drifted = row
+    return AnchorJudging(id=judging_id, judged_at=judged_at, anchors_hash=anchors_hash, n_anchors=n_anchors,
+                         judge_version=judge_version, judges=json.loads(judges), models=json.loads(models),
+                         rubric=rubric, reference_id=reference, drifted=None if drifted is None else bool(drifted))
 
 
 _INSERT_SUMMARY = ("INSERT OR REPLACE INTO summaries (run_id, note_id, system, ok, record, created_at, "
@@ -789,6 +829,49 @@ class Store:
         where, args = ("WHERE run_id = ?", (run_id,)) if run_id is not None else ("", ())
         return [(row[0], _score(row[1:])) for row in self.db.execute(
             f"SELECT run_id, {_SCORE_COLUMNS} FROM scores {where} ORDER BY rowid", args)]
+
+    # -- judge-drift anchors ----------------------------------------------------
+
+    def add_anchor_judging(self, judging: AnchorJudging) -> int:
+        """Store one judging of an anchor set with all its values, in one transaction; its id."""
+        with self._transaction():
+            cursor = self.db.execute(
+                "INSERT INTO anchor_judgings (judged_at, anchors_hash, n_anchors, judge_version, judges, models, "
+                "rubric, reference_id, drifted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (judging.judged_at, judging.anchors_hash, judging.n_anchors, judging.judge_version,
+                 json.dumps(judging.judges), json.dumps(judging.models), judging.rubric, judging.reference_id,
+                 None if judging.drifted is None else int(judging.drifted)))
+            judging_id = cursor.lastrowid
+            assert judging_id is not None
+            self.db.executemany(
+                "INSERT INTO anchor_scores (judging_id, anchor_id, metric, value) VALUES (?, ?, ?, ?)",
+                [(judging_id, anchor, metric, value) for anchor, values in judging.values.items()
+                 for metric, value in values.items()])
+        return judging_id
+
+    def anchor_judgings(self, anchors_hash: str | None = None, judge_version: str | None = None
+                        ) -> list[AnchorJudging]:
+        """Stored anchor judgings, oldest first (values not loaded); optionally of one set by one judge."""
+        clauses = [(c, v) for c, v in (("anchors_hash = ?", anchors_hash), ("judge_version = ?", judge_version))
+                   if v is not None]
+        where = ("WHERE " + " AND ".join(c for c, _ in clauses)) if clauses else ""
+        rows = self.db.execute(
+            f"SELECT {_ANCHOR_COLUMNS} FROM anchor_judgings {where} ORDER BY id", tuple(v for _, v in clauses))
+        return [_anchor_judging(row) for row in rows]
+
+    def anchor_judging(self, judging_id: int) -> AnchorJudging:
+        """One stored anchor judging with its values; ``StoreError`` when there is none with that id."""
+        row = self.db.execute(f"SELECT {_ANCHOR_COLUMNS} FROM anchor_judgings WHERE id = ?",
+                              (judging_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"{self.path}: no anchor judging {judging_id} (see the judge_drift part of "
+                             "`clinsum monitor --anchors ... --format json`)")
+        values: dict[str, dict[str, float]] = {}
+        for anchor, metric, value in self.db.execute(
+                "SELECT anchor_id, metric, value FROM anchor_scores WHERE judging_id = ? ORDER BY anchor_id, metric",
+                (judging_id,)):
+            values.setdefault(anchor, {})[metric] = value
+        return _anchor_judging(row).model_copy(update={"values": values})
 
     # -- provider batches -----------------------------------------------------
 

@@ -3,8 +3,10 @@ With ``--trend`` (``clinsum.cli.monitor_trend``): has any window drifted out of 
 Both report the physicians' feedback per window (``clinsum.cli.monitor_feedback``).
 
 Exit status: 0 no degradation (improvements and mix shifts are reported, not
-failed), ``EXIT_FAILED`` (1) a degradation alert, ``EXIT_ERROR`` (2) a usage or data
-error (an unknown run, a window too small to test, too few windows for a trend).
+failed), ``EXIT_FAILED`` (1) a degradation alert or, with ``--anchors``, judge
+drift (``clinsum.cli.monitor_anchors``), ``EXIT_ERROR`` (2) a usage or data error
+(an unknown run, a window too small to test, too few windows for a trend, a judge
+that failed on the anchors).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from clinsum.cli.common import (
     stdout,
     write_stdout,
 )
+from clinsum.cli.monitor_anchors import AnchorJudgeOption, AnchorReferenceOption, AnchorsOption
 
 if TYPE_CHECKING:
     from clinsum.monitoring.alerts import MonitorSettings
@@ -81,6 +84,9 @@ def monitor(
     min_reviewed: Annotated[int | None, typer.Option(
         help="Test physician acceptance and ratings only with this many reviewed summaries in each window "
              "(default 20).")] = None,
+    anchors: AnchorsOption = None,
+    judge: AnchorJudgeOption = None,
+    anchor_reference: AnchorReferenceOption = None,
     db: DbOption = DEFAULT_DB,
     format: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.table,
 ) -> None:
@@ -91,7 +97,8 @@ def monitor(
             "alpha": alpha, "correction": correction, "min_summaries": min_summaries,
             "metrics": [m.strip() for item in metrics for m in item.split(",") if m.strip()] if metrics else None,
             "window": window, "reference_windows": reference_windows, "lambda": lam, "limit": limit,
-            "summary_flag": summary_flag, "physician_flag": physician_flag, "min_reviewed": min_reviewed}
+            "summary_flag": summary_flag, "physician_flag": physician_flag, "min_reviewed": min_reviewed,
+            "anchors": str(anchors) if anchors is not None else None, "judge": judge}
         settings = _monitor_settings(config_file, overrides)
         if trend:
             windows = {"--baseline": baseline, "--current": current, "--baseline-since": baseline_since,
@@ -100,7 +107,8 @@ def monitor(
             _refuse(windows, "--trend charts every summary over time; it takes no baseline or current window "
                              "(narrow it with --since, --until, --system)")
             _refuse({"--alpha": alpha, "--correction": correction, "--min-summaries": min_summaries,
-                     "--min-reviewed": min_reviewed},
+                     "--min-reviewed": min_reviewed, "--anchors": anchors, "--judge": judge,
+                     "--anchor-reference": anchor_reference},
                     "these set the comparison's tests; --trend alerts on control limits (--limit, --lambda)")
             from clinsum.cli.monitor_trend import trend_report
 
@@ -112,7 +120,8 @@ def monitor(
                     "and --current-since/--current-until")
             report = _comparison_report(db, settings, baseline, current, system=system, by=by,
                                         base_range=(baseline_since, baseline_until),
-                                        current_range=(current_since, current_until))
+                                        current_range=(current_since, current_until),
+                                        anchors_config=config_file, anchor_reference=anchor_reference)
     if trend:
         from clinsum.cli.monitor_trend import finish_trend
 
@@ -126,8 +135,15 @@ def monitor(
 
         for label in ("baseline", "current"):
             print_feedback(f"{label} window", report["feedback"][label])
+        from clinsum.cli.monitor_anchors import print_judge_drift
+
+        print_judge_drift(report.get("judge_drift"))
     if report["alerts"]:
-        console.print(f"[red]{len(report['alerts'])} degradation alert(s)[/red]")
+        from clinsum.cli.monitor_anchors import DRIFT_METRIC
+
+        degradations = [a for a in report["alerts"] if a["metric"] != DRIFT_METRIC]
+        if degradations:
+            console.print(f"[red]{len(degradations)} degradation alert(s)[/red]")
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -150,9 +166,12 @@ def _refuse(given: dict[str, Any], why: str) -> None:
 
 def _comparison_report(db: Path, settings: MonitorSettings, baseline: str | None, current: str | None, *,
                        system: str | None, by: str | None, base_range: tuple[str | None, str | None],
-                       current_range: tuple[str | None, str | None]) -> dict[str, Any]:
+                       current_range: tuple[str | None, str | None], anchors_config: Path | None = None,
+                       anchor_reference: int | None = None) -> dict[str, Any]:
     """The two windows compared, physicians' acceptance and ratings among the metrics, and each window's
-    physician feedback (``"feedback": {"baseline": ..., "current": ...}``)."""
+    physician feedback (``"feedback": {"baseline": ..., "current": ...}``); with anchors, the judge's drift
+    (``"judge_drift"``, ``clinsum.cli.monitor_anchors``; ``anchors_config`` is the config file for the judge)."""
+    from clinsum.cli.monitor_anchors import add_to_report, check_judge_drift
     from clinsum.cli.monitor_feedback import feedback_of
     from clinsum.monitoring.alerts import compare_windows
     from clinsum.monitoring.feedback import with_physician_values
@@ -164,10 +183,13 @@ def _comparison_report(db: Path, settings: MonitorSettings, baseline: str | None
         windows = {label: load_window(store, selector)
                    for label, selector in (("baseline", base_selector), ("current", current_selector))}
         ratings = {label: window_ratings(store, window) for label, window in windows.items()}
-        report = compare_windows(with_physician_values(windows["baseline"], ratings["baseline"]),
-                                 with_physician_values(windows["current"], ratings["current"]),
-                                 settings, by=by).as_dict()
+        comparison = compare_windows(with_physician_values(windows["baseline"], ratings["baseline"]),
+                                     with_physician_values(windows["current"], ratings["current"]),
+                                     settings, by=by)
         feedback = {label: feedback_of(store, window, ratings[label], settings) for label, window in windows.items()}
+        judged = check_judge_drift(comparison, store, settings, anchors_config, reference_id=anchor_reference)
+        report = comparison.as_dict()
+        add_to_report(report, judged)
     return {**report, "feedback": feedback}
 
 

@@ -92,6 +92,13 @@ class MonitorSettings(BaseModel):
     """``--trend``: the EWMA's weight of the newest window (written ``lambda`` in the file)."""
     limit: float = Field(default=DEFAULT_L, gt=0)
     """``--trend``: control limits at this many standard deviations of the EWMA."""
+    anchors: str | None = None
+    """Anchors file (JSONL: id, note, summary) re-judged in every monitor run to tell judge drift from
+    model drift (``clinsum.monitoring.anchors``); relative to the config file."""
+    judge: list[str] | None = None
+    """Judge spec(s) for the anchors, as ``clinsum run --judge``; default the config's ``[judge]`` judges."""
+    anchor_min_shift: float = Field(default=0.2, ge=0)
+    """Smallest mean shift of a judge metric on the anchors that is drift (1-5 scale)."""
 
     @field_validator("window", mode="before")
     @classmethod
@@ -106,6 +113,11 @@ class MonitorSettings(BaseModel):
     def _rules(cls, value: list[str]) -> list[str]:
         AnyRule.parse(value)  # raises ValueError naming the bad rule
         return value
+
+    @field_validator("judge", mode="before")
+    @classmethod
+    def _one_judge_as_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
 
 def load_settings(data: dict[str, Any] | None, where: str = "[monitor]") -> MonitorSettings:
@@ -146,7 +158,8 @@ class Check:
     direction: str = "neutral"
     min_effect: float = 0.0
     verdict: str = "not significant"
-    """``worse``, ``better``, ``not significant``, or ``mix shift`` (worse overall, not within segments)."""
+    """``worse``, ``better``, ``not significant``, ``mix shift`` (worse overall, not within segments), or
+    ``judge drift`` (a judge metric worse while the judge drifted on the anchors: not the summarizer's)."""
     alert: bool = False
     explanation: str = ""
 

@@ -24,19 +24,24 @@ the judge that way): a cached answer would hide exactly the drift looked for.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from clinsum.errors import InputError
+from clinsum.errors import ClinsumError, InputError
 from clinsum.evaluators.aggregate import bootstrap_ci
 from clinsum.evaluators.base import Evaluator
 from clinsum.evaluators.comparison import holm, wilcoxon_p
 from clinsum.inputs import rows_or_errors
 from clinsum.records import Note, Score, Summary
+
+if TYPE_CHECKING:
+    from clinsum.monitoring.alerts import Check
 
 ANCHOR_SYSTEM = "anchor"
 ANCHOR_FIELDS = ("id", "note", "summary")
@@ -104,6 +109,57 @@ async def judge_anchors(anchors: Sequence[Anchor], judge: Evaluator) -> AnchorSc
     return scores_by_anchor(s for scores in results for s in scores)
 
 
+class AnchorJudgingError(ClinsumError):
+    """The judge failed on an anchor (unreachable, invalid answers): no drift can be read from this judging."""
+
+
+def anchors_hash(anchors: Sequence[Anchor]) -> str:
+    """SHA-256 of the anchors' ids, notes and summaries, in id order: equal hashes, the same anchor set."""
+    rows = sorted((a.note.id, a.note.text, a.summary.text) for a in anchors)
+    return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class AnchorJudgement:
+    """Every anchor judged: the scores, the models that answered, what it cost."""
+
+    values: AnchorScores
+    models: dict[str, str | None]
+    """Judge spec -> the model(s) its provider reported, comma-joined (None when it did not say)."""
+    cost_usd: float | None
+    """None when the provider reports no price."""
+
+
+async def judge_every_anchor(anchors: Sequence[Anchor], judge: Evaluator) -> AnchorJudgement:
+    """Judge every anchor; ``AnchorJudgingError`` naming the anchors when any judge failed on any anchor.
+
+    A half-judged anchor set would compare fewer anchors, or a jury without one of
+    its judges, with the reference: what moved would not be known, so it is refused.
+    """
+    results = await asyncio.gather(*(judge.evaluate(a.note, a.summary) for a in anchors))
+    failures: list[str] = []
+    models: dict[str, set[str | None]] = {}
+    costs: list[float] = []
+    for anchor, scores in zip(anchors, results, strict=True):
+        overall = next((s for s in scores if s.metric == "judge_overall"), None)
+        detail = overall.detail if overall is not None else {}
+        if overall is None or detail.get("failed") or detail.get("failed_judges"):
+            reason = detail.get("error") or ", ".join(detail.get("failed_judges", [])) or "no judge_overall score"
+            failures.append(f"{anchor.note.id}: {reason}")
+            continue
+        for spec, entry in detail.get("judges", {}).items():
+            models.setdefault(spec, set()).add(entry.get("model"))
+        costs += [s.value for s in scores if s.metric == "judge_cost_usd" and s.value is not None]
+    if failures:
+        shown = "; ".join(failures[:3]) + (f" (and {len(failures) - 3} more)" if len(failures) > 3 else "")
+        raise AnchorJudgingError(f"the judge failed on {len(failures)} of {len(anchors)} anchors, so judge drift "
+                                 f"cannot be measured and nothing was stored: {shown}")
+    return AnchorJudgement(
+        scores_by_anchor(s for scores in results for s in scores),
+        {spec: ", ".join(sorted(m for m in found if m)) or None for spec, found in models.items()},
+        float(sum(costs)) if costs else None)
+
+
 def scores_by_anchor(scores: Iterable[Score]) -> AnchorScores:
     """Stored or fresh judge scores of anchors, as anchor id -> metric -> value."""
     table: AnchorScores = {}
@@ -142,9 +198,10 @@ class JudgeDrift:
     def excuses(self, metric: str) -> bool:
         """Whether a change in ``metric`` this window is the judge's doing, not the summarizer's.
 
-        When any judge metric drifted, every judge metric is suspect (one judge made them all).
+        When any judge metric drifted, every judge metric is suspect (one judge made them all);
+        what judging cost (``judge_cost_usd``) is not the judge's opinion and is never excused.
         """
-        return self.drifted and metric.startswith(JUDGE_PREFIX)
+        return self.drifted and metric.startswith(JUDGE_PREFIX) and metric.partition("@")[0] not in NOT_JUDGEMENTS
 
     @property
     def message(self) -> str:
@@ -183,3 +240,23 @@ def compare_with_reference(reference: Mapping[str, Mapping[str, float]], current
                            and abs(r.shift) >= min_shift})
             for r, p in zip(rows, adjusted, strict=True)]
     return JudgeDrift(any(r.drifted for r in rows), len(shared), rows, alpha, min_shift)
+
+
+EXCUSED = "judge drifted on the anchors: not blamed on the summarizer"
+"""The explanation of a check whose alert the judge's drift excuses."""
+
+
+def excuse_judge_alerts(checks: Iterable[Check], drift: JudgeDrift) -> list[Check]:
+    """Turn the alerts on judge metrics into reported, not failed, checks when the judge drifted.
+
+    They stay in the checks with verdict ``judge drift`` and the reason; the
+    summarizer is blamed only for what the unchanged anchors do not explain.
+    Returns the checks excused.
+    """
+    excused = []
+    for check in checks:
+        if check.alert and drift.excuses(check.metric):
+            check.alert, check.verdict = False, "judge drift"
+            check.explanation = f"{EXCUSED} ({check.explanation})"
+            excused.append(check)
+    return excused
