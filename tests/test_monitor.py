@@ -251,3 +251,16 @@ def test_planted_changes_do_what_they_say():
     assert sim.flip_negation("He denies chest pain. No fever.") == "He reports chest pain. No fever."
     assert sim.flip_negation("Cough for three days.") is None
     assert sim.truncate("one two three\nfour five six seven eight", 0.5) == "one two three\nfour"
+
+
+def test_paired_rates_use_the_exact_mcnemar_tail_computed_by_hand():
+    """Same notes, a 0/1 rate: only the discordant pairs count, and the one-sided p is their binomial tail."""
+    import math
+
+    baseline = [0.0] * 30 + [1.0] * 10
+    current = [0.0] * 22 + [1.0] * 8 + [1.0] * 8 + [0.0] * 2   # 8 notes got worse, 2 got better
+    result = significance.compare_paired("rate", baseline, current, alternative="greater")
+    tail = sum(math.comb(10, k) for k in range(8, 11)) / 2 ** 10
+    assert result.test == "mcnemar-exact" and result.p_value == pytest.approx(tail)
+    assert result.difference == pytest.approx(6 / 40)
+    assert significance.compare_paired("rate", baseline, baseline, alternative="greater").p_value == 1.0
