@@ -34,7 +34,7 @@ AnchorsOption = Annotated[Path | None, typer.Option(
                                       "from model drift (exit 1 on judge drift).")]
 AnchorJudgeOption = Annotated[list[str] | None, typer.Option(
     "--judge", metavar="SPEC", help="Judge of the anchors, as `clinsum run --judge` (repeat for a jury); "
-                                    "default the config's [monitor] judge, else its [judge] judges.")]
+                                    "default the config's 'monitor' judge, else its 'judge' table's judges.")]
 AnchorReferenceOption = Annotated[int | None, typer.Option(
     "--anchor-reference", metavar="ID", help="Compare the anchors with this stored judging "
                                              "(default: the first of the same anchors by the same judge).")]
