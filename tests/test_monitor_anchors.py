@@ -345,3 +345,25 @@ def test_a_real_process_with_the_judge_unreachable_exits_2_and_stores_nothing(st
     assert "the judge failed on 20 of 20 anchors" in result.stderr and "nothing was stored" in result.stderr
     with sqlite3.connect(store) as db:
         assert db.execute("SELECT COUNT(*) FROM anchor_judgings").fetchone() == (0,)
+
+
+def test_a_judging_is_stored_whole_or_not_at_all(tmp_path: Path) -> None:
+    from clinsum.errors import StoreWriteError
+    from clinsum.records import AnchorJudging
+
+    store = Store.open(tmp_path / "s.db")
+    try:
+        judging = AnchorJudging(judged_at="2026-12-02T03:00:00+00:00", anchors_hash="ab" * 32, n_anchors=2,
+                                judge_version=f"pdsqi9-v1+judge-v2+{JUDGE}", judges=[JUDGE],
+                                models={JUDGE: "llama3.1:8b"}, rubric="pdsqi9-v1",
+                                values={"a1": {"judge_accurate": 4.0}, "a2": {"judge_accurate": 3.0}})
+        first = store.add_anchor_judging(judging)
+        assert store.anchor_judging(first).values == judging.values
+        broken = judging.model_copy(update={"values": {"a1": {"judge_accurate": 4.0},
+                                                       "a2": {"judge_accurate": float("nan")}}})
+        with pytest.raises(StoreWriteError):  # SQLite stores NaN as NULL: the second value is refused
+            store.add_anchor_judging(broken)
+        assert [j.id for j in store.anchor_judgings()] == [first]
+        assert store.db.execute("SELECT COUNT(*) FROM anchor_scores").fetchone() == (2,)
+    finally:
+        store.close()
