@@ -266,20 +266,36 @@ def test_anchors_and_judge_come_from_the_monitor_table_relative_to_the_config(
     assert report["settings"]["judge"] == [JUDGE]
 
 
-def test_only_alerts_on_judge_metrics_are_excused_and_only_when_the_judge_drifted() -> None:
-    def alerting(metric: str) -> Check:
-        return Check(metric, "all", "rating", "brunner-munzel", False, 40, 40, 4.0, 3.5, -0.5, (-0.8, -0.2), 0.001,
-                     p_adjusted=0.004, verdict="worse", alert=True, explanation="significant")
+def test_only_judge_alerts_the_drift_explains_are_excused() -> None:
+    def alerting(metric: str, difference: float = -0.5) -> Check:
+        return Check(metric, "all", "rating", "brunner-munzel", False, 40, 40, 4.0, 4.0 + difference, difference,
+                     (difference - 0.3, difference + 0.3), 0.001, p_adjusted=0.004, verdict="worse", alert=True,
+                     explanation="significant")
 
-    moved = MetricDrift("judge_accurate", 20, 3.0, 2.25, -0.75, (-1.0, -0.5), 0.001, 0.004, True)
-    drift = JudgeDrift(True, 20, [moved])
-    checks = [alerting("judge_accurate"), alerting("judge_overall@ollama:x"), alerting("concept_recall"),
-              alerting("judge_cost_usd")]
-    excused = excuse_judge_alerts(checks, drift)
-    assert [c.metric for c in excused] == ["judge_accurate", "judge_overall@ollama:x"]
-    assert [c.alert for c in checks] == [False, False, True, True]
+    def drift_of(metric: str, shift: float, drifted: bool = True) -> MetricDrift:
+        return MetricDrift(metric, 20, 3.0, 3.0 + shift, shift, (shift - 0.2, shift + 0.2), 0.001, 0.004, drifted)
+
+    stricter = JudgeDrift(True, 20, [drift_of("judge_accurate", -0.75), drift_of("judge_overall", -0.1, False),
+                                     drift_of("judge_errors_critical", 0.3), drift_of("judge_thorough", 0.0, False)])
+    checks = [alerting("judge_accurate"), alerting("judge_overall"), alerting("judge_errors_critical", 0.2),
+              alerting("concept_recall"), alerting("judge_cost_usd", 0.01), alerting("judge_thorough")]
+    excused = excuse_judge_alerts(checks, stricter)
+    assert [c.metric for c in excused] == ["judge_accurate", "judge_overall", "judge_errors_critical"]
+    assert all(c.verdict == "judge drift" and EXCUSED in c.explanation for c in excused)
+    # not judge metrics, or a judge metric the judge rates as it did: the alerts stand
+    assert [c.alert for c in checks] == [False, False, False, True, True, True]
+    assert "not this way on this metric" in checks[5].explanation
+
+    # a judge turned lenient cannot explain lower scores: that drop is the summarizer's
+    lenient = JudgeDrift(True, 20, [drift_of("judge_accurate", 0.75)])
+    drop = [alerting("judge_accurate"), alerting("judge_accurate@ollama:x")]
+    assert excuse_judge_alerts(drop, lenient) == [] and all(c.alert for c in drop)
+    jury = JudgeDrift(True, 20, [drift_of("judge_accurate@ollama:x", -0.5)])
+    assert [c.metric for c in excuse_judge_alerts([alerting("judge_accurate@ollama:x")], jury)] == [
+        "judge_accurate@ollama:x"]
     stable = [alerting("judge_accurate")]
-    assert excuse_judge_alerts(stable, JudgeDrift(False, 20, [])) == [] and stable[0].alert
+    assert excuse_judge_alerts(stable, JudgeDrift(False, 20, [drift_of("judge_accurate", -0.1, False)])) == []
+    assert stable[0].alert and stable[0].explanation == "significant"
 
 
 # -- a real process, the Anthropic SDK against its HTTP fake -------------------------------------
@@ -322,7 +338,11 @@ def test_a_real_process_judges_the_anchors_stores_them_and_never_the_key(
     assert json.loads(first.stdout)["judge_drift"]["first"]
     assert second.returncode == EXIT_FAILED, second.stderr
     report = json.loads(second.stdout)
-    assert report["judge_drift"]["drifted"] and "judge-drift" in {a["metric"] for a in report["alerts"]}
+    alerted = {a["metric"] for a in report["alerts"]}
+    assert report["judge_drift"]["drifted"] and "judge-drift" in alerted
+    # the judge turned lenient on the anchors while the window's scores dropped: not excused
+    assert "judge_accurate" in alerted and report["judge_drift"]["excused"] == []
+    assert "not this way" in check(report, "judge_accurate")["explanation"]
     assert len(keys_seen) == 2 * N_ANCHORS and set(keys_seen) == {FAKE_KEY}
     db = Store.open(store)
     try:

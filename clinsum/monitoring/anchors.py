@@ -10,8 +10,9 @@ across the judge's metrics. A metric has drifted when the adjusted p-value is
 below ``alpha`` and the mean shift is at least ``min_shift`` (default 0.2 on the
 judge's 1-5 scale: smaller shifts are within what repeated judging of the same
 text moves by, and too small to change a verdict). ``JudgeDrift.excuses(metric)``
-tells the monitor which judge-score changes of that window not to blame on the
-summarizer.
+tells the monitor which metrics are the judge's, and ``explains(metric,
+difference)`` which judge-score changes of that window not to blame on the
+summarizer: those that go the way the judge moved on the anchors.
 
 Anchors file, JSONL, one anchor a line::
 
@@ -203,6 +204,19 @@ class JudgeDrift:
         """
         return self.drifted and metric.startswith(JUDGE_PREFIX) and metric.partition("@")[0] not in NOT_JUDGEMENTS
 
+    def explains(self, metric: str, difference: float) -> bool:
+        """Whether the drift explains a window change of ``difference`` in ``metric``: ``excuses(metric)``,
+        and the judge's shift of that metric on the anchors goes the same way.
+
+        A judge turned lenient cannot explain lower scores: a drop of the window's scores
+        under a lenient judge is the summarizer's, and larger than it looks.
+        """
+        if not self.excuses(metric):
+            return False
+        shifts = {m.metric: m.shift for m in self.metrics}
+        shift = shifts.get(metric, shifts.get(metric.partition("@")[0]))
+        return shift is not None and shift * difference > 0
+
     @property
     def message(self) -> str:
         if not self.drifted:
@@ -244,19 +258,26 @@ def compare_with_reference(reference: Mapping[str, Mapping[str, float]], current
 
 EXCUSED = "judge drifted on the anchors: not blamed on the summarizer"
 """The explanation of a check whose alert the judge's drift excuses."""
+NOT_EXPLAINED = "the judge drifted on the anchors, but not this way on this metric: the change stands"
 
 
 def excuse_judge_alerts(checks: Iterable[Check], drift: JudgeDrift) -> list[Check]:
-    """Turn the alerts on judge metrics into reported, not failed, checks when the judge drifted.
+    """Turn the alerts on judge metrics that the judge's drift explains into reported, not failed, checks.
 
     They stay in the checks with verdict ``judge drift`` and the reason; the
-    summarizer is blamed only for what the unchanged anchors do not explain.
+    summarizer is blamed only for what the unchanged anchors do not explain. An
+    alert on a judge metric that the drift does not explain (the judge moved the
+    other way on the anchors, or not on that metric) stays an alert, with a note.
     Returns the checks excused.
     """
     excused = []
     for check in checks:
-        if check.alert and drift.excuses(check.metric):
+        if not (check.alert and drift.excuses(check.metric)):
+            continue
+        if drift.explains(check.metric, check.difference):
             check.alert, check.verdict = False, "judge drift"
             check.explanation = f"{EXCUSED} ({check.explanation})"
             excused.append(check)
+        else:
+            check.explanation = f"{check.explanation}; {NOT_EXPLAINED}"
     return excused
