@@ -250,6 +250,8 @@ def test_judge_and_reference_without_anchors_are_usage_errors(judge_server: Olla
     result = invoke(judge_server, "monitor", "--db", store, "--baseline", "day1", "--current", "day2",
                     "--judge", JUDGE)
     assert result.exit_code == EXIT_ERROR and "give --anchors FILE too" in result.output
+    trend = invoke(judge_server, "monitor", "--db", store, "--trend", "--anchors", store, "--judge", JUDGE)
+    assert trend.exit_code == EXIT_ERROR and "--anchors, --judge" in trend.output
 
 
 def test_anchors_and_judge_come_from_the_monitor_table_relative_to_the_config(

@@ -198,7 +198,8 @@ def print_judge_drift(part: dict[str, Any] | None) -> None:
         out.print(f"excused: {shown(excused)}: judge drifted on the anchors, not blamed on the summarizer",
                   highlight=False)
     if part["drifted"]:
-        console.print("[red]judge drift on the anchors[/red]: its scores in this window are not the summarizer's")
+        console.print("[red]judge drift on the anchors[/red]: judge-score changes of this window that go the "
+                      "way the judge moved are not blamed on the summarizer")
 
 
 def _number(value: float | None) -> str:
