@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/scale.py [--sizes 1000 10000] [--command score|run]
                                          [--source notes|dialogues] [--checkout PATH]
+                                         [--configs workers1 cores ray]
 
 For each size N, makes N distinct synthetic notes from the fixtures (sentences of
 ``fixtures/aci_notes.jsonl`` or ``fixtures/aci_dialogues.jsonl`` recombined with a
@@ -12,11 +13,18 @@ Then runs the CLI in a child process with its default metrics:
 - ``score``: ``clinsum score summaries.jsonl --notes notes.jsonl --db store.db``;
 - ``run``: ``clinsum run --notes notes.jsonl -p extractive:lead --db store.db``.
 
-Printed per N: the child's peak RSS (``ru_maxrss`` from ``os.wait4``), wall time,
+Each N is measured in each configuration of ``--configs``: ``workers1`` (``--workers
+1``), ``cores`` (``--workers`` = this machine's cores) and ``ray`` (``--engine ray``, a
+local Ray started for the run; needs ``clinsum[ray]``).
+
+Printed per N and configuration: the child's peak RSS (``ru_maxrss`` from ``os.wait4``), wall time,
 summaries per second, store bytes per summary (the SQLite file after the run, WAL
 checkpointed) and the store's size over its input files (notes + summaries; for
 ``run``, the notes alone). Last, the ratio of the largest N's peak RSS to the
-smallest's (the issue's goal: at most 1.3 from 1,000 to 10,000).
+smallest's, per configuration (the issue's goal: at most 1.3 from 1,000 to 10,000),
+and the load average of the machine when each measurement ended (wall times on a
+shared machine are only comparable within one load). Peak RSS is the clinsum process
+itself: worker processes and Ray's are not in it.
 
 ``--checkout PATH`` runs another source tree of clinsum (for example an export of
 ``main``) with this virtual environment, for before/after figures.
@@ -79,6 +87,10 @@ def write_inputs(folder: Path, n: int, source: Path, *, with_summaries: bool) ->
     return notes_path, summaries_path
 
 
+CONFIGS = {"workers1": ["--workers", "1"], "cores": ["--workers", str(os.cpu_count() or 1)],
+           "ray": ["--engine", "ray"]}
+
+
 def measure(n: int, command: str, source: Path, checkout: Path | None, extra: list[str]) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="clinsum-scale-") as tmp:
         folder = Path(tmp)
@@ -106,7 +118,8 @@ def measure(n: int, command: str, source: Path, checkout: Path | None, extra: li
         store_bytes = sum(p.stat().st_size for p in folder.glob("store.db*"))
         input_bytes = notes.stat().st_size + (summaries.stat().st_size if summaries else 0)
     return {"n": n, "peak_rss_mb": usage.ru_maxrss / 1024, "wall_s": wall, "per_s": n / wall,
-            "store_bytes_per_summary": store_bytes / n, "store_over_inputs": store_bytes / input_bytes}
+            "store_bytes_per_summary": store_bytes / n, "store_over_inputs": store_bytes / input_bytes,
+            "load": os.getloadavg()[0]}
 
 
 def main() -> int:
@@ -115,6 +128,7 @@ def main() -> int:
     parser.add_argument("--command", choices=["score", "run"], default="score")
     parser.add_argument("--source", choices=sorted(SOURCES), default="notes")
     parser.add_argument("--checkout", type=Path, help="Source tree of the clinsum to measure (default: this one).")
+    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=["workers1", "cores", "ray"])
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="Further CLI flags, last.")
     args = parser.parse_args()
 
@@ -123,17 +137,19 @@ def main() -> int:
                              env={**os.environ, **({"PYTHONPATH": str(args.checkout)} if args.checkout else {})})
     print(f"clinsum {args.command}, default metrics, {args.source} from {SOURCES[args.source].name}; "
           f"code: {version.stdout.strip()}")
-    print(f"{'N':>8} {'peak RSS MB':>12} {'wall s':>9} {'summaries/s':>12} "
-          f"{'store B/summary':>16} {'store/inputs':>13}")
-    results = []
-    for n in args.sizes:
-        r = measure(n, args.command, SOURCES[args.source], args.checkout, args.extra)
-        results.append(r)
-        print(f"{n:>8,} {r['peak_rss_mb']:>12.0f} {r['wall_s']:>9.1f} {r['per_s']:>12.1f} "
-              f"{r['store_bytes_per_summary']:>16,.0f} {r['store_over_inputs']:>13.2f}", flush=True)
-    if len(results) > 1:
-        print(f"peak RSS at N={results[-1]['n']:,} / at N={results[0]['n']:,}: "
-              f"{results[-1]['peak_rss_mb'] / results[0]['peak_rss_mb']:.2f} (goal <= 1.3)")
+    print(f"{'config':>9} {'N':>8} {'peak RSS MB':>12} {'wall s':>9} {'summaries/s':>12} "
+          f"{'store B/summary':>16} {'store/inputs':>13} {'load avg':>9}")
+    for config in args.configs:
+        results = []
+        for n in args.sizes:
+            r = measure(n, args.command, SOURCES[args.source], args.checkout, [*CONFIGS[config], *args.extra])
+            results.append(r)
+            print(f"{config:>9} {n:>8,} {r['peak_rss_mb']:>12.0f} {r['wall_s']:>9.1f} {r['per_s']:>12.1f} "
+                  f"{r['store_bytes_per_summary']:>16,.0f} {r['store_over_inputs']:>13.2f} {r['load']:>9.1f}",
+                  flush=True)
+        if len(results) > 1:
+            print(f"{config:>9} peak RSS at N={results[-1]['n']:,} / at N={results[0]['n']:,}: "
+                  f"{results[-1]['peak_rss_mb'] / results[0]['peak_rss_mb']:.2f} (goal <= 1.3)", flush=True)
     return 0
 
 

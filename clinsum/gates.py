@@ -121,4 +121,4 @@ def check_run(store: Store, run_id: str, gates: GatesConfig) -> list[Failure]:
     """The gate failures of a stored run (every system that has a summary in it)."""
     if not any_gate(gates):
         return []
-    return failures(store.scores(run_id), store.run(run_id)["systems"], gates)
+    return failures(store.scores(run_id, details=False), store.run(run_id)["systems"], gates)

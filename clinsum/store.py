@@ -28,6 +28,7 @@ import os
 import re
 import socket
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -38,9 +39,10 @@ from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
 from clinsum.errors import StoreError, StoreWriteError
-from clinsum.records import AnchorJudging, Note, Rating, Score, Summary
+from clinsum.records import Note, Rating, Summary
 from clinsum.redaction import redact
-from clinsum.store_codec import m004_compact, note_hash, pack, pack_detail, unpack, unpack_detail
+from clinsum.store_codec import m004_compact, note_hash, pack_note, pack_summary, unpack, unpack_summary
+from clinsum.store_scores import PAGE, ScoreRecords, _Recent, m007_score_rows
 
 DEFAULT_PATH = "clinsum.db"
 
@@ -192,38 +194,14 @@ def _m006_production(db: sqlite3.Connection) -> None:
     )
 
 
-def _m007_anchor_judgings(db: sqlite3.Connection) -> None:
-    """Judgings of fixed anchor sets (judge drift, ``clinsum monitor --anchors``): who judged, what, when."""
-    _script(
-        db,
-        """
-        CREATE TABLE anchor_judgings (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            judged_at TEXT NOT NULL,
-            anchors_hash TEXT NOT NULL,
-            n_anchors INTEGER NOT NULL,
-            judge_version TEXT NOT NULL,     -- rubric, prompt, specs: the judge spec a reference must share
-            judges TEXT NOT NULL,            -- JSON list of provider specs, never their options
-            models TEXT NOT NULL,            -- JSON spec -> model the provider reported
-            rubric TEXT NOT NULL,
-            reference_id INTEGER REFERENCES anchor_judgings (id),
-            drifted INTEGER                  -- NULL: a reference, nothing compared
-        );
-        CREATE INDEX anchor_judgings_by_set ON anchor_judgings (anchors_hash, judge_version, id);
-        CREATE TABLE anchor_scores (
-            judging_id INTEGER NOT NULL REFERENCES anchor_judgings (id),
-            anchor_id TEXT NOT NULL,
-            metric TEXT NOT NULL,
-            value REAL NOT NULL,
-            PRIMARY KEY (judging_id, anchor_id, metric)
-        )
-        """,
-    )
+def _m007_score_rows(db: sqlite3.Connection) -> None:
+    # scores as integer ids, details recomputed instead of stored where they can be (clinsum.store_scores)
+    m007_score_rows(db)
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial, _m002_batches, _m003_run_owner, _m004_ratings_of_summaries, _m005_compact, _m006_production,
-    _m007_anchor_judgings]
+    _m007_score_rows]
 """Migration N is ``MIGRATIONS[N-1]``; append, never edit one that has shipped."""
 
 
@@ -237,8 +215,10 @@ def _set_wal(db: sqlite3.Connection) -> None:
 _FAILED_SCORE = "failed = 1"
 """A score that records a failed evaluation (``clinsum.evaluators.base.is_failure``, stored as it is written)."""
 
-PAGE = 1000
-"""Records read from the store at a time by the iterators (``iter_notes``, ``iter_summaries``, ``iter_scores``)."""
+
+PAGE_SIZE = 16384
+"""Bytes per page of a new store: a compressed note (about 1 kB) fills a 4 kB page badly, a
+16 kB page wastes a few percent of it (measured with benchmarks/scale.py, see the README)."""
 
 _RUN_COLUMNS = "id, created_at, finished_at, status, kind, config, clinsum_version, owner, name, tags"
 
@@ -259,25 +239,6 @@ def _gone(owner: str | None) -> bool:
     except PermissionError:  # alive, another user's
         return False
     return False
-
-
-_SCORE_COLUMNS = "note_id, system, metric, value, evaluator, version, detail"
-
-
-def _score(row: tuple[Any, ...]) -> Score:
-    note_id, system, metric, value, evaluator, version, detail = row
-    return Score(note_id=note_id, system=system, metric=metric, value=value, evaluator=evaluator,
-                 version=version, detail=unpack_detail(detail))
-
-
-_ANCHOR_COLUMNS = "id, judged_at, anchors_hash, n_anchors, judge_version, judges, models, rubric, reference_id, drifted"
-
-
-def _anchor_judging(row: tuple[Any, ...]) -> AnchorJudging:
-    judging_id, judged_at, anchors_hash, n_anchors, judge_version, judges, models, rubric, reference, drifted = row
-    return AnchorJudging(id=judging_id, judged_at=judged_at, anchors_hash=anchors_hash, n_anchors=n_anchors,
-                         judge_version=judge_version, judges=json.loads(judges), models=json.loads(models),
-                         rubric=rubric, reference_id=reference, drifted=None if drifted is None else bool(drifted))
 
 
 _INSERT_SUMMARY = ("INSERT OR REPLACE INTO summaries (run_id, note_id, system, ok, record, created_at, "
@@ -318,7 +279,7 @@ def utc_iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-class Store:
+class Store(ScoreRecords):
     """Records of runs, notes, summaries, scores, ratings and the response cache."""
 
     def __init__(self, db: sqlite3.Connection, path: str) -> None:
@@ -330,6 +291,11 @@ class Store:
         self._batch_task: asyncio.Task[Any] | None = None
         self.write_failure: StoreWriteError | None = None
         """The first write that failed in a scheduled flush; every later write raises it."""
+        self.keep_details = os.environ.get("CLINSUM_STORE_DETAILS", "") == "1"
+        self._runs_keeping_notes: dict[str, bool] = {}
+        self._sources_written: set[tuple[str, str, str]] = set()
+        self._recent_summaries = _Recent()
+        self._note_records: OrderedDict[tuple[str, str], str | None] = OrderedDict()
 
     @classmethod
     def open(cls, path: str | Path = DEFAULT_PATH, *, must_exist: bool = False,
@@ -347,6 +313,7 @@ class Store:
         try:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s)
             db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            db.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # a new file only: an existing one keeps its own
             _set_wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
@@ -513,10 +480,11 @@ class Store:
                 key = note_hash(record)
                 if store_notes:
                     self.db.execute("INSERT OR IGNORE INTO note_texts (hash, record) VALUES (?, ?)",
-                                    (key, pack(record)))
+                                    (key, pack_note(record)))
                 self.db.execute("INSERT INTO notes (run_id, id, position, hash) VALUES (?, ?, ?, ?)",
                                 (run_id, note.id, position, key))
             self.db.executemany(_INSERT_SUMMARY, (self._summary_row(run_id, s) for s in summaries))
+        self._runs_keeping_notes.pop(run_id, None)
 
     def set_status(self, run_id: str, status: str) -> None:
         running = status == "running"
@@ -651,26 +619,53 @@ class Store:
         """Store a summary; a later attempt for the same note and system replaces a failed one."""
         self._write(_INSERT_SUMMARY, [self._summary_row(run_id, summary)])
 
-    @staticmethod
-    def _summary_row(run_id: str, summary: Summary) -> tuple[Any, ...]:
+    def _summary_row(self, run_id: str, summary: Summary) -> tuple[Any, ...]:
+        """A summary as stored: its record deflated with its note's (when that is stored) as dictionary."""
         produced = utc_iso(summary.created_at) if summary.created_at is not None else None
-        return (run_id, summary.note_id, summary.system, int(summary.ok), pack(as_json(summary)), now(),
+        self._recent_summaries.add((run_id, summary.note_id, summary.system))
+        record = pack_summary(as_json(summary), self._note_record(run_id, summary.note_id))
+        return (run_id, summary.note_id, summary.system, int(summary.ok), record, now(),
                 produced, json.dumps(summary.metadata, sort_keys=True))
+
+    def _note_record(self, run_id: str, note_id: str) -> str | None:
+        """The stored JSON record of a run's note (None when not stored), the last few remembered."""
+        key = (run_id, note_id)
+        if key not in self._note_records:
+            row = self.db.execute("SELECT t.record FROM notes n JOIN note_texts t ON t.hash = n.hash "
+                                  "WHERE n.run_id = ? AND n.id = ?", key).fetchone()
+            self._note_records[key] = None if row is None else unpack(row[0])
+            if len(self._note_records) > 16:
+                self._note_records.popitem(last=False)
+        return self._note_records[key]
+
+    def _summary_of(self, record: str | bytes, note_record: str | bytes | None) -> Summary:
+        return Summary.model_validate_json(unpack_summary(record, None if note_record is None else unpack(note_record)))
+
+    def has_summary(self, run_id: str, note_id: str, system: str) -> bool:
+        """Whether the store holds (or this process has queued) a summary of the note by the system."""
+        if (run_id, note_id, system) in self._recent_summaries:
+            return True
+        return self.db.execute("SELECT 1 FROM summaries WHERE run_id = ? AND note_id = ? AND system = ?",
+                               (run_id, note_id, system)).fetchone() is not None
 
     def summaries(self, run_id: str) -> list[Summary]:
         """The run's summaries, by system then note order."""
         self.flush()
-        return [Summary.model_validate_json(unpack(r)) for (r,) in self.db.execute(
-            "SELECT s.record FROM summaries s JOIN notes n ON n.run_id = s.run_id AND n.id = s.note_id "
-            "WHERE s.run_id = ? ORDER BY s.system, n.position", (run_id,))]
+        return [self._summary_of(r, note) for r, note in self.db.execute(
+            "SELECT s.record, t.record FROM summaries s JOIN notes n ON n.run_id = s.run_id AND n.id = s.note_id "
+            "LEFT JOIN note_texts t ON t.hash = n.hash WHERE s.run_id = ? ORDER BY s.system, n.position",
+            (run_id,))]
 
     def output_tokens(self, system: str, limit: int) -> list[int]:
         """Output tokens of the latest ``limit`` successful summaries of ``system``, any run
         (what ``clinsum.costs`` expects that system to write next)."""
         self.flush()
-        rows = self.db.execute("SELECT record FROM summaries WHERE system = ? AND ok = 1 "
-                               "ORDER BY rowid DESC LIMIT ?", (system, limit))
-        counts = (Summary.model_validate_json(unpack(r)).usage.output_tokens for (r,) in rows)
+        rows = self.db.execute(
+            "SELECT s.record, t.record FROM (SELECT rowid, run_id, note_id, record FROM summaries "
+            "WHERE system = ? AND ok = 1 ORDER BY rowid DESC LIMIT ?) s LEFT JOIN notes n "
+            "ON n.run_id = s.run_id AND n.id = s.note_id LEFT JOIN note_texts t ON t.hash = n.hash "
+            "ORDER BY s.rowid DESC", (system, limit))
+        counts = (self._summary_of(r, note).usage.output_tokens for r, note in rows)
         return [c for c in counts if c is not None]
 
     def iter_summaries(self, run_id: str, *, failed_only: bool = False, by_system: bool = False) -> Iterator[Summary]:
@@ -681,60 +676,22 @@ class Store:
         last: tuple[Any, Any] = ("", -1) if by_system else (-1, "")
         while True:
             rows = self.db.execute(
-                f"SELECT {keys}, s.record FROM summaries s "
-                "JOIN notes n ON n.run_id = s.run_id AND n.id = s.note_id "
+                f"SELECT {keys}, s.record, t.record FROM summaries s "
+                "JOIN notes n ON n.run_id = s.run_id AND n.id = s.note_id LEFT JOIN note_texts t ON t.hash = n.hash "
                 f"WHERE s.run_id = ? AND ({keys}) > (?, ?) {'AND s.ok = 0' if failed_only else ''} "
                 f"ORDER BY {keys} LIMIT ?", (run_id, *last, PAGE)).fetchall()
             if not rows:
                 return
-            for _, _, record in rows:
-                yield Summary.model_validate_json(unpack(record))
+            for _, _, record, note in rows:
+                yield self._summary_of(record, note)
             last = rows[-1][0], rows[-1][1]
 
     def summary(self, run_id: str, note_id: str, system: str) -> Summary | None:
-        row = self.db.execute("SELECT record FROM summaries WHERE run_id = ? AND note_id = ? AND system = ?",
-                              (run_id, note_id, system)).fetchone()
-        return None if row is None else Summary.model_validate_json(unpack(row[0]))
-
-    def add_scores(self, run_id: str, scores: Iterable[Score]) -> None:
-        """Store the scores of one evaluator for one summary, all or none."""
-        from clinsum.evaluators.base import is_failure
-
-        rows = [(run_id, s.note_id, s.system, s.evaluator, s.metric, s.value, s.version,
-                 int(is_failure(s)), pack_detail(s.detail)) for s in scores]
-        self._write(
-            "INSERT OR REPLACE INTO scores (run_id, note_id, system, evaluator, metric, value, "
-            "version, failed, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-
-    def replace_scores(self, run_id: str, note_id: str, system: str, evaluator: str,
-                       scores: Iterable[Score]) -> None:
-        """Store the scores of one evaluator for one summary in place of all its earlier ones
-        (those of its jury members ``evaluator:SPEC`` included), in the same transaction."""
-        self._write("DELETE FROM scores WHERE run_id = ? AND note_id = ? AND system = ? "
-                    "AND (evaluator = ? OR substr(evaluator, 1, ?) = ?)",
-                    [(run_id, note_id, system, evaluator, len(evaluator) + 1, evaluator + ":")])
-        self.add_scores(run_id, scores)
-
-    def evaluations(self, run_id: str, note_id: str | None = None,
-                    system: str | None = None) -> dict[tuple[str, str, str], bool]:
-        """(note_id, system, evaluator) -> whether its stored scores are free of failure.
-
-        The rule of ``clinsum.evaluators.base.is_failure``: a failed evaluation has
-        ``failed: true`` in a score's detail, or an ``*_error`` metric. With ``note_id``
-        and ``system``, those of one summary only.
-        """
-        one = note_id is not None and system is not None
-        if not one:  # one summary's are looked up before its own writes: no flush needed
-            self.flush()
-        rows = self.db.execute(
-            f"SELECT note_id, system, evaluator, MAX({_FAILED_SCORE}) FROM scores WHERE run_id = ? "
-            f"{'AND note_id = ? AND system = ? ' if one else ''}GROUP BY note_id, system, evaluator",
-            (run_id, note_id, system) if one else (run_id,))
-        return {(n, s, e): not failed for n, s, e, failed in rows}
-
-    def has_scores(self, run_id: str) -> bool:
-        self.flush()
-        return self.db.execute("SELECT 1 FROM scores WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is not None
+        row = self.db.execute(
+            "SELECT s.record, t.record FROM summaries s LEFT JOIN notes n ON n.run_id = s.run_id AND n.id = s.note_id "
+            "LEFT JOIN note_texts t ON t.hash = n.hash WHERE s.run_id = ? AND s.note_id = ? AND s.system = ?",
+            (run_id, note_id, system)).fetchone()
+        return None if row is None else self._summary_of(row[0], row[1])
 
     def has_work(self, run_id: str) -> bool:
         """Whether a run has any summary or score stored (a new run has none, so nothing to look up)."""
@@ -748,51 +705,6 @@ class Store:
     def count_summaries(self, run_id: str) -> int:
         self.flush()
         return int(self.db.execute("SELECT COUNT(*) FROM summaries WHERE run_id = ?", (run_id,)).fetchone()[0])
-
-    def scored(self, run_id: str) -> set[tuple[str, str, str]]:
-        """(note_id, system, evaluator) triples that already have scores in a run."""
-        self.flush()
-        return set(self.db.execute(
-            "SELECT DISTINCT note_id, system, evaluator FROM scores WHERE run_id = ?", (run_id,)))
-
-    def scores(self, run_id: str | None = None) -> list[Score]:
-        """Scores of one run, or of all runs with the latest per note, system, evaluator and metric."""
-        if run_id is not None:
-            return list(self.iter_scores(run_id))
-        self.flush()
-        query = (
-            f"SELECT {_SCORE_COLUMNS} FROM scores WHERE rowid IN (SELECT id FROM ("
-            "  SELECT s.rowid AS id, ROW_NUMBER() OVER (PARTITION BY s.note_id, s.system, s.evaluator, s.metric "
-            "  ORDER BY r.rowid DESC) AS k FROM scores s JOIN runs r ON r.id = s.run_id) WHERE k = 1) "
-            "ORDER BY rowid")
-        return [_score(row) for row in self.db.execute(query)]
-
-    def iter_scores(self, run_id: str, *, failed_only: bool = False) -> Iterator[Score]:
-        """The scores of one run in the order they were written, a page at a time."""
-        self.flush()
-        last = 0
-        while True:
-            rows = self.db.execute(
-                f"SELECT rowid, {_SCORE_COLUMNS} FROM scores WHERE run_id = ? AND rowid > ? "
-                f"{'AND failed = 1 ' if failed_only else ''}ORDER BY rowid LIMIT ?",
-                (run_id, last, PAGE)).fetchall()
-            if not rows:
-                return
-            for row in rows:
-                yield _score(row[1:])
-            last = rows[-1][0]
-
-    def metric_values(self, run_id: str) -> Iterator[tuple[str, str, float | None]]:
-        """(system, metric, value) of every score of a run: what a leaderboard needs, without details.
-
-        One per note, system and metric: the latest written, as ``aggregate`` keeps.
-        """
-        self.flush()
-        cursor = self.db.execute(
-            "SELECT system, metric, value FROM scores WHERE rowid IN (SELECT MAX(rowid) FROM scores "
-            "WHERE run_id = ? GROUP BY note_id, system, metric)", (run_id,))
-        while rows := cursor.fetchmany(PAGE):
-            yield from rows
 
     # -- ratings --------------------------------------------------------------
 
@@ -822,56 +734,6 @@ class Store:
                 "ORDER BY r.rowid"):
             held.setdefault((note_id, system), []).append(run_id)
         return held
-
-    def scores_by_run(self, run_id: str | None = None) -> list[tuple[str, Score]]:
-        """(run id, score) for every score of one run, or of every run."""
-        self.flush()
-        where, args = ("WHERE run_id = ?", (run_id,)) if run_id is not None else ("", ())
-        return [(row[0], _score(row[1:])) for row in self.db.execute(
-            f"SELECT run_id, {_SCORE_COLUMNS} FROM scores {where} ORDER BY rowid", args)]
-
-    # -- judge-drift anchors ----------------------------------------------------
-
-    def add_anchor_judging(self, judging: AnchorJudging) -> int:
-        """Store one judging of an anchor set with all its values, in one transaction; its id."""
-        with self._transaction():
-            cursor = self.db.execute(
-                "INSERT INTO anchor_judgings (judged_at, anchors_hash, n_anchors, judge_version, judges, models, "
-                "rubric, reference_id, drifted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (judging.judged_at, judging.anchors_hash, judging.n_anchors, judging.judge_version,
-                 json.dumps(judging.judges), json.dumps(judging.models), judging.rubric, judging.reference_id,
-                 None if judging.drifted is None else int(judging.drifted)))
-            judging_id = cursor.lastrowid
-            assert judging_id is not None
-            self.db.executemany(
-                "INSERT INTO anchor_scores (judging_id, anchor_id, metric, value) VALUES (?, ?, ?, ?)",
-                [(judging_id, anchor, metric, value) for anchor, values in judging.values.items()
-                 for metric, value in values.items()])
-        return judging_id
-
-    def anchor_judgings(self, anchors_hash: str | None = None, judge_version: str | None = None
-                        ) -> list[AnchorJudging]:
-        """Stored anchor judgings, oldest first (values not loaded); optionally of one set by one judge."""
-        clauses = [(c, v) for c, v in (("anchors_hash = ?", anchors_hash), ("judge_version = ?", judge_version))
-                   if v is not None]
-        where = ("WHERE " + " AND ".join(c for c, _ in clauses)) if clauses else ""
-        rows = self.db.execute(
-            f"SELECT {_ANCHOR_COLUMNS} FROM anchor_judgings {where} ORDER BY id", tuple(v for _, v in clauses))
-        return [_anchor_judging(row) for row in rows]
-
-    def anchor_judging(self, judging_id: int) -> AnchorJudging:
-        """One stored anchor judging with its values; ``StoreError`` when there is none with that id."""
-        row = self.db.execute(f"SELECT {_ANCHOR_COLUMNS} FROM anchor_judgings WHERE id = ?",
-                              (judging_id,)).fetchone()
-        if row is None:
-            raise StoreError(f"{self.path}: no anchor judging {judging_id} (see the judge_drift part of "
-                             "`clinsum monitor --anchors ... --format json`)")
-        values: dict[str, dict[str, float]] = {}
-        for anchor, metric, value in self.db.execute(
-                "SELECT anchor_id, metric, value FROM anchor_scores WHERE judging_id = ? ORDER BY anchor_id, metric",
-                (judging_id,)):
-            values.setdefault(anchor, {})[metric] = value
-        return _anchor_judging(row).model_copy(update={"values": values})
 
     # -- provider batches -----------------------------------------------------
 

@@ -16,17 +16,34 @@ scores. Here:
   reading the detail.
 
 ``m004_compact`` (migration 5) brings a store of schema 4 to this layout.
+
+Since migration 7 (``clinsum.store_scores``), two further codecs, told apart from zlib's
+streams (first byte 0x78) by their first byte:
+
+- ``0x01``: a note, raw deflate with a preset dictionary shipped in the package
+  (``store_notes_v1.zdict``, word n-grams of ACI-Bench's train notes, built by
+  ``scripts/build_note_dictionary.py``): about a fifth smaller than zlib alone on
+  visit notes the dictionary never saw. The file is frozen (its SHA-256 is checked):
+  a new dictionary is a new marker, never an edit;
+- ``0x02``: a summary, raw deflate with its note's stored record as the dictionary:
+  a summary repeats its note's words, so it takes a fraction of its bytes. Reading it
+  needs that note, which stays in ``note_texts`` (never deleted); a run that keeps no
+  note text (``store_notes = false``) stores its summaries with plain zlib.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sqlite3
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pydantic_core
+
+from clinsum.errors import StoreError
 
 COMPRESS_ABOVE = 64
 """Bytes of JSON below which compression is not tried (zlib's header would eat the gain)."""
@@ -42,7 +59,62 @@ def pack(text: str) -> str | bytes:
 
 
 def unpack(value: str | bytes) -> str:
-    return zlib.decompress(value).decode("utf-8") if isinstance(value, bytes) else value
+    """A stored text as it was written (a summary packed with its note needs ``unpack_summary``)."""
+    if not isinstance(value, bytes):
+        return value
+    if value[:1] == _WITH_NOTES_DICTIONARY:
+        return _inflate(value[1:], notes_dictionary())
+    if value[:1] == _WITH_ITS_NOTE:
+        raise StoreError("a summary packed with its note's text is read with unpack_summary")
+    return zlib.decompress(value).decode("utf-8")
+
+
+NOTES_DICTIONARY = Path(__file__).with_name("store_notes_v1.zdict")
+NOTES_DICTIONARY_SHA256 = "897d2c7557413274b2b6a83a0021479e03d03cc9679859bf4f51b251bb5e2d33"
+"""The bytes every note packed with marker 0x01 needs to be read again: never change them."""
+
+_WITH_NOTES_DICTIONARY = b"\x01"
+_WITH_ITS_NOTE = b"\x02"
+
+
+@functools.cache
+def notes_dictionary() -> bytes:
+    data = NOTES_DICTIONARY.read_bytes()
+    if hashlib.sha256(data).hexdigest() != NOTES_DICTIONARY_SHA256:
+        raise StoreError(f"{NOTES_DICTIONARY} is not the dictionary the store's notes were compressed with "
+                         "(its SHA-256 differs); reinstall clinsum")
+    return data
+
+
+def _deflate(data: bytes, dictionary: bytes) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, dictionary)
+    return packer.compress(data) + packer.flush()
+
+
+def _inflate(data: bytes, dictionary: bytes) -> str:
+    unpacker = zlib.decompressobj(-15, dictionary)
+    return (unpacker.decompress(data) + unpacker.flush()).decode("utf-8")
+
+
+def pack_note(record: str) -> bytes:
+    """A note's JSON record, deflated with the shipped dictionary of clinical-note phrases."""
+    return _WITH_NOTES_DICTIONARY + _deflate(record.encode("utf-8"), notes_dictionary())
+
+
+def pack_summary(record: str, note_record: str | None) -> str | bytes:
+    """A summary's JSON record, deflated with its note's record as dictionary when that is stored."""
+    if note_record is None:
+        return pack(record)
+    return _WITH_ITS_NOTE + _deflate(record.encode("utf-8"), note_record.encode("utf-8"))
+
+
+def unpack_summary(value: str | bytes, note_record: str | None) -> str:
+    """A stored summary record; ``note_record`` is its note's (needed by marker 0x02 only)."""
+    if isinstance(value, bytes) and value[:1] == _WITH_ITS_NOTE:
+        if note_record is None:
+            raise StoreError("a summary was packed with its note's text, and that note is not in the store")
+        return _inflate(value[1:], note_record.encode("utf-8"))
+    return unpack(value)
 
 
 def note_hash(record_json: str) -> str:

@@ -52,7 +52,7 @@ def compare_systems(
     with reported_errors():
         with open_store(db, must_exist=True) as store:
             run = store.resolve_run_id(run)  # a unique prefix is enough; an unknown id is an error
-            scores, notes = store.scores(run), store.notes(run)
+            scores, notes = store.scores(run, details=False), store.notes(run)
         check_choices("--metric", metric, (s.metric for s in scores), noun="a metric of this run",
                       where=f"metrics of run {run}")  # a typo must not make a silently smaller report
         systems = sorted({s.system for s in scores})

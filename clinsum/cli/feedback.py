@@ -117,7 +117,7 @@ def agreement(
         with open_store(db, must_exist=True) as store:
             if run is not None:
                 run = store.resolve_run_id(run)  # a unique prefix is enough; an unknown id is an error
-            ratings, scores = store.ratings(run), store.scores_by_run(run)
+            ratings, scores = store.ratings(run), store.scores_by_run(run, details=False)
         if run is not None and not ratings:
             raise InputError(f"no ratings of the summaries of run {run}, and none imported without a run")
         check_choices("--metric", metric, (s.metric for _, s in scores), noun="a scored metric",

@@ -77,7 +77,7 @@ def show(run_id: Annotated[str, typer.Argument(help="A run id from `clinsum runs
 
     with reported_errors(), open_store(db, must_exist=True) as store:
         run_id = store.resolve_run_id(run_id)  # a unique prefix is enough; an unknown id is an error
-        rows = aggregate(store.scores(run_id))
+        rows = aggregate(store.scores(run_id, details=False))
         print_leaderboard(rows, sort_by, run_id, format)
 
 

@@ -196,13 +196,11 @@ def load_window(store: Store, selector: Selector) -> Window:
     for run_id in run_ids:
         notes = {n.id: n for n in store.notes(run_id)}
         values: dict[tuple[str, str], dict[str, float]] = {}
-        concepts: dict[tuple[str, str], int] = {}
-        for s in store.scores(run_id):
+        concepts = store.source_concepts(run_id)  # kept in the store: details are not read here
+        for s in store.iter_scores(run_id, details=False):
             key = (s.note_id, s.system)
             if s.value is not None:
                 values.setdefault(key, {})[s.metric] = float(s.value)
-            if s.metric == "concept_recall" and s.detail.get("key_concepts") != "note":
-                concepts[key] = len(s.detail.get("recalled", [])) + len(s.detail.get("missed", []))
         for summary in store.summaries(run_id):
             if selector.system is not None and summary.system != selector.system:
                 continue
