@@ -25,7 +25,8 @@ streams (first byte 0x78) by their first byte:
   ``scripts/build_note_dictionary.py``): about a fifth smaller than zlib alone on
   visit notes the dictionary never saw. The file is frozen (its SHA-256 is checked):
   a new dictionary is a new marker, never an edit;
-- ``0x02``: a summary, raw deflate with its note's stored record as the dictionary:
+- ``0x02``: a summary, raw deflate with its note's stored record as the dictionary
+  (after ``SUMMARY_SKELETON``, the JSON of an empty summary record):
   a summary repeats its note's words, so it takes a fraction of its bytes. Reading it
   needs that note, which stays in ``note_texts`` (never deleted); a run that keeps no
   note text (``store_notes = false``) stores its summaries with plain zlib.
@@ -70,8 +71,14 @@ def unpack(value: str | bytes) -> str:
 
 
 NOTES_DICTIONARY = Path(__file__).with_name("store_notes_v1.zdict")
-NOTES_DICTIONARY_SHA256 = "897d2c7557413274b2b6a83a0021479e03d03cc9679859bf4f51b251bb5e2d33"
+NOTES_DICTIONARY_SHA256 = "8eab1a07344029b8d7c3a2b66711f316101e41cc67968c7f70ef7e6ec0a7b4d8"
 """The bytes every note packed with marker 0x01 needs to be read again: never change them."""
+
+SUMMARY_SKELETON = (
+    b'{"schema_version":1,"note_id":"","system":"","text":"","usage":{"schema_version":1,"input_tokens":null,'
+    b'"output_tokens":null,"cost_usd":null},"latency_s":null,"error":null,"request_id":null,"prompt_version":null,'
+    b'"created_at":null,"metadata":{}}')
+"""Part of the dictionary of marker 0x02: frozen like the notes dictionary."""
 
 _WITH_NOTES_DICTIONARY = b"\x01"
 _WITH_ITS_NOTE = b"\x02"
@@ -105,7 +112,7 @@ def pack_summary(record: str, note_record: str | None) -> str | bytes:
     """A summary's JSON record, deflated with its note's record as dictionary when that is stored."""
     if note_record is None:
         return pack(record)
-    return _WITH_ITS_NOTE + _deflate(record.encode("utf-8"), note_record.encode("utf-8"))
+    return _WITH_ITS_NOTE + _deflate(record.encode("utf-8"), SUMMARY_SKELETON + note_record.encode("utf-8"))
 
 
 def unpack_summary(value: str | bytes, note_record: str | None) -> str:
@@ -113,7 +120,7 @@ def unpack_summary(value: str | bytes, note_record: str | None) -> str:
     if isinstance(value, bytes) and value[:1] == _WITH_ITS_NOTE:
         if note_record is None:
             raise StoreError("a summary was packed with its note's text, and that note is not in the store")
-        return _inflate(value[1:], note_record.encode("utf-8"))
+        return _inflate(value[1:], SUMMARY_SKELETON + note_record.encode("utf-8"))
     return unpack(value)
 
 
