@@ -1,0 +1,146 @@
+"""Details recomputed on read instead of stored (migration 7): nothing is lost, nothing is passed off."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from clinsum.evaluators.coverage import CoverageEvaluator
+from clinsum.evaluators.facts import FactsEvaluator
+from clinsum.records import Note, Score, Summary
+from clinsum.store import MIGRATIONS, Store
+from clinsum.store_codec import pack_detail
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def fixture_notes(count: int = 4) -> list[Note]:
+    with (FIXTURES / "aci_notes.jsonl").open(encoding="utf-8") as lines:
+        rows = [json.loads(line) for line in lines][:count]
+    return [Note(id=row["id"], text=row["text"], reference=row["text"][:400] if i % 2 else None)
+            for i, row in enumerate(rows)]
+
+
+def summaries_of(note: Note) -> list[Summary]:
+    """Two systems: the first sentences, and a summary that negates what the note states."""
+    sentences = [s for s in note.text.split(". ") if len(s.split()) > 3]
+    return [Summary(note_id=note.id, system="lead", text=". ".join(sentences[:6]) + "."),
+            Summary(note_id=note.id, system="negating", text="The patient denies " + sentences[3].lower() + ".")]
+
+
+def scored_store(path: Path, *, keep_details: bool, store_notes: bool = True) -> Store:
+    """Fixture notes scored by coverage and facts into a store at ``path``."""
+    store = Store.open(path)
+    store.keep_details = keep_details
+    notes = fixture_notes()
+    summaries = [s for note in notes for s in summaries_of(note)]
+    store.create_run("r", {"metric_options": {}}, kind="score", version="test", notes=notes,
+                     summaries=summaries, store_notes=store_notes)
+    by_id = {note.id: note for note in notes}
+    evaluators = [CoverageEvaluator(), FactsEvaluator()]
+    with store.batched_writes():
+        for summary in summaries:
+            for evaluator in evaluators:
+                store.add_scores("r", evaluator.scores(by_id[summary.note_id], summary))
+    return store
+
+
+def by_key(scores: list[Score]) -> dict[tuple[str, str, str], Score]:
+    return {(s.note_id, s.system, s.metric): s for s in scores}
+
+
+def test_recomputed_details_equal_the_stored_ones(tmp_path):
+    full = scored_store(tmp_path / "full.db", keep_details=True)
+    compact = scored_store(tmp_path / "compact.db", keep_details=False)
+    stored, recomputed = by_key(full.scores("r")), by_key(compact.scores("r"))
+    assert len(stored) == 4 * 2 * 14 + 2 * 2 * 2  # 7 coverage and 7 facts metrics; 2 more with a reference
+    assert recomputed == stored  # every value, version and detail, equal
+    assert any(s.detail.get("missed") for s in stored.values())  # details worth comparing
+    dropped = compact.db.execute("SELECT COUNT(*) FROM score_rows WHERE recompute = 1").fetchone()[0]
+    assert dropped == len(stored)
+    assert full.db.execute("SELECT COUNT(*) FROM score_rows WHERE recompute = 1").fetchone()[0] == 0
+    # values without details are the same values, and the monitor's concept counts agree
+    assert {k: s.value for k, s in by_key(compact.scores("r", details=False)).items()} == \
+        {k: s.value for k, s in stored.items()}
+    assert compact.source_concepts("r") == full.source_concepts("r")
+    assert len(compact.source_concepts("r")) == 8
+
+
+def test_a_different_lexicon_or_version_marks_the_recomputed_details(tmp_path):
+    store = scored_store(tmp_path / "s.db", keep_details=False)
+    before = by_key(store.scores("r"))
+    store.db.execute("UPDATE detail_sources SET lexicon = 'older' WHERE evaluator = 'coverage'")
+    after = by_key(store.scores("r"))
+    recall = after[("acibench-valid-D2N068", "lead", "concept_recall")]
+    assert recall.value == before[("acibench-valid-D2N068", "lead", "concept_recall")].value  # stored value
+    assert recall.detail["scored_with"].endswith("(lexicon older)")
+    assert "recomputed_with" in recall.detail
+    facts = after[("acibench-valid-D2N068", "lead", "unsupported_facts")]
+    assert "recomputed_with" not in facts.detail  # facts were made with this lexicon and version
+
+
+def test_without_note_text_details_are_stored(tmp_path):
+    store = scored_store(tmp_path / "s.db", keep_details=False, store_notes=False)
+    assert store.db.execute("SELECT COUNT(*) FROM score_rows WHERE recompute = 1").fetchone()[0] == 0
+    full = scored_store(tmp_path / "full.db", keep_details=True)
+    assert by_key(store.scores("r")) == by_key(full.scores("r"))
+
+
+def test_failures_and_judge_details_are_always_stored(tmp_path):
+    store = Store.open(tmp_path / "s.db")
+    note = Note(id="n", text="Patient denies chest pain.")
+    store.create_run("r", {}, kind="score", version="t", notes=[note],
+                     summaries=[Summary(note_id="n", system="x", text="No chest pain.")])
+    failed = Score(note_id="n", system="x", metric="coverage_error", value=None, evaluator="coverage",
+                   version="1", detail={"failed": True, "error": "boom"})
+    judge = Score(note_id="n", system="x", metric="judge_overall", value=4.0, evaluator="judge",
+                  version="1", detail={"judges": {"a:b": {"samples": [{"score": 4}]}}})
+    store.add_scores("r", [failed])
+    store.add_scores("r", [judge])
+    assert store.db.execute("SELECT COUNT(*) FROM score_rows WHERE recompute = 1").fetchone()[0] == 0
+    assert by_key(store.scores("r")) == by_key([failed, judge])
+    assert store.evaluations("r") == {("n", "x", "coverage"): False, ("n", "x", "judge"): True}
+
+
+def test_a_schema_6_store_migrates_with_its_scores_and_details(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN")
+    for number, migration in enumerate(MIGRATIONS[:6], start=1):
+        migration(db)
+        db.execute(f"PRAGMA user_version = {number}")
+    db.execute("COMMIT")
+    db.execute("INSERT INTO runs (id, created_at, status, kind, config, clinsum_version) "
+               "VALUES ('r', '2026-01-01', 'finished', 'score', '{}', '0')")
+    scores = [Score(note_id=f"n{i}", system="x", metric=metric, value=0.25 * i, evaluator="coverage", version="3",
+                    detail={"recalled": [{"name": "chest pain", "span": [i, i + 10]}]} if metric == "concept_recall"
+                    else {}) for i in range(3) for metric in ("concept_recall", "concept_f1")]
+    scores.append(Score(note_id="n1", system="x", metric="judge_overall", value=None, evaluator="judge",
+                        version="1", detail={"failed": True, "error": "invalid answer"}))
+    for s in scores:
+        db.execute("INSERT INTO scores (run_id, note_id, system, evaluator, metric, value, version, failed, detail) "
+                   "VALUES ('r', ?, ?, ?, ?, ?, ?, ?, ?)", (s.note_id, s.system, s.evaluator, s.metric, s.value,
+                                                            s.version, int(bool(s.detail.get("failed"))),
+                                                            pack_detail(s.detail)))
+    db.close()
+
+    store = Store.open(path)
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert by_key(store.scores("r")) == by_key(scores)  # details kept as they were stored
+    assert store.run("r")["failed_evaluations"] == 1
+    assert store.source_concepts("r") == {("n0", "x"): 1, ("n1", "x"): 1, ("n2", "x"): 1}
+    store.db.execute("DELETE FROM scores WHERE note_id = 'n0'")  # the view deletes its rows
+    assert {s.note_id for s in store.scores("r")} == {"n1", "n2"}
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT n.name FROM score_rows s JOIN names n ON n.id = s.note WHERE s.run = 1 AND s.note > 0",
+    "SELECT COUNT(*) FROM scores WHERE run_id = 'r' AND metric = 'empty_summary' AND value = 1",
+])
+def test_score_queries_use_the_key(tmp_path, query):
+    store = scored_store(tmp_path / "s.db", keep_details=False)
+    plan = " ".join(str(row[-1]) for row in store.db.execute("EXPLAIN QUERY PLAN " + query))
+    assert "SCAN s" not in plan and "SCAN score_rows" not in plan, plan
