@@ -658,13 +658,13 @@ class Store(ScoreRecords):
 
     def output_tokens(self, system: str, limit: int) -> list[int]:
         """Output tokens of the latest ``limit`` successful summaries of ``system``, any run
-        (what ``clinsum.costs`` expects that system to write next)."""
+        (what ``clinsum.costs`` expects that system to write next; latest by the second they were stored)."""
         self.flush()
         rows = self.db.execute(
-            "SELECT s.record, t.record FROM (SELECT rowid, run_id, note_id, record FROM summaries "
-            "WHERE system = ? AND ok = 1 ORDER BY rowid DESC LIMIT ?) s LEFT JOIN notes n "
-            "ON n.run_id = s.run_id AND n.id = s.note_id LEFT JOIN note_texts t ON t.hash = n.hash "
-            "ORDER BY s.rowid DESC", (system, limit))
+            "SELECT s.record, t.record FROM (SELECT run_id, note_id, record, created_at FROM summaries "
+            "WHERE system = ? AND ok = 1 ORDER BY created_at DESC, run_id DESC, note_id DESC LIMIT ?) s "
+            "LEFT JOIN notes n ON n.run_id = s.run_id AND n.id = s.note_id LEFT JOIN note_texts t ON t.hash = n.hash "
+            "ORDER BY s.created_at DESC, s.run_id DESC, s.note_id DESC", (system, limit))
         counts = (self._summary_of(r, note).usage.output_tokens for r, note in rows)
         return [c for c in counts if c is not None]
 

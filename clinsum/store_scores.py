@@ -5,6 +5,8 @@ repeated the run id, note id, system, evaluator, metric and version in every row
 and in its key, and the coverage evidence (concepts recalled, missed, supported,
 with their spans) took more bytes than the note itself. Since migration 7:
 
+- summaries are a table without rowid, keyed by (run, note, system): the key was
+  stored twice before, in the row and in its index;
 - ``score_rows`` holds integer ids of those strings (``names``, each string once per
   store), the value, whether the row records a failure, and the detail, in a table
   keyed by (run, note, system, evaluator, metric) with no rowid: about 25 bytes a
@@ -71,6 +73,16 @@ def m007_score_rows(db: sqlite3.Connection) -> None:
         SELECT {_IDS.format(*(f"s.{c}" for c in _KEY_COLUMNS))}, s.value, s.failed, s.detail
         FROM scores s ORDER BY s.rowid""")
     db.execute("DROP TABLE scores")
+    # summaries keyed by (run, note, system) without a rowid: the key is the row, not a second copy in an index
+    db.execute("""CREATE TABLE summaries_by_key (
+        run_id TEXT NOT NULL REFERENCES runs(id), note_id TEXT NOT NULL, system TEXT NOT NULL,
+        ok INTEGER NOT NULL, record BLOB NOT NULL, created_at TEXT NOT NULL, produced_at TEXT,
+        metadata TEXT NOT NULL DEFAULT '{}', PRIMARY KEY (run_id, note_id, system)) WITHOUT ROWID""")
+    db.execute("INSERT INTO summaries_by_key SELECT run_id, note_id, system, ok, record, created_at, produced_at, "
+               "metadata FROM summaries ORDER BY rowid")
+    db.execute("DROP TABLE summaries")
+    db.execute("ALTER TABLE summaries_by_key RENAME TO summaries")
+    db.execute("CREATE INDEX summaries_by_produced_at ON summaries (produced_at)")
     for statement in SCORE_VIEW.split(";\nCREATE TRIGGER"):
         db.execute(statement if statement.lstrip().startswith("CREATE VIEW") else "CREATE TRIGGER" + statement)
 
