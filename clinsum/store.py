@@ -477,7 +477,7 @@ class Store(ScoreRecords):
             )
             for position, note in enumerate(notes):
                 record = note.model_dump_json()
-                key = note_hash(record)
+                key = bytes.fromhex(note_hash(record))  # 16 bytes, not 32 hex digits
                 if store_notes:
                     self.db.execute("INSERT OR IGNORE INTO note_texts (hash, record) VALUES (?, ?)",
                                     (key, pack_note(record)))
@@ -603,7 +603,7 @@ class Store(ScoreRecords):
 
     def note_hashes(self, run_id: str) -> dict[str, str]:
         """Note id -> the hash it was stored under (to check a notes file given again)."""
-        return dict(self.db.execute("SELECT id, hash FROM notes WHERE run_id = ?", (run_id,)).fetchall())
+        return dict(self.db.execute("SELECT id, lower(hex(hash)) FROM notes WHERE run_id = ?", (run_id,)).fetchall())
 
     def note_position(self, run_id: str, note_id: str) -> int:
         row = self.db.execute("SELECT position FROM notes WHERE run_id = ? AND id = ?", (run_id, note_id)).fetchone()

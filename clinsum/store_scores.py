@@ -5,6 +5,7 @@ repeated the run id, note id, system, evaluator, metric and version in every row
 and in its key, and the coverage evidence (concepts recalled, missed, supported,
 with their spans) took more bytes than the note itself. Since migration 7:
 
+- a note's hash is kept as its 16 bytes, not 32 hex digits;
 - summaries are a table without rowid, keyed by (run, note, system): the key was
   stored twice before, in the row and in its index;
 - ``score_rows`` holds integer ids of those strings (``names``, each string once per
@@ -73,6 +74,11 @@ def m007_score_rows(db: sqlite3.Connection) -> None:
         SELECT {_IDS.format(*(f"s.{c}" for c in _KEY_COLUMNS))}, s.value, s.failed, s.detail
         FROM scores s ORDER BY s.rowid""")
     db.execute("DROP TABLE scores")
+    # a note's hash as its 16 bytes, not 32 hex digits (in notes, note_texts and its index)
+    db.create_function("clinsum_unhex", 1, lambda text: bytes.fromhex(text) if isinstance(text, str) else text,
+                       deterministic=True)
+    db.execute("UPDATE note_texts SET hash = clinsum_unhex(hash)")
+    db.execute("UPDATE notes SET hash = clinsum_unhex(hash)")
     # summaries keyed by (run, note, system) without a rowid: the key is the row, not a second copy in an index
     db.execute("""CREATE TABLE summaries_by_key (
         run_id TEXT NOT NULL REFERENCES runs(id), note_id TEXT NOT NULL, system TEXT NOT NULL,
