@@ -10,7 +10,7 @@ with their spans) took more bytes than the note itself. Since migration 7:
   stored twice before, in the row and in its index;
 - ``score_rows`` holds integer ids of those strings (``names``, each string once per
   store), the value, whether the row records a failure, and the detail, in a table
-  keyed by (run, note, system, evaluator, metric) with no rowid: about 25 bytes a
+  keyed by (run, note, system, evaluator, metric) with no rowid: about 31 bytes a
   score before its detail. The view ``scores`` shows the rows with their strings, as
   the table of that name did before (``DELETE FROM scores`` works through a trigger);
 - a detail that is a deterministic function of the note, the summary and the

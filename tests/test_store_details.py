@@ -144,3 +144,29 @@ def test_score_queries_use_the_key(tmp_path, query):
     store = scored_store(tmp_path / "s.db", keep_details=False)
     plan = " ".join(str(row[-1]) for row in store.db.execute("EXPLAIN QUERY PLAN " + query))
     assert "SCAN s" not in plan and "SCAN score_rows" not in plan, plan
+
+
+def test_notes_and_summaries_round_trip_through_their_dictionaries(tmp_path, monkeypatch):
+    from clinsum import store_codec
+    from clinsum.errors import StoreError
+
+    note = fixture_notes(1)[0].model_dump_json()
+    summary = summaries_of(fixture_notes(1)[0])[0].model_dump_json()
+    assert store_codec.unpack(store_codec.pack_note(note)) == note
+    assert len(store_codec.pack_note(note)) < len(store_codec.pack(note))  # the dictionary pays on a visit note
+    packed = store_codec.pack_summary(summary, note)
+    assert store_codec.unpack_summary(packed, note) == summary
+    assert len(packed) < len(store_codec.pack(summary)) / 2  # its note's words are not stored again
+    with pytest.raises(StoreError, match="not in the store"):
+        store_codec.unpack_summary(packed, None)
+    assert store_codec.unpack_summary(store_codec.pack_summary(summary, None), None) == summary
+
+    edited = tmp_path / "edited.zdict"
+    edited.write_bytes(store_codec.NOTES_DICTIONARY.read_bytes() + b" ")
+    monkeypatch.setattr(store_codec, "NOTES_DICTIONARY", edited)
+    store_codec.notes_dictionary.cache_clear()
+    try:
+        with pytest.raises(StoreError, match="SHA-256 differs"):
+            store_codec.pack_note(note)
+    finally:
+        store_codec.notes_dictionary.cache_clear()
