@@ -41,7 +41,7 @@ def is_failure(score: Score) -> bool:
     or a ``<evaluator>_error`` metric; a judge that lost some of its samples (the
     others still give a score) lists them under ``judges.<spec>.failures``. The
     runner counts these, the run exits 1, and ``--resume`` runs the evaluator again
-    (its good answers come from the response cache). ``store._FAILED_SCORE`` is the
+    (its good answers come from the response cache). ``store_runs._FAILED_SCORE`` is the
     same rule in SQL.
     """
     judges = score.detail.get("judges")
