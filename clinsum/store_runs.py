@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clinsum.errors import StoreError
 from clinsum.records import Note, Summary
@@ -59,17 +59,18 @@ class RunRecords:
     path: str
     _runs_keeping_notes: dict[str, bool]
 
-    def flush(self) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by the other parts of Store
+        def flush(self) -> None:
+            ...
 
-    def _transaction(self) -> AbstractContextManager[None]:
-        raise NotImplementedError
+        def _transaction(self) -> AbstractContextManager[None]:
+            ...
 
-    def _execute_write(self, sql: str, args: tuple[Any, ...]) -> None:
-        raise NotImplementedError
+        def _execute_write(self, sql: str, args: tuple[Any, ...]) -> None:
+            ...
 
-    def _summary_row(self, run_id: str, summary: Summary) -> tuple[Any, ...]:
-        raise NotImplementedError
+        def _summary_row(self, run_id: str, summary: Summary) -> tuple[Any, ...]:
+            ...
 
     def create_run(self, run_id: str, config: dict[str, Any], *, kind: str, version: str,
                    notes: Iterable[Note], summaries: Iterable[Summary] = (), store_notes: bool = True,

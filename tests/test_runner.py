@@ -299,7 +299,7 @@ async def test_a_failed_scheduled_flush_stops_the_run_and_leaves_nothing_half_wr
             self.db = db
 
         def executemany(self, sql, rows):
-            if "INTO scores" in sql:
+            if "INTO score_rows" in sql:
                 raise sqlite3.OperationalError("database or disk is full")
             return self.db.executemany(sql, rows)
 

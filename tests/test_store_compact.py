@@ -90,9 +90,10 @@ def test_without_store_notes_only_hashes_are_kept(tmp_path):
 
 
 def test_scores_round_trip_packed_and_iterated_in_pages(tmp_path, monkeypatch):
-    import clinsum.store as store_module
+    from clinsum import store_scores, store_texts
 
-    monkeypatch.setattr(store_module, "PAGE", 2)  # several pages from five records
+    monkeypatch.setattr(store_scores, "PAGE", 2)  # several pages from five records
+    monkeypatch.setattr(store_texts, "PAGE", 2)
     store = Store.open(tmp_path / "s.db")
     notes = [note(i) for i in range(5)]
     store.create_run("r", {}, kind="score", version="0", notes=notes,
