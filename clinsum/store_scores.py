@@ -171,8 +171,8 @@ class ScoreRecords:
         self._write(
             f"DELETE FROM score_rows WHERE run = {_ID.format('?')} AND note = {_ID.format('?')} "
             f"AND system = {_ID.format('?')} AND evaluator IN (SELECT id FROM names WHERE name = ? "
-            "OR substr(name, 1, ?) = ?)",
-            [(run_id, note_id, system, evaluator, len(evaluator) + 1, evaluator + ":")])
+            "OR (name >= ? AND name < ?))",  # 'judge:' <= a member < 'judge;': a range on the index, no scan
+            [(run_id, note_id, system, evaluator, evaluator + ":", evaluator + ";")])
         self.add_scores(run_id, scores)
 
     # -- reading ----------------------------------------------------------------

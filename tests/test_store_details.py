@@ -170,3 +170,19 @@ def test_notes_and_summaries_round_trip_through_their_dictionaries(tmp_path, mon
             store_codec.pack_note(note)
     finally:
         store_codec.notes_dictionary.cache_clear()
+
+
+def test_replace_scores_replaces_an_evaluator_and_its_jury_members_only(tmp_path):
+    store = Store.open(tmp_path / "s.db")
+
+    def judged(evaluator: str, value: float) -> Score:
+        return Score(note_id="n", system="x", metric=f"{evaluator}_overall", value=value, evaluator=evaluator,
+                     version="1", detail={"judges": {"a:b": {"score": value}}})
+
+    for evaluator in ("judge", "judge:a:b", "judge:c", "judgement"):
+        store.add_scores("r", [judged(evaluator, 1.0)])
+    store.replace_scores("r", "n", "x", "judge", [judged("judge", 2.0)])
+    assert sorted((s.evaluator, s.value) for s in store.scores("r")) == [("judge", 2.0), ("judgement", 1.0)]
+    plan = " ".join(str(row[-1]) for row in store.db.execute(
+        "EXPLAIN QUERY PLAN SELECT id FROM names WHERE name = 'judge' OR (name >= 'judge:' AND name < 'judge;')"))
+    assert "SCAN names" not in plan, plan
