@@ -4,7 +4,7 @@ Concept coverage and facts are deterministic: the same note, summary, reference,
 evaluator version (which pins their logic, options and assertion rules) and concept
 lexicon give the same detail, byte for byte. So the store keeps their values and
 drops their details (``clinsum.store_scores``), and ``Recomputer`` makes them again
-when a reader asks: the report's drill-down, ``clinsum export``, ``clinsum show``,
+when a reader asks: the report's drill-down, ``clinsum export``, ``score --out``,
 the Python API. Recomputing costs one evaluation per summary (concept extraction of
 the note and the summary), paid by readers of details only; readers of values
 (leaderboards, gates, compare, the monitor) never pay it.
