@@ -10,8 +10,8 @@ so the benchmark's synthetic notes, made from the fixtures, are not in the dicti
 The dictionary is the content of a zstd dictionary trained on those notes
 (``zstandard.train_dictionary``, the COVER algorithm: the segments of text that recur
 across notes, most valuable last), used by zlib as a raw preset dictionary, so that
-reading a store needs only the standard library; ``zstandard`` (pinned in
-``constraints.txt``, installed with the dev extras) is needed to rebuild it only.
+reading a store needs only the standard library; ``zstandard`` (extra
+``dictionary-build``, pinned in ``constraints.txt``) is needed to rebuild it only.
 Measured on the 8 ``valid`` notes that are not fixtures (mean 2,724 bytes): raw deflate
 alone 1,296 bytes a note, with a dictionary of frequent word n-grams 957, with this one
 754 (on the benchmark's synthetic notes: 1,292, 1,016, 852).
