@@ -293,14 +293,13 @@ class ScoreRecords:
                 found[(note_id, system)] = count
         return found
 
-    def _recomputer(self, run_id: str) -> Recomputer | None:
-        """What recomputes the run's dropped details, if it dropped any."""
+    def _recomputer(self, run_id: str) -> Recomputer:
+        """What recomputes the run's dropped details (a row marked ``recompute`` whose source is not
+        recorded gets its detail recomputed and marked as made by an unknown lexicon, never left empty)."""
         from clinsum.store_details import Recomputer
 
         sources = self.db.execute("SELECT evaluator, version, lexicon FROM detail_sources WHERE run_id = ?",
                                   (run_id,)).fetchall()
-        if not sources:
-            return None
         return Recomputer(cast("Store", self), run_id, {(e, v): lexicon for e, v, lexicon in sources})
 
 

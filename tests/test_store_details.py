@@ -82,6 +82,9 @@ def test_a_different_lexicon_or_version_marks_the_recomputed_details(tmp_path):
     assert "recomputed_with" in recall.detail
     facts = after[("acibench-valid-D2N068", "lead", "unsupported_facts")]
     assert "recomputed_with" not in facts.detail  # facts were made with this lexicon and version
+    store.db.execute("DELETE FROM detail_sources")  # a source not recorded: recomputed, never left empty
+    unknown = by_key(store.scores("r"))[("acibench-valid-D2N068", "lead", "concept_recall")]
+    assert unknown.detail["scored_with"].endswith("(lexicon unknown)") and "recalled" in unknown.detail
 
 
 def test_without_note_text_details_are_stored(tmp_path):
