@@ -205,13 +205,12 @@ def _set_wal(db: sqlite3.Connection) -> None:
 
 
 
-PAGE_SIZE = 16384
-"""Bytes per page of a new store. Compressed notes (~880 B each) fill 16 kB pages better than
-4 kB ones: the 1,000-summary benchmark store, VACUUMed at each size, holds its notes in 983 B a
-note at 16 kB, 1,028 at 4 kB. But every table and index takes at least one page, so a small
-store is larger with 16 kB pages (that store: 2.08 MB against 1.81 MB); from roughly 5,000
-summaries up (an estimate from those figures) the 16 kB pages are the smaller, and a store
-that grows to hundreds of thousands of summaries is the case that matters."""
+PAGE_SIZE = 8192
+"""Bytes per page of a new store (an existing one keeps its own). Measured with
+``benchmarks/scale.py --sizes 1000 10000 --configs cores``, store bytes a summary at 1,000 and
+10,000 summaries: 4 kB pages 1,823 and 1,738 (compressed notes of ~850 B fill them badly),
+8 kB 1,810 and 1,643, 16 kB 1,982 and 1,632 (every table and index takes at least one page,
+which a small store pays for)."""
 
 
 
