@@ -21,7 +21,7 @@ FLAG_STATISTICS = ("precision", "recall", "f1", "accuracy")
 
 def window_scores(store: Store, window: Window) -> list[tuple[str, Score]]:
     """(run id, score) of every run the window draws on (the window's keys pick its summaries)."""
-    return [pair for run_id in window.runs for pair in store.scores_by_run(run_id)]
+    return [pair for run_id in window.runs for pair in store.scores_by_run(run_id, details=False)]
 
 
 def feedback_of(store: Store, window: Window, ratings: Sequence[Rating], settings: MonitorSettings, *,
