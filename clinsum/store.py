@@ -34,9 +34,10 @@ from typing import Any
 from clinsum.errors import StoreError, StoreWriteError
 from clinsum.records import Rating
 from clinsum.redaction import redact  # noqa: F401  (where callers have imported it from)
+from clinsum.store_anchors import AnchorRecords
 from clinsum.store_codec import m004_compact
 from clinsum.store_runs import RunRecords, now
-from clinsum.store_scores import ScoreRecords, _Recent, m007_score_rows
+from clinsum.store_scores import ScoreRecords, _Recent, m008_score_rows
 from clinsum.store_texts import NotesNotStored, TextRecords, as_json, utc_iso, valid_unicode  # noqa: F401
 
 DEFAULT_PATH = "clinsum.db"
@@ -185,14 +186,43 @@ def _m006_production(db: sqlite3.Connection) -> None:
     )
 
 
-def _m007_score_rows(db: sqlite3.Connection) -> None:
+def _m007_anchor_judgings(db: sqlite3.Connection) -> None:
+    """Judgings of fixed anchor sets (judge drift, ``clinsum monitor --anchors``): who judged, what, when."""
+    _script(
+        db,
+        """
+        CREATE TABLE anchor_judgings (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            judged_at TEXT NOT NULL,
+            anchors_hash TEXT NOT NULL,
+            n_anchors INTEGER NOT NULL,
+            judge_version TEXT NOT NULL,     -- rubric, prompt, specs: the judge spec a reference must share
+            judges TEXT NOT NULL,            -- JSON list of provider specs, never their options
+            models TEXT NOT NULL,            -- JSON spec -> model the provider reported
+            rubric TEXT NOT NULL,
+            reference_id INTEGER REFERENCES anchor_judgings (id),
+            drifted INTEGER                  -- NULL: a reference, nothing compared
+        );
+        CREATE INDEX anchor_judgings_by_set ON anchor_judgings (anchors_hash, judge_version, id);
+        CREATE TABLE anchor_scores (
+            judging_id INTEGER NOT NULL REFERENCES anchor_judgings (id),
+            anchor_id TEXT NOT NULL,
+            metric TEXT NOT NULL,
+            value REAL NOT NULL,
+            PRIMARY KEY (judging_id, anchor_id, metric)
+        )
+        """,
+    )
+
+
+def _m008_score_rows(db: sqlite3.Connection) -> None:
     # scores as integer ids, details recomputed instead of stored where they can be (clinsum.store_scores)
-    m007_score_rows(db)
+    m008_score_rows(db)
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial, _m002_batches, _m003_run_owner, _m004_ratings_of_summaries, _m005_compact, _m006_production,
-    _m007_score_rows]
+    _m007_anchor_judgings, _m008_score_rows]
 """Migration N is ``MIGRATIONS[N-1]``; append, never edit one that has shipped."""
 
 
@@ -214,7 +244,7 @@ which a small store pays for)."""
 
 
 
-class Store(RunRecords, TextRecords, ScoreRecords):
+class Store(RunRecords, TextRecords, ScoreRecords, AnchorRecords):
     """Records of runs, notes, summaries, scores, ratings and the response cache."""
 
     def __init__(self, db: sqlite3.Connection, path: str) -> None:

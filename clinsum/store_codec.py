@@ -17,7 +17,7 @@ scores. Here:
 
 ``m004_compact`` (migration 5) brings a store of schema 4 to this layout.
 
-Since migration 7 (``clinsum.store_scores``), two further codecs, told apart from zlib's
+Since migration 8 (``clinsum.store_scores``), two further codecs, told apart from zlib's
 streams (first byte 0x78) by their first byte:
 
 - ``0x01``: a note, raw deflate with a preset dictionary shipped in the package

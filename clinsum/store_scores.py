@@ -3,7 +3,7 @@
 A run with the default metrics writes ten scores per summary. Stored as text they
 repeated the run id, note id, system, evaluator, metric and version in every row
 and in its key, and the coverage evidence (concepts recalled, missed, supported,
-with their spans) took more bytes than the note itself. Since migration 7:
+with their spans) took more bytes than the note itself. Since migration 8:
 
 - a note's hash is kept as its 16 bytes, not 32 hex digits;
 - summaries are a table without rowid, keyed by (run, note, system): the key was
@@ -55,8 +55,8 @@ END
 """
 
 
-def m007_score_rows(db: sqlite3.Connection) -> None:
-    """Schema 6 → 7: scores as integer ids + value + detail; details kept as they were stored."""
+def m008_score_rows(db: sqlite3.Connection) -> None:
+    """Schema 7 → 8: scores as integer ids + value + detail; details kept as they were stored."""
     db.execute("CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)")
     db.execute("""CREATE TABLE score_rows (
         run INTEGER NOT NULL, note INTEGER NOT NULL, system INTEGER NOT NULL, evaluator INTEGER NOT NULL,

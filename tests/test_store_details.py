@@ -1,4 +1,4 @@
-"""Details recomputed on read instead of stored (migration 7): nothing is lost, nothing is passed off."""
+"""Details recomputed on read instead of stored (migration 8): nothing is lost, nothing is passed off."""
 
 from __future__ import annotations
 
@@ -110,11 +110,11 @@ def test_failures_and_judge_details_are_always_stored(tmp_path):
     assert store.evaluations("r") == {("n", "x", "coverage"): False, ("n", "x", "judge"): True}
 
 
-def test_a_schema_6_store_migrates_with_its_scores_and_details(tmp_path):
+def test_a_schema_7_store_migrates_with_its_scores_and_details(tmp_path):
     path = tmp_path / "old.db"
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("BEGIN")
-    for number, migration in enumerate(MIGRATIONS[:6], start=1):
+    for number, migration in enumerate(MIGRATIONS[:7], start=1):
         migration(db)
         db.execute(f"PRAGMA user_version = {number}")
     db.execute("COMMIT")
