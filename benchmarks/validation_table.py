@@ -6,6 +6,12 @@
     .venv/bin/python benchmarks/validation_table.py --measured run.json   # print them again, no run
     .venv/bin/python benchmarks/validation_table.py --save      # also write the figures as the new baseline
 
+Every run (not ``--measured``) also writes the figures it measured into
+``clinsum/reporting/validity.json``, each with the date, the commit and the command that
+measured it (figures of skipped benchmarks keep their earlier entry): the periodic
+production report (``clinsum report --since``) embeds that file as the evaluator's own
+validity figures. ``--no-validity`` leaves it alone.
+
 Each benchmark runs in its own process, one after another (the slow ones take minutes; the
 speed benchmark is noisy on a shared machine, so its ratio is taken from one run, clinsum and
 medspaCy side by side). Figures are read from each script's output. "before" comes from
@@ -27,6 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = Path(__file__).resolve().parent / "validation_baseline.json"
+VALIDITY = ROOT / "clinsum" / "reporting" / "validity.json"
 
 
 @dataclass(frozen=True)
@@ -202,6 +209,39 @@ def table(benchmarks: Sequence[Benchmark], before: dict[str, float | None], now:
     return "\n".join(rows)
 
 
+def commit() -> str:
+    """The checked-out commit, ``+modified`` when tracked files differ from it (the figures are then not its)."""
+    def git(*args: str) -> str:
+        done = subprocess.run(("git", *args), cwd=ROOT, capture_output=True, text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+    head = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    changed = [line for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
+               if not line.endswith((VALIDITY.name, BASELINE.name))]
+    return head + ("+modified" if changed else "")
+
+
+def validity(benchmarks: Sequence[Benchmark], measured: dict[str, float | None], path: Path = VALIDITY) -> None:
+    """Merge this run's figures, with their provenance, into the packaged file the periodic report embeds."""
+    old = json.loads(path.read_text("utf-8")) if path.exists() else {"figures": []}
+    figures = {f["key"]: f for f in old.get("figures", [])}
+    when, version = time.strftime("%Y-%m-%d", time.gmtime()), commit()
+    for benchmark in benchmarks:
+        command = " ".join(("python", *benchmark.command[1:]))
+        for figure in benchmark.figures:
+            value = measured.get(figure.key)
+            if value is None:
+                continue
+            figures[figure.key] = {"key": figure.key, "label": figure.label, "part": figure.part,
+                                   "goal": figure.goal, "value": value, "digits": figure.digits,
+                                   "measured": when, "commit": version, "command": command}
+    order = [f.key for b in BENCHMARKS for f in b.figures]
+    ranked = sorted(figures.values(), key=lambda f: order.index(f["key"]) if f["key"] in order else len(order))
+    document = {"source": "benchmarks/validation_table.py", "figures": ranked}
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", "utf-8")
+    temporary.replace(path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip", action="append", default=[], choices=[b.name for b in BENCHMARKS])
@@ -209,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write this run's figures to this file")
     parser.add_argument("--measured", type=Path,
                         help="print the table from figures a run wrote with --json, without running anything")
+    parser.add_argument("--no-validity", action="store_true",
+                        help=f"do not write the measured figures into {VALIDITY.relative_to(ROOT)}")
     args = parser.parse_args(argv)
     baseline: dict[str, float | None] = json.loads(BASELINE.read_text("utf-8")) if BASELINE.exists() else {}
     chosen = [b for b in BENCHMARKS if b.name not in args.skip]
@@ -223,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(chosen, baseline, measured))
     if args.json:
         args.json.write_text(json.dumps(measured, indent=1, sort_keys=True) + "\n", "utf-8")
+    if not args.measured and not args.no_validity:
+        validity(chosen, measured)
     if args.save:
         BASELINE.write_text(json.dumps({**baseline, **measured}, indent=1, sort_keys=True) + "\n", "utf-8")
     missing = [key for key, value in measured.items() if value is None]
