@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from clinsum.evaluators import metrics
 from clinsum.evaluators.aggregate import PairedDifference, Row
@@ -205,4 +207,83 @@ def difference(paired: PairedDifference, width: float = 160) -> Chart:
         chart.line(scale(paired.ci_low), 9, scale(paired.ci_high), 9, "ci")
     chart.circle(scale(paired.mean), 9, 3, "mean",
                  f"mean difference {fmt(paired.mean)} [{fmt(paired.ci_low)}, {fmt(paired.ci_high)}], n={paired.n}")
+    return chart
+
+
+def control(metric: str, rows: Sequence[Any]) -> Chart:
+    """One metric per window: each window's mean with its 95% CI, the EWMA and its control limits.
+
+    ``rows`` are ``periodic.WindowRow``s in time order; the reference windows (which set the
+    limits) are shaded, a window whose EWMA left the limits the bad way is drawn as an alert.
+    """
+    width, height, left, top, plot_h = 560.0, 190.0, 52.0, 22.0, 120.0
+    chart = Chart(width, height, f"{metric} per window")
+    bounds = [v for row in rows for v in (row.mean, row.ci_low, row.ci_high, row.ewma, row.lower, row.upper)
+              if v is not None and math.isfinite(v)]
+    if not rows or not bounds:
+        return chart
+    step = (width - left - 16) / len(rows)
+    y = Scale(min(bounds), max(bounds), 0, plot_h)
+
+    def to_y(value: float) -> float:
+        return top + plot_h - (y(value) - y.start)
+
+    def x(index: int) -> float:
+        return left + step * (index + 0.5)
+
+    reference = sum(1 for row in rows if row.reference)
+    if reference:
+        chart.rect(left, top, step * reference, plot_h, "reference", f"reference period: {reference} windows")
+        chart.text(left + 3, top - 6, "reference", "tick")
+    chart.line(left, top + plot_h, width - 16, top + plot_h, "axis")
+    chart.line(left, top, left, top + plot_h, "axis")
+    for tick in nice_ticks(y.low, y.high):
+        chart.text(left - 6, to_y(tick) + 4, f"{tick:g}", "tick", "end")
+        chart.line(left - 3, to_y(tick), left, to_y(tick), "axis")
+    every = max(1, math.ceil(len(rows) / 8))
+    previous: Any = None
+    for i, row in enumerate(rows):
+        if i % every == 0:
+            chart.text(x(i), top + plot_h + 14, row.label, "tick", "middle")
+        if previous is not None:
+            for attribute, cls in (("lower", "limit"), ("upper", "limit"), ("ewma", "ewma")):
+                a, b = getattr(previous, attribute), getattr(row, attribute)
+                if a is not None and b is not None:
+                    chart.line(x(i - 1), to_y(a), x(i), to_y(b), cls)
+        if row.ewma is not None:
+            previous = row
+        if row.ci_low is not None and row.ci_high is not None:
+            chart.line(x(i), to_y(row.ci_low), x(i), to_y(row.ci_high), "ci")
+        if row.mean is not None:
+            limits = (f", EWMA {fmt(row.ewma)}, limits [{fmt(row.lower)}, {fmt(row.upper)}]"
+                      if row.ewma is not None else "")
+            chart.circle(x(i), to_y(row.mean), 5 if row.alert else 3, "alert" if row.alert else "mean",
+                         f"{row.label}: mean {fmt(row.mean)} [{fmt(row.ci_low)}, {fmt(row.ci_high)}], "
+                         f"n={row.n}{limits}{' ALERT' if row.alert else ''}")
+    direction = metrics.direction(metric)
+    chart.text(4, 12, f"{metric} ({direction} is better)" if direction != "neutral" else metric, "tick")
+    chart.text(width - 16, height - 8, "mean and 95% CI per window · EWMA — control limits ┄", "tick", "end")
+    return chart
+
+
+def timeline(spans: Sequence[Any], since: datetime, until: datetime) -> Chart:
+    """Which version was in service when: one bar per (system, key, value) from first to last seen."""
+    rows = len(spans)
+    chart = Chart(LABEL_WIDTH + PLOT_WIDTH + 140, rows * 22 + 34, "versions in service")
+    if not spans:
+        return chart
+    several = len({span.system for span in spans}) > 1
+    start, end = since.timestamp(), until.timestamp()
+    scale = Scale(start, end, LABEL_WIDTH + 20, PLOT_WIDTH + 100)
+    for i, span in enumerate(spans):
+        top = i * 22 + 4
+        first, last = datetime.fromisoformat(span.first).timestamp(), datetime.fromisoformat(span.last).timestamp()
+        label = f"{span.system}: " * several + f"{span.key} = {span.value}"
+        chart.text(LABEL_WIDTH + 12, top + 13, label, "label", "end")
+        chart.rect(scale(first), top + 3, max(scale(last) - scale(first), 3), 14, "bar",
+                   f"{span.system}: {span.key} {span.value}, {span.first} to {span.last}, {span.summaries} summaries")
+    base = rows * 22 + 6
+    chart.line(scale.start, base, scale.start + scale.width, base, "axis")
+    chart.text(scale.start, base + 15, since.date().isoformat(), "tick", "start")
+    chart.text(scale.start + scale.width, base + 15, until.date().isoformat(), "tick", "end")
     return chart
