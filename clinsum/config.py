@@ -142,6 +142,8 @@ class RunConfig(BaseModel):
     gates: GatesConfig = Field(default_factory=GatesConfig)
     monitor: dict[str, Any] = Field(default_factory=dict)
     """The ``[monitor]`` table, read by ``clinsum monitor`` (``clinsum.monitoring.alerts.MonitorSettings``)."""
+    report: dict[str, Any] = Field(default_factory=dict)
+    """The ``[report]`` table, read by the periodic ``clinsum report --since`` (``clinsum.reporting.periodic``)."""
 
     @field_validator("providers", mode="before")
     @classmethod

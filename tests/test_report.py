@@ -177,7 +177,7 @@ def test_html_is_self_contained_and_its_csp_admits_only_its_own_script(fixtures_
     policy = re.search(r'Content-Security-Policy" content="([^"]+)"', page)
     assert policy is not None and "default-src 'none'" in policy.group(1)
     script = re.findall(r"<script>(.*?)</script>", page, re.S)
-    assert len(script) == 1 and html._csp_hash(script[0]) in policy.group(1)
+    assert len(script) == 1 and html.csp_hash(script[0]) in policy.group(1)
 
 
 def test_note_text_is_escaped_in_the_page(tmp_path: Path) -> None:

@@ -109,7 +109,7 @@ def _charts(content: Content, board: tables.Leaderboard) -> dict[str, Any]:
     }
 
 
-def _csp_hash(text: str) -> str:
+def csp_hash(text: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
 
 
@@ -131,7 +131,7 @@ def render(content: Content, *, sort_by: str | None = None,
     return environment().get_template("report.html.j2").render(
         content=content, board=board, comparisons=compared, charts=_charts(content, board),
         fmt=charts.fmt, difference_chart=charts.difference, data=data, script=script, style=style,
-        csp_script=_csp_hash(script), csp_style=_csp_hash(style), failures=failures,
+        csp_script=csp_hash(script), csp_style=csp_hash(style), failures=failures,
         judge_failures=judge_failures, version=__version__, describe=metrics.describe,
         all_pairs=len(board.systems) <= tables.ALL_PAIRS_UP_TO, min_notes=tables.MIN_NOTES_FOR_VERDICT)
 
