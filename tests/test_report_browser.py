@@ -3,7 +3,8 @@
 Skipped only on a machine without /usr/bin/chromium that is not CI; in CI (the
 CI environment variable is set) a missing browser fails the test, so the report
 is always tested there (``.ci/run`` installs chromium). The test also keeps the
-README's screenshot, ``docs/report.png``, regenerated from the fixtures run.
+README's screenshot, ``docs/report.png``, regenerated from the fixtures run, and the periodic
+report's screenshot and PDF, ``docs/periodic-report.png`` and ``docs/periodic-report.pdf``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "report.png"
+PERIODIC_SCREENSHOT = SCREENSHOT.with_name("periodic-report.png")
+PERIODIC_PDF = SCREENSHOT.with_name("periodic-report.pdf")
+"""Kept beside the screenshots but not in git (.gitignore): the PDF's creation date changes every run."""
 
 
 def _require_browser() -> None:
@@ -162,5 +166,59 @@ def test_hostile_note_text_is_shown_as_text_and_requests_nothing(browser: Any, t
         assert hostile in view.page.locator("#detail .panel.summary").inner_text()
         assert view.page.title() != "owned"
         assert view.outside == [] and view.errors == []
+    finally:
+        view.close()
+
+
+def test_periodic_report_in_chromium_prints_to_a_multi_page_pdf(browser: Any, tmp_path: Path) -> None:
+    """The periodic report (six weeks of production) opens offline, filters, and prints: in print media the
+    controls are gone, every metric is shown, and ``page.pdf`` makes a real PDF of several pages."""
+    import re
+    from datetime import UTC, datetime
+
+    from periodic_fixture import SINCE, UNTIL, production
+
+    from clinsum.monitoring.windows import parse_time
+    from clinsum.reporting import periodic
+
+    store = Store.open(production().db)
+    try:
+        since, until = parse_time(SINCE), parse_time(UNTIL)
+        assert since is not None and until is not None
+        built = periodic.build(store, since, until, periodic.load_settings({}),
+                               now=datetime(2025, 4, 14, 8, tzinfo=UTC))  # a fixed time: a stable screenshot
+    finally:
+        store.close()
+    path = tmp_path / "periodic.html"
+    path.write_text(periodic.render_html(built), "utf-8")
+    view = Page(browser, path)
+    page = view.page
+    try:
+        for section in ("glance", "metrics", "alerts", "feedback", "versions", "validity", "settings"):
+            assert page.locator(f"section#{section} h2").is_visible(), section
+        assert page.locator("section#alerts table.alerts tbody tr").count() == len(built.alerts) > 0
+        assert "changed from v1 to v2" in page.locator("ul.changes").inner_text()
+        metrics = page.locator("section.metric")
+        assert metrics.count() == len(built.series) > 1
+        assert metrics.first.locator("svg.chart").count() == 1
+
+        page.locator("#glance").scroll_into_view_if_needed()
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(PERIODIC_SCREENSHOT))
+
+        page.select_option("#metric-filter", "has_critical_flip")  # the screen shows one metric...
+        assert [m.get_attribute("data-metric") for m in metrics.all() if m.is_visible()] == ["has_critical_flip"]
+
+        page.emulate_media(media="print")  # ...print shows them all, and no control
+        for control in ("nav", ".controls", "#metric-filter", "#print"):
+            assert not page.locator(control).is_visible(), control
+        assert all(m.is_visible() for m in metrics.all())
+        assert page.locator(".print-header").is_visible()
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(255, 255, 255)"
+        pdf = page.pdf(path=str(PERIODIC_PDF), format="A4")
+        assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
+        pages = len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", pdf))
+        assert pages > 1, f"{pages} page(s)"
+        assert view.errors == [] and view.outside == []
     finally:
         view.close()
