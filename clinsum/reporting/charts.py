@@ -234,7 +234,7 @@ def control(metric: str, rows: Sequence[Any]) -> Chart:
     reference = sum(1 for row in rows if row.reference)
     if reference:
         chart.rect(left, top, step * reference, plot_h, "reference", f"reference period: {reference} windows")
-        chart.text(left + 3, top - 6, "reference", "tick")
+        chart.text(left + step * reference / 2, top - 6, "reference period", "tick", "middle")
     chart.line(left, top + plot_h, width - 16, top + plot_h, "axis")
     chart.line(left, top, left, top + plot_h, "axis")
     for tick in nice_ticks(y.low, y.high):
@@ -252,6 +252,9 @@ def control(metric: str, rows: Sequence[Any]) -> Chart:
                     chart.line(x(i - 1), to_y(a), x(i), to_y(b), cls)
         if row.ewma is not None:
             previous = row
+            for bound in (row.lower, row.upper):  # a tick per window: one monitored window still shows its limits
+                if bound is not None:
+                    chart.line(x(i) - step * 0.2, to_y(bound), x(i) + step * 0.2, to_y(bound), "limit")
         if row.ci_low is not None and row.ci_high is not None:
             chart.line(x(i), to_y(row.ci_low), x(i), to_y(row.ci_high), "ci")
         if row.mean is not None:
@@ -260,8 +263,6 @@ def control(metric: str, rows: Sequence[Any]) -> Chart:
             chart.circle(x(i), to_y(row.mean), 5 if row.alert else 3, "alert" if row.alert else "mean",
                          f"{row.label}: mean {fmt(row.mean)} [{fmt(row.ci_low)}, {fmt(row.ci_high)}], "
                          f"n={row.n}{limits}{' ALERT' if row.alert else ''}")
-    direction = metrics.direction(metric)
-    chart.text(4, 12, f"{metric} ({direction} is better)" if direction != "neutral" else metric, "tick")
     chart.text(width - 16, height - 8, "mean and 95% CI per window · EWMA — control limits ┄", "tick", "end")
     return chart
 
