@@ -172,6 +172,8 @@ def test_usage_errors_exit_2_with_a_clear_line(tmp_path) -> None:
     assert nothing.exit_code == EXIT_ERROR and "--since DATE --until DATE" in nothing.output
     empty = invoke("report", "--since", "2020-01-01", "--until", "2020-02-01", "--html", out, "--db", db)
     assert empty.exit_code == EXIT_ERROR and "no scored production summary" in empty.output
+    nobody = invoke("report", "--since", SINCE, "--until", UNTIL, "--system", "nobody", "--html", out, "--db", db)
+    assert nobody.exit_code == EXIT_ERROR and "for system nobody" in nobody.output
     half = invoke("report", "--since", SINCE, "--html", out, "--db", db)
     assert half.exit_code == EXIT_ERROR and "both --since DATE and --until DATE" in half.output
     short = invoke("report", "--since", SINCE, "--until", "2025-03-20", "--html", out, "--db", db)
