@@ -220,12 +220,15 @@ def test_validity_figures_are_embedded_with_their_provenance(report) -> None:
     _, _, page = report
     packaged = periodic.validity_figures()["figures"]
     assert packaged, "clinsum/reporting/validity.json holds the validation table's figures"
-    rows = page.tables["validity"][1:]
-    assert len(rows) == len(packaged)
-    for row, figure in zip(rows, packaged, strict=True):
-        assert row[1] == f"{figure['value']:.{figure['digits']}f}"
+    rows = {row[0]: row for row in page.tables["validity"][1:]}
+    assert len(rows) == len({f["label"] for f in packaged})  # one row per label, as in the README
+    for figure in packaged:
+        row = rows[figure["label"]]
+        assert f"{figure['part']} {figure['value']:.{figure['digits']}f}".strip() in row[1].split(" · ")
         assert row[3:] == [figure["measured"], figure["commit"], figure["command"]]
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", figure["measured"]) and figure["command"].startswith("python ")
+    negation = rows["ACI-Bench findings, test, clinsum: accuracy / F1 per class"][1]
+    assert negation.startswith("acc ") and " · neg " in negation
 
 
 def test_validation_table_writes_each_figure_with_date_commit_and_command(tmp_path, monkeypatch) -> None:

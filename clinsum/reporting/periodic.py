@@ -195,6 +195,21 @@ def validity_figures() -> dict[str, Any]:
     return loaded
 
 
+def validity_rows(figures: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    """One row per label, as the README's validation table shows them: parts joined as ``acc 0.980 · neg 0.99``."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for figure in figures:
+        rows.setdefault(figure["label"], []).append(figure)
+    out = []
+    for label, parts in rows.items():
+        def joined(key: str, parts: list[dict[str, Any]] = parts) -> str:
+            return ", ".join(dict.fromkeys(str(f[key]) for f in parts))
+        value = " · ".join(f"{f['part']} {f['value']:.{f['digits']}f}".strip() for f in parts)
+        out.append({"label": label, "value": value, "goal": joined("goal"), "measured": joined("measured"),
+                    "commit": joined("commit"), "command": joined("command")})
+    return out
+
+
 def build(store: Store, since: datetime, until: datetime, settings: PeriodicSettings, *,
           runs: Sequence[str] = (), system: str | None = None, now: datetime | None = None) -> Periodic:
     """Everything the periodic report shows, from the summaries made in [since, until)."""
@@ -347,7 +362,7 @@ def render_html(report: Periodic) -> str:
                         | set(report.period_feedback["ratings"]))
     return env.get_template("periodic.html.j2").render(
         **common, style=style, script=script, csp_style=csp_hash(style), csp_script=csp_hash(script),
-        dimensions=dimensions)
+        dimensions=dimensions, validity=validity_rows(report.validity.get("figures", [])))
 
 
 def render_markdown(report: Periodic) -> str:
