@@ -15,7 +15,7 @@ from clinsum.cli.common import DEFAULT_DB, EXIT_ERROR, DbOption, console, open_s
 @app.command()
 def report(
     run_ids: Annotated[list[str] | None, typer.Argument(
-        metavar="[RUN...]", help="Run ids from `clinsum runs`, or unique prefixes; optional with --since/--until "
+        metavar="RUN", help="Run ids from `clinsum runs`, or unique prefixes; optional with --since/--until "
                                  "(they then limit the period to these runs).")] = None,
     html: Annotated[Path | None, typer.Option("--html", help="Write the HTML report here.")] = None,
     md: Annotated[Path | None, typer.Option("--md", help="Write a Markdown summary here.")] = None,
