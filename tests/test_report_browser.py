@@ -174,6 +174,7 @@ def test_periodic_report_in_chromium_prints_to_a_multi_page_pdf(browser: Any, tm
     """The periodic report (six weeks of production) opens offline, filters, and prints: in print media the
     controls are gone, every metric is shown, and ``page.pdf`` makes a real PDF of several pages."""
     import re
+    import zlib
     from datetime import UTC, datetime
 
     from periodic_fixture import SINCE, UNTIL, production
@@ -219,6 +220,13 @@ def test_periodic_report_in_chromium_prints_to_a_multi_page_pdf(browser: Any, tm
         assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
         pages = len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", pdf))
         assert pages > 1, f"{pages} page(s)"
+        # the page header (period, generation time) and page numbers are CSS page margin boxes: with the
+        # body hidden, a page still carries text, and only they can have put it there
+        page.evaluate("for (const e of document.body.children) e.style.display = 'none'")
+        margins = page.pdf(format="A4")
+        streams = re.findall(rb"stream\r?\n(.*?)\r?\nendstream", margins, re.S)
+        texts = sum(len(re.findall(rb"\bT[jJ]\b", zlib.decompress(s))) for s in streams if s[:2] == b"x\x9c")
+        assert texts >= 2, "no page header or page number in the printed margins"
         assert view.errors == [] and view.outside == []
     finally:
         view.close()
