@@ -142,8 +142,28 @@ def test_feedback_counts_and_agreement_equal_window_feedback_on_the_same_data(re
         assert volume[label][2] == str(result["n_reviewed"])
     for week in (f"2025-W{w}" for w in range(10, 16)):  # four summaries a week, each by both reviewers
         assert volume[week][2:4] == ["4", "2"]
+    named = expected["period"]["error_categories"]["negation"]
+    assert named == len({k for k in set().union(*keys.values()) if k[1] in production().flipped
+                         and k[0] == production().runs["v2"]} & _reviewed(ratings))
+    assert volume["period"][-1] == f"negation {named}"
     period = expected["period"]["flags"]
     assert period["tp"] > 0 and period["fp"] + period["fn"] > 0  # neither trivial nor perfect
+
+
+def _reviewed(ratings) -> set[tuple[str, str, str]]:
+    return {(r.run_id, r.note_id, r.system) for r in ratings}
+
+
+def test_versions_name_the_provider_a_run_configured_and_every_version_key() -> None:
+    from clinsum.records import Summary
+
+    summary = Summary(note_id="n", system="fast", text="x", prompt_version="p1",
+                      metadata={"model_version": "2025-03", "Deployment": "eu-1", "site": "a", "judge_version": None})
+    fields = periodic.version_fields(summary, {"fast": "anthropic:claude-haiku-4-5"})
+    assert fields == {"model_version": "2025-03", "Deployment": "eu-1", "prompt_version": "p1",
+                      "provider:model": "anthropic:claude-haiku-4-5"}
+    assert periodic.version_fields(summary.model_copy(update={"metadata": {"prompt_version": "p2"}}), {}) == {
+        "prompt_version": "p2"}  # the metadata's own prompt version wins over the record's
 
 
 def test_the_period_filter_excludes_summaries_outside_it(report, tmp_path) -> None:
