@@ -234,8 +234,8 @@ def validity(benchmarks: Sequence[Benchmark], measured: dict[str, float | None],
             figures[figure.key] = {"key": figure.key, "label": figure.label, "part": figure.part,
                                    "goal": figure.goal, "value": value, "digits": figure.digits,
                                    "measured": when, "commit": version, "command": command}
-    order = [f.key for b in BENCHMARKS for f in b.figures]
-    ranked = sorted(figures.values(), key=lambda f: order.index(f["key"]) if f["key"] in order else len(order))
+    order = [f.key for b in BENCHMARKS for f in b.figures]  # a figure the table no longer has is dropped
+    ranked = sorted((f for f in figures.values() if f["key"] in order), key=lambda f: order.index(f["key"]))
     document = {"source": "benchmarks/validation_table.py", "figures": ranked}
     temporary = path.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", "utf-8")

@@ -269,6 +269,11 @@ def test_validation_table_writes_each_figure_with_date_commit_and_command(tmp_pa
     second = {f["key"]: f for f in json.loads(path.read_text())["figures"]}
     assert second["bc5cdr.disease"]["value"] == 0.87 and second["flips.caught"] == first["flips.caught"]
     assert [f["key"] for f in json.loads(path.read_text())["figures"]] == ["flips.caught", "bc5cdr.disease"]
+    stale = json.loads(path.read_text())
+    stale["figures"].append({**first["flips.caught"], "key": "flips.retired"})
+    path.write_text(json.dumps(stale))
+    table.validity([bc5cdr], {"bc5cdr.disease": 0.87}, path)  # a figure the table no longer has is dropped
+    assert [f["key"] for f in json.loads(path.read_text())["figures"]] == ["flips.caught", "bc5cdr.disease"]
 
 
 def test_hostile_version_text_is_escaped_everywhere(tmp_path) -> None:
