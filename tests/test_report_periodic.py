@@ -300,3 +300,32 @@ def test_hostile_version_text_is_escaped_everywhere(tmp_path) -> None:
 
 def test_css_string_keeps_text_inside_its_quotes() -> None:
     assert periodic.css_string('a"b\\c}\n') == '"a\\22 b\\5c c\\7d \\a "'
+
+
+def test_anchor_judgings_made_in_the_period_show_the_judges_shift(tmp_path) -> None:
+    import shutil
+
+    from clinsum.records import AnchorJudging
+
+    db = tmp_path / "anchors.db"
+    shutil.copy(production().db, db)
+    store = Store.open(db)
+    try:
+        common = {"anchors_hash": "h", "n_anchors": 2, "judge_version": "j1", "judges": ["ollama:llama3.1:8b"],
+                  "rubric": "pdsqi-9"}
+        reference = store.add_anchor_judging(AnchorJudging(
+            judged_at="2025-03-04T06:00:00+00:00",
+            values={"a1": {"judge_accurate": 4.0}, "a2": {"judge_accurate": 5.0}}, **common))
+        store.add_anchor_judging(AnchorJudging(
+            judged_at="2025-03-25T06:00:00+00:00", reference_id=reference, drifted=True,
+            values={"a1": {"judge_accurate": 3.0}, "a2": {"judge_accurate": 3.5}}, **common))
+        store.add_anchor_judging(AnchorJudging(judged_at="2025-05-01T06:00:00+00:00", reference_id=reference,
+                                               drifted=False, values={"a1": {"judge_accurate": 4.0}}, **common))
+    finally:
+        store.close()
+    out = tmp_path / "a.html"
+    assert invoke("report", "--since", SINCE, "--until", UNTIL, "--html", out, "--db", db).exit_code == 0
+    rows = parse(out).tables["anchors"][1:]
+    assert [row[0] for row in rows] == ["2025-03-04T06:00:00+00:00", "2025-03-25T06:00:00+00:00"]  # May is outside
+    assert rows[0][3] == "– (this is a reference)" and rows[0][5] == "–"
+    assert rows[1][3] == "2025-03-04T06:00:00+00:00" and rows[1][4] == "judge_accurate -1.25" and rows[1][5] == "yes"

@@ -256,7 +256,34 @@ def build(store: Store, since: datetime, until: datetime, settings: PeriodicSett
         series=series, alerts=limits["alerts"], feedback=feedback, period_feedback=period_feedback,
         reviewers=len({r for k in every for r in raters.get(k, ())}),
         versions=versions, changes=_changes(versions), timeline=charts.timeline(versions, since, until),
-        validity=validity_figures())
+        validity=validity_figures(), anchors=_anchors(store, since, until))
+
+
+def _anchors(store: Store, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """The anchor judgings made in the period (judge drift): each with its reference and the mean shift
+    per judge metric over the anchors both judged (this judging minus its reference)."""
+    out = []
+    for judging in store.anchor_judgings():
+        judged = datetime.fromisoformat(judging.judged_at)
+        judged = judged if judged.tzinfo else judged.replace(tzinfo=UTC)
+        if not since <= judged < until:
+            continue
+        shifts: dict[str, float] = {}
+        reference = None
+        if judging.id is not None and judging.reference_id is not None:
+            current, reference = store.anchor_judging(judging.id), store.anchor_judging(judging.reference_id)
+            common = sorted(set(current.values) & set(reference.values))
+            metrics = sorted({m for a in common for m in current.values[a] if m in reference.values[a]})
+            for metric in metrics:
+                pairs = [current.values[a][metric] - reference.values[a][metric] for a in common
+                         if metric in current.values[a] and metric in reference.values[a]]
+                shifts[metric] = sum(pairs) / len(pairs)
+        out.append({"judged_at": judging.judged_at, "judges": ", ".join(judging.judges),
+                    "models": ", ".join(f"{k}: {v}" for k, v in judging.models.items() if v),
+                    "n_anchors": judging.n_anchors, "rubric": judging.rubric,
+                    "reference": reference.judged_at if reference else None, "shifts": shifts,
+                    "drifted": judging.drifted})
+    return out
 
 
 def _series(metric: dict[str, Any], cut: Sequence[tuple[str, list[trend.Observation]]],
