@@ -315,10 +315,10 @@ def test_anchor_judgings_made_in_the_period_show_the_judges_shift(tmp_path) -> N
                   "rubric": "pdsqi-9"}
         reference = store.add_anchor_judging(AnchorJudging(
             judged_at="2025-03-04T06:00:00+00:00",
-            values={"a1": {"judge_accurate": 4.0}, "a2": {"judge_accurate": 5.0}}, **common))
+            values={"a1": {"judge_accurate": 4.0, "judge_cost_usd": 0.1}, "a2": {"judge_accurate": 5.0}}, **common))
         store.add_anchor_judging(AnchorJudging(
             judged_at="2025-03-25T06:00:00+00:00", reference_id=reference, drifted=True,
-            values={"a1": {"judge_accurate": 3.0}, "a2": {"judge_accurate": 3.5}}, **common))
+            values={"a1": {"judge_accurate": 3.0, "judge_cost_usd": 0.1}, "a2": {"judge_accurate": 3.5}}, **common))
         store.add_anchor_judging(AnchorJudging(judged_at="2025-05-01T06:00:00+00:00", reference_id=reference,
                                                drifted=False, values={"a1": {"judge_accurate": 4.0}}, **common))
     finally:

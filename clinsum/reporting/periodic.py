@@ -35,6 +35,7 @@ from clinsum.evaluators.aggregate import bootstrap_ci
 from clinsum.evaluators.bootstrap import DEFAULT_RESAMPLES
 from clinsum.feedback import SummaryKey, metric_values, rated_values
 from clinsum.monitoring import trend
+from clinsum.monitoring.anchors import NOT_JUDGEMENTS
 from clinsum.monitoring.feedback import DEFAULT_PHYSICIAN_FLAG, DEFAULT_SUMMARY_FLAG, window_feedback
 from clinsum.monitoring.windows import Selector, load_window, metric_info
 from clinsum.records import Summary
@@ -273,7 +274,8 @@ def _anchors(store: Store, since: datetime, until: datetime) -> list[dict[str, A
         if judging.id is not None and judging.reference_id is not None:
             current, reference = store.anchor_judging(judging.id), store.anchor_judging(judging.reference_id)
             common = sorted(set(current.values) & set(reference.values))
-            metrics = sorted({m for a in common for m in current.values[a] if m in reference.values[a]})
+            metrics = sorted({m for a in common for m in current.values[a]
+                              if m in reference.values[a] and m not in NOT_JUDGEMENTS})
             for metric in metrics:
                 pairs = [current.values[a][metric] - reference.values[a][metric] for a in common
                          if metric in current.values[a] and metric in reference.values[a]]
