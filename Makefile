@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint venv clean screenshots
 
 $(BIN)/clinsum: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ test: venv
 	$(BIN)/ruff check clinsum tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# The README's report screenshots, made by the browser test from the bundled fixtures.
+screenshots: venv
+	CLINSUM_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_report_browser.py
 
 clean:
 	rm -rf $(VENV) clinsum.db clinsum-demo

@@ -2,9 +2,10 @@
 
 Skipped only on a machine without /usr/bin/chromium that is not CI; in CI (the
 CI environment variable is set) a missing browser fails the test, so the report
-is always tested there (``.ci/run`` installs chromium). The test also keeps the
-README's screenshot, ``docs/report.png``, regenerated from the fixtures run, and the periodic
-report's screenshot and PDF, ``docs/periodic-report.png`` and ``docs/periodic-report.pdf``.
+is always tested there (``.ci/run`` installs chromium). The tests keep their screenshots and the
+periodic report's PDF as artifacts in ``build/artifacts/`` (``CLINSUM_ARTIFACTS`` elsewhere);
+``make screenshots`` (``CLINSUM_UPDATE_SCREENSHOTS=1``) writes the screenshots to ``docs/`` instead,
+where the README shows them: a test run leaves the checkout as it found it.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ from clinsum.store import Store
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "report.png"
-PERIODIC_SCREENSHOT = SCREENSHOT.with_name("periodic-report.png")
-PERIODIC_PDF = SCREENSHOT.with_name("periodic-report.pdf")
-"""Kept beside the screenshots but not in git (.gitignore): the PDF's creation date changes every run."""
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = Path(os.environ.get("CLINSUM_ARTIFACTS") or REPO / "build" / "artifacts")
+SHOTS = REPO / "docs" if os.environ.get("CLINSUM_UPDATE_SCREENSHOTS") == "1" else ARTIFACTS
+SCREENSHOT = SHOTS / "report.png"
+PERIODIC_SCREENSHOT = SHOTS / "periodic-report.png"
+PERIODIC_PDF = ARTIFACTS / "periodic-report.pdf"
+"""Never in git: the PDF's creation date changes every run."""
 
 
 def _require_browser() -> None:
@@ -120,7 +124,7 @@ def test_report_in_chromium(browser: Any, tmp_path: Path) -> None:
         page.select_option("#sort-metric", "critical_flips")  # worst first: the flipped note leads
         assert _list_ids(page)[0] == FLIPPED_NOTE
         page.locator("#notes").scroll_into_view_if_needed()
-        SCREENSHOT.parent.mkdir(exist_ok=True)
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOT))
 
         # sorting by a metric changes the order: worst concept recall of extractive:lead first, then best first
@@ -204,7 +208,8 @@ def test_periodic_report_in_chromium_prints_to_a_multi_page_pdf(browser: Any, tm
         assert metrics.first.locator("svg.chart").count() == 1
 
         page.locator("#glance").scroll_into_view_if_needed()
-        SCREENSHOT.parent.mkdir(exist_ok=True)
+        PERIODIC_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        PERIODIC_PDF.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(PERIODIC_SCREENSHOT))
 
         page.select_option("#metric-filter", "has_critical_flip")  # the screen shows one metric...
