@@ -342,6 +342,24 @@ def test_export_to_a_full_disk_exits_3_with_a_clear_error(tmp_path):
             assert [p.name for p in (full / "out").iterdir()] == []  # no half file, no temporary
 
 
+def test_a_report_to_a_full_disk_exits_3_and_leaves_the_earlier_report_whole(tmp_path):
+    write_notes(tmp_path / "notes.jsonl", 3)
+    made = clinsum("run", "--notes", "notes.jsonl", "-p", "extractive:lead", "-m", "length", "--db", "c.db",
+                   cwd=tmp_path)
+    assert made.returncode == EXIT_OK, made.stderr
+    [(run_id, _)] = runs(tmp_path / "c.db")
+    with tmpfs(tmp_path / "full", "256k") as full:
+        (full / "report.md").write_text("the earlier report\n")
+        fill(full)
+        for option, name in (("--html", "report.html"), ("--md", "report.md")):
+            failed = clinsum("report", run_id, "--db", "c.db", option, str(full / name), cwd=tmp_path)
+            assert failed.returncode == EXIT_STORE, failed.stderr
+            no_traceback(failed)
+            assert f"{name}: cannot write the" in failed.stderr and "No space left" in failed.stderr
+        assert (full / "report.md").read_text() == "the earlier report\n"
+        assert sorted(p.name for p in full.iterdir() if p.name != "filler") == ["report.md"]  # no temporary
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a device that is always full)")
 @pytest.mark.parametrize("command", [["runs", "-f", "json"], ["runs"], ["show", "RUN", "-f", "csv"],
                                      ["run", "--notes", "notes.jsonl", "-p", "extractive:lead", "-m", "length"]],

@@ -54,7 +54,6 @@ def report(
         console.print(f"[red]error:[/red] {', '.join(given)} belong to the periodic report: add --since DATE "
                       "--until DATE")
         raise typer.Exit(EXIT_ERROR)
-    from clinsum.inputs import atomic_output
     from clinsum.reporting import content, markdown
     from clinsum.reporting import html as html_report
 
@@ -63,12 +62,11 @@ def report(
     with reported_errors():
         if html is not None:
             page = html_report.render(loaded, sort_by=sort_by)
-            html_report.write(html, page)
+            _write(html, page, "HTML report")
             console.print(f"HTML report: {shown(html)} ({len(page.encode('utf-8')) / 1e6:.2f} MB, "
                           f"{len(loaded.summaries)} summaries)")
         if md is not None:
-            with atomic_output(md) as handle:
-                handle.write(markdown.render(loaded, sort_by=sort_by))
+            _write(md, markdown.render(loaded, sort_by=sort_by), "Markdown summary")
             console.print(f"Markdown summary: {shown(md)}")
 
 
@@ -81,7 +79,6 @@ def _periodic(run_ids: list[str], since: str | None, until: str | None, html: Pa
     if sort_by is not None:
         console.print("[red]error:[/red] --sort-by ranks the systems of a run report; a periodic report has none")
         raise typer.Exit(EXIT_ERROR)
-    from clinsum.inputs import atomic_output
     from clinsum.monitoring.windows import parse_time
     from clinsum.reporting import periodic
 
@@ -101,12 +98,23 @@ def _periodic(run_ids: list[str], since: str | None, until: str | None, html: Pa
             built = periodic.build(store, start, end, settings, runs=runs, system=system)
         if html is not None:
             page = periodic.render_html(built)
-            with atomic_output(html) as handle:
-                handle.write(page)
+            _write(html, page, "periodic report")
             console.print(f"periodic report: {shown(html)} ({len(page.encode('utf-8')) / 1e6:.2f} MB, "
                           f"{built.summaries} summaries in {len(built.windows)} windows, "
                           f"{len(built.alerts)} alert(s))", highlight=False)
         if md is not None:
-            with atomic_output(md) as handle:
-                handle.write(periodic.render_markdown(built))
+            _write(md, periodic.render_markdown(built), "Markdown summary")
             console.print(f"Markdown summary: {shown(md)}")
+
+
+def _write(path: Path, text: str, what: str) -> None:
+    """Write one report file whole or not at all; a disk that cannot take it is exit 3, not a traceback."""
+    from clinsum.errors import OutputWriteError
+    from clinsum.inputs import atomic_output
+
+    try:
+        with atomic_output(path) as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise OutputWriteError(f"{path}: cannot write the {what} ({exc.strerror or exc}); "
+                               "any earlier file there is unchanged") from exc
