@@ -220,9 +220,18 @@ def _m008_score_rows(db: sqlite3.Connection) -> None:
     m008_score_rows(db)
 
 
+def _m009_produced_at_index(db: sqlite3.Connection) -> None:
+    # only production summaries carry produced_at: an index entry for every NULL of an evaluation run
+    # costs ~64 bytes a summary and answers no query (those of store_runs ask produced_at IS NOT NULL)
+    _script(db, """
+        DROP INDEX summaries_by_produced_at;
+        CREATE INDEX summaries_by_produced_at ON summaries (produced_at) WHERE produced_at IS NOT NULL
+    """)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial, _m002_batches, _m003_run_owner, _m004_ratings_of_summaries, _m005_compact, _m006_production,
-    _m007_anchor_judgings, _m008_score_rows]
+    _m007_anchor_judgings, _m008_score_rows, _m009_produced_at_index]
 """Migration N is ``MIGRATIONS[N-1]``; append, never edit one that has shipped."""
 
 

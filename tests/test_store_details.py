@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,25 @@ def test_replace_scores_replaces_an_evaluator_and_its_jury_members_only(tmp_path
     plan = " ".join(str(row[-1]) for row in store.db.execute(
         "EXPLAIN QUERY PLAN SELECT id FROM names WHERE name = 'judge' OR (name >= 'judge:' AND name < 'judge;')"))
     assert "SCAN names" not in plan, plan
+
+
+def test_only_production_summaries_are_indexed_by_when_they_were_made(tmp_path):
+    """An evaluation run's summaries have no ``created_at``: indexing their NULLs would cost bytes and
+    answer no query; a time range over production summaries still uses the index."""
+    store = Store.open(tmp_path / "s.db")
+    notes = fixture_notes(2)
+    evaluated = summaries_of(notes[0])
+    when = datetime(2025, 3, 1, 8, tzinfo=UTC)
+    made = [s.model_copy(update={"created_at": when}) for s in summaries_of(notes[1])]
+    store.create_run("r", {}, kind="score", version="test", notes=notes, summaries=[*evaluated, *made])
+    [(entries,)] = store.db.execute("SELECT count(*) FROM summaries INDEXED BY summaries_by_produced_at "
+                                    "WHERE produced_at IS NOT NULL").fetchall()
+    assert entries == len(made) > 0
+    plan = " ".join(str(row[-1]) for row in store.db.execute(
+        "EXPLAIN QUERY PLAN SELECT DISTINCT run_id FROM summaries WHERE produced_at IS NOT NULL "
+        "AND produced_at >= '2025-03-01' AND produced_at < '2025-03-02'"))
+    assert "summaries_by_produced_at" in plan, plan
+    assert store.runs_with_summaries_between("2025-03-01T00:00:00Z", "2025-03-02T00:00:00Z") == ["r"]
+    assert store.runs_with_summaries_between("2025-03-02T00:00:00Z", None) == []
+    [(sql,)] = store.db.execute("SELECT sql FROM sqlite_schema WHERE name = 'summaries_by_produced_at'").fetchall()
+    assert "WHERE produced_at IS NOT NULL" in sql
