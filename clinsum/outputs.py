@@ -87,6 +87,27 @@ class OutputSet:
             yield handle
         self._written.append((temporary, final))
 
+    @contextlib.contextmanager
+    def path(self, name: str) -> Iterator[Path]:
+        """A file of the set written by a library that wants a path (pyarrow): the block writes the
+        hidden temporary it is given, which is flushed to disk and put in place with the set."""
+        final = self.folder / name
+        if final.parent != self.folder or any(final == f for _, f in self._written):
+            raise ValueError(f"{name!r}: not a new file name of {self.folder}")
+        temporary = self._hidden(name, "tmp")
+        try:
+            yield temporary
+            descriptor = os.open(temporary, os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()
+            raise
+        self._written.append((temporary, final))
+
     def write_jsonl(self, name: str, records: Iterable[BaseModel | Mapping[str, Any]]) -> int:
         with self.open(name) as handle:
             return _write_jsonl(handle, records)

@@ -12,7 +12,7 @@ from rich.table import Table
 from clinsum.errors import unknown_choice
 from clinsum.evaluators import metrics
 from clinsum.evaluators.aggregate import Row, aggregate, leaderboard
-from clinsum.outputs import output_set
+from clinsum.outputs import OutputSet, output_set
 from clinsum.records import Score, Summary
 
 LEADERBOARD_COLUMNS = ["system", "metric", "n", "mean", "ci_low", "ci_high"]
@@ -99,10 +99,18 @@ def write_outputs(out: Path, summaries: Iterable[Summary], scores: Iterable[Scor
     if rows is None:
         scores = list(scores)
         rows = aggregate(scores)
-    names = {"summaries": "summaries.jsonl", "scores": "scores.jsonl", "leaderboard": "leaderboard.csv"}
     with output_set(out) as files:
-        files.write_jsonl(names["summaries"], summaries)
-        files.write_jsonl(names["scores"], scores)
-        files.write_csv(names["leaderboard"], LEADERBOARD_COLUMNS,
-                        [[getattr(r, c) for c in LEADERBOARD_COLUMNS] for r in ordered(rows)[0]])
-    return {table: out / name for table, name in names.items()}
+        return write_output_files(files, summaries, scores, rows)
+
+
+OUTPUT_NAMES = {"summaries": "summaries.jsonl", "scores": "scores.jsonl", "leaderboard": "leaderboard.csv"}
+
+
+def write_output_files(files: OutputSet, summaries: Iterable[Summary], scores: Iterable[Score],
+                       rows: Sequence[Row]) -> dict[str, Path]:
+    """The three outputs into a set of files that also holds others (``clinsum export`` adds ``run.json``)."""
+    files.write_jsonl(OUTPUT_NAMES["summaries"], summaries)
+    files.write_jsonl(OUTPUT_NAMES["scores"], scores)
+    files.write_csv(OUTPUT_NAMES["leaderboard"], LEADERBOARD_COLUMNS,
+                    [[getattr(r, c) for c in LEADERBOARD_COLUMNS] for r in ordered(rows)[0]])
+    return {table: files.folder / name for table, name in OUTPUT_NAMES.items()}

@@ -68,6 +68,24 @@ def test_parquet_reads_back_with_pyarrow(tmp_path: Path) -> None:
     assert pq.read_table(tmp_path / "leaderboard.parquet").num_rows > 0
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_an_export_that_fails_on_its_last_file_leaves_the_previous_export_whole(tmp_path: Path, fmt: str) -> None:
+    """The tables of an export and its run.json are one set: a failure on the last file (here a folder
+    named run.json, which no rename can replace) must not leave new tables beside an old run.json."""
+    db, (run_id, production) = fixture_store()
+    out = tmp_path / "out"
+    first = invoke("export", production, "--db", str(db), "--format", fmt, "--out", str(out))
+    assert first.exit_code == 0, first.output
+    (out / "run.json").unlink()
+    (out / "run.json").mkdir()  # in the way of the last file of the next export
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    failed = invoke("export", run_id, "--db", str(db), "--format", fmt, "--out", str(out))
+    assert failed.exit_code == EXIT_STORE, failed.output
+    assert "cannot write the export" in failed.output
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # no temporary either
+    assert (out / "run.json").is_dir()
+
+
 def test_parquet_without_pyarrow_names_the_install_command_and_writes_nothing(tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     db, (run_id, _) = fixture_store()

@@ -3,15 +3,14 @@
 ``jsonl`` writes exactly what ``clinsum run --out`` writes (``reports.write_outputs``);
 ``csv`` and ``parquet`` write the same three tables flat, one column per field,
 each score's ``detail`` as a JSON string. Every format also writes ``run.json``,
-the run as stored (its configuration redacted). Each file is written to a
-temporary name and renamed into place, so a reader never sees half a file.
+the run as stored (its configuration redacted). The files of an export are one set
+(``clinsum.outputs.output_set``): all new, or on any failure all as they were, never
+half a file and never a new table beside an old one.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 from clinsum import reports
 from clinsum.errors import ClinsumError, OutputWriteError
 from clinsum.evaluators.aggregate import Row, aggregate, failures_by_system
-from clinsum.inputs import atomic_output, write_csv
+from clinsum.outputs import OutputSet, output_set
 from clinsum.records import Score, Summary
 
 FORMATS = ("jsonl", "csv", "parquet")
@@ -65,24 +64,22 @@ def write(out: Path, format: str, run: dict[str, Any], summaries: Sequence[Summa
     rows = leaderboard_rows(summaries, scores)
     if format == "parquet":
         pyarrow = _pyarrow()  # before any file is written
-    out.mkdir(parents=True, exist_ok=True)
-    if format == "jsonl":
-        paths = reports.write_outputs(out, summaries, scores, rows)
-    elif format == "csv":
-        paths = {"summaries": out / "summaries.csv", "scores": out / "scores.csv",
-                 "leaderboard": out / "leaderboard.csv"}
-        write_csv(paths["summaries"], SUMMARY_COLUMNS, [summary_row(s) for s in summaries])
-        write_csv(paths["scores"], SCORE_COLUMNS, [score_row(s) for s in scores])
-        write_csv(paths["leaderboard"], reports.LEADERBOARD_COLUMNS, reports.as_dicts(rows))
-    else:
-        paths = {"summaries": out / "summaries.parquet", "scores": out / "scores.parquet",
-                 "leaderboard": out / "leaderboard.parquet"}
-        _parquet(pyarrow, paths["summaries"], SUMMARY_COLUMNS, [summary_row(s) for s in summaries])
-        _parquet(pyarrow, paths["scores"], SCORE_COLUMNS, [score_row(s) for s in scores])
-        _parquet(pyarrow, paths["leaderboard"], reports.LEADERBOARD_COLUMNS, reports.as_dicts(rows))
-    paths["run"] = out / "run.json"
-    with atomic_output(paths["run"]) as handle:
-        handle.write(json.dumps(run, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+    with output_set(out) as files:  # every file of the export new, or all as they were
+        if format == "jsonl":
+            paths = reports.write_output_files(files, summaries, scores, rows)
+        elif format == "csv":
+            paths = {table: out / f"{table}.csv" for table in ("summaries", "scores", "leaderboard")}
+            files.write_csv("summaries.csv", SUMMARY_COLUMNS, [summary_row(s) for s in summaries])
+            files.write_csv("scores.csv", SCORE_COLUMNS, [score_row(s) for s in scores])
+            files.write_csv("leaderboard.csv", reports.LEADERBOARD_COLUMNS, reports.as_dicts(rows))
+        else:
+            paths = {table: out / f"{table}.parquet" for table in ("summaries", "scores", "leaderboard")}
+            _parquet(pyarrow, files, "summaries.parquet", SUMMARY_COLUMNS, [summary_row(s) for s in summaries])
+            _parquet(pyarrow, files, "scores.parquet", SCORE_COLUMNS, [score_row(s) for s in scores])
+            _parquet(pyarrow, files, "leaderboard.parquet", reports.LEADERBOARD_COLUMNS, reports.as_dicts(rows))
+        paths["run"] = out / "run.json"
+        with files.open("run.json") as handle:
+            handle.write(json.dumps(run, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
     return paths
 
 
@@ -99,13 +96,9 @@ _TYPES = {"latency_s": "float64", "cost_usd": "float64", "value": "float64", "me
           "ci_low": "float64", "ci_high": "float64", "input_tokens": "int64", "output_tokens": "int64", "n": "int64"}
 
 
-def _parquet(pyarrow: Any, path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+def _parquet(pyarrow: Any, files: OutputSet, name: str, columns: Sequence[str],
+             rows: Sequence[dict[str, Any]]) -> None:
     schema = pyarrow.schema([(c, getattr(pyarrow, _TYPES.get(c, "string"))()) for c in columns])
     table = pyarrow.Table.from_pylist([{c: row.get(c) for c in columns} for row in rows], schema=schema)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
+    with files.path(name) as temporary:
         pyarrow.parquet.write_table(table, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
