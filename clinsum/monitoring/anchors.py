@@ -206,16 +206,22 @@ class JudgeDrift:
 
     def explains(self, metric: str, difference: float) -> bool:
         """Whether the drift explains a window change of ``difference`` in ``metric``: ``excuses(metric)``,
-        and the judge's shift of that metric on the anchors goes the same way.
+        that metric itself drifted on the anchors, the same way, and by at least as much as the
+        window moved (within the far end of the shift's confidence interval).
 
         A judge turned lenient cannot explain lower scores: a drop of the window's scores
-        under a lenient judge is the summarizer's, and larger than it looks.
+        under a lenient judge is the summarizer's, and larger than it looks. Nor can a judge
+        that drifted on another metric, or by less than the window moved, explain the rest:
+        those alerts stand, with a note.
         """
         if not self.excuses(metric):
             return False
-        shifts = {m.metric: m.shift for m in self.metrics}
-        shift = shifts.get(metric, shifts.get(metric.partition("@")[0]))
-        return shift is not None and shift * difference > 0
+        drifts = {m.metric: m for m in self.metrics}
+        drift = drifts.get(metric, drifts.get(metric.partition("@")[0]))
+        if drift is None or not drift.drifted or drift.shift is None or drift.shift * difference <= 0:
+            return False
+        reach = max(abs(drift.shift), *(abs(bound) for bound in drift.ci if bound is not None))
+        return abs(difference) <= reach
 
     @property
     def message(self) -> str:
@@ -258,7 +264,8 @@ def compare_with_reference(reference: Mapping[str, Mapping[str, float]], current
 
 EXCUSED = "judge drifted on the anchors: not blamed on the summarizer"
 """The explanation of a check whose alert the judge's drift excuses."""
-NOT_EXPLAINED = "the judge drifted on the anchors, but not this way on this metric: the change stands"
+NOT_EXPLAINED = ("the judge drifted on the anchors, but not this way, not on this metric, or by less than "
+                 "this change: the change stands")
 
 
 def excuse_judge_alerts(checks: Iterable[Check], drift: JudgeDrift) -> list[Check]:
