@@ -329,3 +329,28 @@ def test_anchor_judgings_made_in_the_period_show_the_judges_shift(tmp_path) -> N
     assert [row[0] for row in rows] == ["2025-03-04T06:00:00+00:00", "2025-03-25T06:00:00+00:00"]  # May is outside
     assert rows[0][3] == "– (this is a reference)" and rows[0][5] == "–"
     assert rows[1][3] == "2025-03-04T06:00:00+00:00" and rows[1][4] == "judge_accurate -1.25" and rows[1][5] == "yes"
+
+
+def test_a_rating_tied_to_no_run_counts_only_where_the_whole_store_holds_one_such_summary(tmp_path) -> None:
+    """A rating from before ratings named their run is joined as the monitor joins it: when one run of the
+    whole store holds its note and system. Here run v1 (the report's) and v2 and the run outside the
+    period hold that note: the rating may be of any of them, so it counts for none."""
+    import shutil
+
+    from clinsum.records import Rating
+
+    db = tmp_path / "copy.db"
+    shutil.copy(production().db, db)
+    store = Store.open(db)
+    try:
+        [first] = [s for s in store.summaries(production().runs["outside"])][:1]
+        store.add_ratings([Rating(note_id=first.note_id, system=first.system, rater="dr-untied",
+                                  dimension="accepted", value=0.0)], "test")
+    finally:
+        store.close()
+    html = tmp_path / "v1.html"
+    result = invoke("report", production().runs["v1"], "--since", SINCE, "--until", UNTIL, "--html", html,
+                    "--db", db, "--window", "day")
+    assert result.exit_code == 0, result.output
+    volume = {row[0]: row for row in parse(html).tables["feedback-volume"][1:]}
+    assert volume["period"][3] == "2", volume["period"]  # dr-a and dr-b; not dr-untied

@@ -37,7 +37,7 @@ from clinsum.feedback import SummaryKey, metric_values, rated_values
 from clinsum.monitoring import trend
 from clinsum.monitoring.anchors import NOT_JUDGEMENTS
 from clinsum.monitoring.feedback import DEFAULT_PHYSICIAN_FLAG, DEFAULT_SUMMARY_FLAG, window_feedback
-from clinsum.monitoring.windows import Selector, load_window, metric_info
+from clinsum.monitoring.windows import Selector, load_window, metric_info, window_ratings
 from clinsum.records import Summary
 from clinsum.reporting import charts
 from clinsum.reporting.content import ReportError
@@ -232,8 +232,8 @@ def build(store: Store, since: datetime, until: datetime, settings: PeriodicSett
     cut = trend.cut(observed, settings.window)
     series = [_series(m, cut, settings) for m in limits["metrics"]]
 
-    ratings = store.ratings()
-    scores = [item for run_id in window.runs for item in store.scores_by_run(run_id)]
+    ratings = window_ratings(store, window)  # the monitor's join: a rating counts for the summary it rates
+    scores = [item for run_id in window.runs for item in store.scores_by_run(run_id, details=False)]
     raters = _raters(ratings, scores)
     feedback = []
     for label, chunk in cut:
