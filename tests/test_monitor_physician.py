@@ -87,3 +87,22 @@ def test_acceptance_is_tested_only_with_enough_reviews_in_both_windows(reviewed:
         [skip] = [s for s in report["skipped"] if s["metric"] == "physician_accepted"]
         assert skip["reason"] == ("12 baseline and 12 current reviewed summaries; at least 20 each are needed "
                                   "(monitor.min_reviewed)")
+
+
+def test_segments_need_as_many_reviewed_summaries_as_the_whole_windows() -> None:
+    """12 reviewed summaries a window: too few for the physicians' verdicts in the whole windows, and so
+    in a segment too (``--by site``), whose own minimum for computed metrics is lower (10)."""
+    def sited(run: str, accepted: list[int]) -> tuple[Window, list[Rating]]:
+        plain, ratings = window(run, accepted)
+        observations = tuple(Observation(o.run_id, o.note_id, o.system, o.created_at, o.values, {"site": "a"},
+                                         o.note_words) for o in plain.observations)
+        return Window(plain.selector, plain.runs, observations), ratings
+
+    base, base_ratings = sited("base", [1] * 12)
+    current, current_ratings = sited("cur", [1, 0, 0] * 4)
+    report = compare_windows(with_physician_values(base, base_ratings),
+                             with_physician_values(current, current_ratings), MonitorSettings(), by="site").as_dict()
+    assert not report["alerts"]
+    skipped = {s["segment"]: s["reason"] for s in report["skipped"] if s["metric"] == "physician_accepted"}
+    assert skipped and all("(monitor.min_reviewed)" in reason for reason in skipped.values()), skipped
+    assert any(segment != "all" for segment in skipped), skipped

@@ -221,13 +221,14 @@ def compare_windows(baseline: Window, current: Window, settings: MonitorSettings
         minimum = settings.min_summaries if segment == "all" else settings.min_segment
         for name in metrics:
             physician = name.startswith(PHYSICIAN_PREFIX)
+            # physicians' verdicts need min_reviewed reviewed summaries in every segment, not only in all
             check = _check(name, segment, obs_a, obs_b, settings,
-                           settings.min_reviewed if physician and segment == "all" else minimum)
+                           max(minimum, settings.min_reviewed) if physician else minimum)
             if isinstance(check, Check):
                 checks.append(check)
             else:
                 reason = (check.replace(" values;", " reviewed summaries;") + " (monitor.min_reviewed)"
-                          if physician and segment == "all" else check)
+                          if physician else check)
                 skipped.append({"metric": name, "segment": segment, "reason": reason})
     skipped += _reviewed_in_one_window(baseline, current, settings)
     if not any(c.segment == "all" for c in checks):  # nothing tested must never read as "no degradation"
