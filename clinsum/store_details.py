@@ -45,9 +45,13 @@ def lexicon_id() -> str:
 
 def kept(score: Score) -> dict[str, Any]:
     """What the store keeps of a detail it drops: the source's concept count behind
-    ``concept_recall`` (the monitor reads it for every summary of a window)."""
-    count = source_concepts(score.detail) if score.metric == "concept_recall" else None
-    return {} if count is None else {"source_concepts": count}
+    ``concept_recall`` (the monitor reads it for every summary of a window), or that the recall
+    was over the note's given key concepts, where there is no such count."""
+    if score.metric != "concept_recall":
+        return {}
+    count = source_concepts(score.detail)
+    # recall over the note's given key concepts says nothing of the source's: kept as such, not as 0
+    return {"key_concepts": "note"} if count is None else {"source_concepts": count}
 
 
 def source_concepts(detail: dict[str, Any]) -> int | None:

@@ -214,3 +214,24 @@ def test_only_production_summaries_are_indexed_by_when_they_were_made(tmp_path):
     assert store.runs_with_summaries_between("2025-03-02T00:00:00Z", None) == []
     [(sql,)] = store.db.execute("SELECT sql FROM sqlite_schema WHERE name = 'summaries_by_produced_at'").fetchall()
     assert "WHERE produced_at IS NOT NULL" in sql
+
+
+def test_recall_over_a_notes_given_key_concepts_keeps_no_source_count(tmp_path):
+    """The monitor's case mix counts the concepts of the source; a recall over the key concepts a note
+    was given has no such count, and the compact store must not turn that into 0 concepts."""
+    stores = []
+    for keep_details in (True, False):
+        store = Store.open(tmp_path / f"{keep_details}.db")
+        store.keep_details = keep_details
+        [plain, keyed] = [n.model_copy(update={"id": f"n{i}"}) for i, n in enumerate(fixture_notes(2))]
+        keyed = keyed.model_copy(update={"key_concepts": ["hypertension", "chest pain"]})
+        summaries = [s for note in (plain, keyed) for s in summaries_of(note)[:1]]
+        store.create_run("r", {"metric_options": {}}, kind="score", version="test", notes=[plain, keyed],
+                         summaries=summaries)
+        with store.batched_writes():
+            for note, summary in zip((plain, keyed), summaries, strict=True):
+                store.add_scores("r", CoverageEvaluator().scores(note, summary))
+        stores.append(store)
+    full, compact = stores
+    assert compact.source_concepts("r") == full.source_concepts("r")
+    assert set(compact.source_concepts("r")) == {("n0", "lead")}
