@@ -120,3 +120,25 @@ def test_the_anchor_judge_is_the_configured_judge_without_the_cache(monkeypatch:
     assert isinstance(judge, JudgeEvaluator) and judge.dispatcher.use_cache is False
     with pytest.raises(ConfigError, match="needs a judge"):
         anchor_judge(RunConfig())
+
+
+async def test_an_anchor_whose_judge_lost_samples_is_a_failed_judging(tmp_path: Path) -> None:
+    """A judge that lost some of its samples on an anchor still gives a score from the others, but the
+    project counts that as a failed evaluation; compared with a reference judged whole, what moved would
+    not be known, so the judging is refused rather than stored."""
+    from clinsum.evaluators.base import Evaluator
+    from clinsum.monitoring.anchors import AnchorJudgingError, judge_every_anchor
+    from clinsum.records import Note, Score, Summary
+
+    class LosingJudge(Evaluator):
+        name, version = "judge", "test"
+
+        async def evaluate(self, note: Note, summary: Summary) -> list[Score]:
+            lost = {"failures": ["sample 2: invalid JSON"]} if note.id == "anchor-03" else {}
+            detail = {"judges": {"fake:judge": {"model": "m", **lost}}}
+            return [Score(note_id=note.id, system=summary.system, metric=metric, value=4.0, evaluator="judge",
+                          version="test", detail=detail) for metric in ("judge_overall", "judge_accurate")]
+
+    anchors = load_anchors(anchors_file(tmp_path))
+    with pytest.raises(AnchorJudgingError, match=r"1 of 20 anchors.*anchor-03: judge_overall failed"):
+        await judge_every_anchor(anchors, LosingJudge())

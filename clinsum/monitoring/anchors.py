@@ -36,7 +36,7 @@ import numpy as np
 
 from clinsum.errors import ClinsumError, InputError
 from clinsum.evaluators.aggregate import bootstrap_ci
-from clinsum.evaluators.base import Evaluator
+from clinsum.evaluators.base import Evaluator, evaluation_error
 from clinsum.evaluators.comparison import holm, wilcoxon_p
 from clinsum.inputs import rows_or_errors
 from clinsum.records import Note, Score, Summary
@@ -144,8 +144,10 @@ async def judge_every_anchor(anchors: Sequence[Anchor], judge: Evaluator) -> Anc
     for anchor, scores in zip(anchors, results, strict=True):
         overall = next((s for s in scores if s.metric == "judge_overall"), None)
         detail = overall.detail if overall is not None else {}
-        if overall is None or detail.get("failed") or detail.get("failed_judges"):
-            reason = detail.get("error") or ", ".join(detail.get("failed_judges", [])) or "no judge_overall score"
+        lost = evaluation_error(scores)  # the project's one rule: a failure, or samples a judge lost
+        if overall is None or lost is not None or detail.get("failed_judges"):
+            reason = (detail.get("error") or ", ".join(detail.get("failed_judges", [])) or lost
+                      or "no judge_overall score")
             failures.append(f"{anchor.note.id}: {reason}")
             continue
         for spec, entry in detail.get("judges", {}).items():
