@@ -101,6 +101,16 @@ def test_stable_days_stay_within_their_limits_and_exit_0(store):
     assert all(w["lower"] < w["ewma"] < w["upper"] for w in recall["windows"][7:])
 
 
+def test_anchors_in_a_shared_config_are_not_silently_skipped_by_the_trend(store, tmp_path):
+    """The daily job's config names anchors for the comparison; --trend does not judge them, and says so."""
+    config = tmp_path / "monitor.toml"
+    config.write_text('[monitor]\nanchors = "anchors.jsonl"\njudge = "ollama:judge"\n')
+    result = invoke("monitor", "--trend", "--db", store, "--until", day(STABLE_DAYS + 1), "--config", config,
+                    "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert "not by --trend: no judge-drift check" in result.stderr
+
+
 def test_truncated_days_alert_from_the_first_truncated_day_and_exit_1(store):
     result = invoke("monitor", "--trend", "--db", store, "--format", "json")
     assert result.exit_code == EXIT_FAILED, result.output

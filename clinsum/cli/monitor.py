@@ -110,6 +110,10 @@ def monitor(
                      "--min-reviewed": min_reviewed, "--anchors": anchors, "--judge": judge,
                      "--anchor-reference": anchor_reference},
                     "these set the comparison's tests; --trend alerts on control limits (--limit, --lambda)")
+            if settings.anchors is not None:  # a config shared with the daily comparison: say what is not done
+                console.print(f"[yellow]warning:[/yellow] anchors in {shown(config_file)} [monitor] are judged "
+                              "by the comparison (--baseline/--current), not by --trend: no judge-drift check "
+                              "in this run", highlight=False)
             from clinsum.cli.monitor_trend import trend_report
 
             report = trend_report(db, settings, since=since, until=until, system=system, by=by)
