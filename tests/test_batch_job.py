@@ -105,3 +105,28 @@ async def test_empty_duplicate_and_oversize_batches_are_refused_before_any_call(
     with pytest.raises(ConfigError, match="4 requests exceed the Memory Batches limit of 3"):
         await batch.submit([*ITEMS, ("d", Request(prompt="note d"))])
     assert batch.created == []
+
+
+async def test_resuming_a_batch_whose_answers_are_all_cached_asks_nothing(tmp_path) -> None:
+    """A run that stopped after the batch's answers reached the cache, before its summaries were stored:
+    on resume every answer is a cache hit, and the stored batch id must not turn into 'an empty batch'."""
+    from pydantic import BaseModel
+
+    from clinsum.dispatch import cache_key
+    from clinsum.providers.batch_job import prefill_cache
+    from clinsum.store import Store
+
+    class Options(BaseModel):
+        pass
+
+    class Provider:
+        spec, endpoint, options = "memory:model", None, Options()
+
+    batch = MemoryBatch([])
+    batch.provider = Provider()  # type: ignore[assignment]
+    store = Store.open(tmp_path / "s.db")
+    for _, request in ITEMS:
+        store.cache_response(cache_key(batch.provider, request), "memory:model",  # type: ignore[arg-type]
+                             Generation(text="cached").model_dump_json())
+    outcomes = await prefill_cache(batch, store, [r for _, r in ITEMS], batch_id="job-0")  # type: ignore[arg-type]
+    assert outcomes == {} and batch.polled == 0 and batch.created == []

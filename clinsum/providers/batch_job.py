@@ -201,7 +201,7 @@ async def prefill_cache(
         key = cache_key(cast("Provider", provider), request)
         if store.cached_response(key) is None:
             pending[key] = request
-    if not pending and batch_id is None:
+    if not pending:  # also on resume of a stored batch whose every answer reached the cache before a crash
         return {}
     outcomes = await batch.run(pending.items(), batch_id=batch_id, on_submitted=on_submitted, on_poll=on_poll)
     for key, outcome in outcomes.items():
