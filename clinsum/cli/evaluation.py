@@ -132,16 +132,10 @@ def run(
     With no arguments at all, runs the bundled offline demo on ACI-Bench fixtures.
     """
     from clinsum import evaluation
-    from clinsum.cli.common import parse_tags
     from clinsum.config import RunConfig, apply_flags, load_config
 
     with reported_errors():
-        _check_sort_by(sort_by)  # a typo fails now, not after every call is paid for
-        if mlflow is not None:
-            from clinsum.cli.export import require_mlflow
-
-            require_mlflow()
-        tags = parse_tags(tag)
+        tags = _checked_before_any_call(sort_by, mlflow, tag)
         if resume is not None:
             _refuse_changes_on_resume(config=config_file, notes=notes, provider=provider,
                                       provider_option=provider_option, evaluator=evaluator, metric=metric,
@@ -153,14 +147,9 @@ def run(
                                       name=name, tag=tag)
         with open_store(db) as store:
             if resume is not None:
-                resume = store.resolve_run_id(resume)  # a unique prefix is enough
-                kind, config = evaluation.resume_config(store, resume, concurrency=concurrency, workers=workers,
-                                                         engine=engine, offline=offline)
-                bars = _bars(config, fail_under, max_critical_flips)
-                out = _checked_out(out or (Path(config.out) if config.out else None))
-                with _progress() as progress:
-                    run_id = run_interruptible(evaluation.resume(store, resume, config, kind, progress))
-                failed = _finish(store, run_id, out, sort_by, format)
+                run_id, bars, out = _resumed(store, resume, out, concurrency=concurrency, workers=workers,
+                                             engine=engine, offline=offline, fail_under=fail_under,
+                                             max_critical_flips=max_critical_flips)
             else:
                 demo = config_file is None and notes is None and not provider
                 config = load_config(config_file) if config_file else RunConfig()
@@ -184,12 +173,8 @@ def run(
                     run_id = run_interruptible(evaluation.run(config, store, notes=evaluation.NotesFile(config),
                                                               progress=progress, announce=bar.announce,
                                                               name=name, tags=tags))
-                failed = _finish(store, run_id, out, sort_by, format)
-            if mlflow is not None:
-                from clinsum.cli.export import log_to_mlflow
-
-                log_to_mlflow(store, run_id, mlflow, mlflow_experiment)
-            missed = _gates(store, run_id, bars)
+            failed, missed = _concluded(store, run_id, out, bars, sort_by=sort_by, format=format, mlflow=mlflow,
+                                        mlflow_experiment=mlflow_experiment)
     if (fail_on_errors and failed) or missed:
         raise typer.Exit(EXIT_FAILED)
 
@@ -234,17 +219,11 @@ def score(
 ) -> None:
     """Score summaries generated elsewhere (production logs, published systems)."""
     from clinsum import evaluation
-    from clinsum.cli.common import parse_tags
     from clinsum.config import RunConfig, apply_flags, load_config
     from clinsum.errors import ConfigError
 
     with reported_errors():
-        _check_sort_by(sort_by)
-        if mlflow is not None:
-            from clinsum.cli.export import require_mlflow
-
-            require_mlflow()
-        tags = parse_tags(tag)
+        tags = _checked_before_any_call(sort_by, mlflow, tag)
         if resume is not None:
             _refuse_changes_on_resume(summaries=summaries, notes=notes, config=config_file, evaluator=evaluator,
                                       metric=metric,
@@ -257,13 +236,9 @@ def score(
             raise ConfigError("give the SUMMARIES file and --notes PATH (or --resume RUN_ID)")
         with open_store(db) as store:
             if resume is not None:
-                resume = store.resolve_run_id(resume)  # a unique prefix is enough
-                kind, config = evaluation.resume_config(store, resume, concurrency=concurrency, workers=workers,
-                                                         engine=engine, offline=offline)
-                bars = _bars(config, fail_under, max_critical_flips)
-                out = _checked_out(out or (Path(config.out) if config.out else None))
-                with _progress() as progress:
-                    run_id = run_interruptible(evaluation.resume(store, resume, config, kind, progress))
+                run_id, bars, out = _resumed(store, resume, out, concurrency=concurrency, workers=workers,
+                                             engine=engine, offline=offline, fail_under=fail_under,
+                                             max_critical_flips=max_critical_flips)
             else:
                 assert summaries is not None
                 config = load_config(config_file) if config_file else RunConfig()
@@ -283,14 +258,50 @@ def score(
                     run_id = run_interruptible(evaluation.score(config, store, note_records, records,
                                                                 progress=progress, announce=bar.announce,
                                                                 name=name, tags=tags))
-            failed = _finish(store, run_id, out, sort_by, format)
-            if mlflow is not None:
-                from clinsum.cli.export import log_to_mlflow
-
-                log_to_mlflow(store, run_id, mlflow, mlflow_experiment)
-            missed = _gates(store, run_id, bars)
+            failed, missed = _concluded(store, run_id, out, bars, sort_by=sort_by, format=format, mlflow=mlflow,
+                                        mlflow_experiment=mlflow_experiment)
     if (fail_on_errors and failed) or missed:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _checked_before_any_call(sort_by: str | None, mlflow: str | None, tag: list[str] | None) -> dict[str, str]:
+    """What run and score check before they cost anything: the sort metric (a typo fails now, not
+    after every call is paid for), MLflow being installed when asked for, the tags; returns the tags."""
+    from clinsum.cli.common import parse_tags
+
+    _check_sort_by(sort_by)
+    if mlflow is not None:
+        from clinsum.cli.export import require_mlflow
+
+        require_mlflow()
+    return parse_tags(tag)
+
+
+def _resumed(store: Any, resume: str, out: Path | None, *, concurrency: int | None, workers: int | None,
+             engine: Any, offline: bool | None, fail_under: list[str] | None,
+             max_critical_flips: int | None) -> tuple[str, Any, Path | None]:
+    """Complete a stopped run with the configuration it was started with; returns (run id, gates, out)."""
+    from clinsum import evaluation
+
+    resume = store.resolve_run_id(resume)  # a unique prefix is enough
+    kind, config = evaluation.resume_config(store, resume, concurrency=concurrency, workers=workers,
+                                             engine=engine, offline=offline)
+    bars = _bars(config, fail_under, max_critical_flips)
+    out = _checked_out(out or (Path(config.out) if config.out else None))
+    with _progress() as progress:
+        run_id = run_interruptible(evaluation.resume(store, resume, config, kind, progress))
+    return run_id, bars, out
+
+
+def _concluded(store: Any, run_id: str, out: Path | None, bars: Any, *, sort_by: str | None, format: Format,
+               mlflow: str | None, mlflow_experiment: str) -> tuple[int, bool]:
+    """The end of run and score: leaderboard and outputs, MLflow, gates; returns (failures, a gate missed)."""
+    failed = _finish(store, run_id, out, sort_by, format)
+    if mlflow is not None:
+        from clinsum.cli.export import log_to_mlflow
+
+        log_to_mlflow(store, run_id, mlflow, mlflow_experiment)
+    return failed, _gates(store, run_id, bars)
 
 
 def _bars(config: Any, fail_under: list[str] | None, max_critical_flips: int | None) -> Any:
