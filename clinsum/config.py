@@ -224,7 +224,8 @@ def describe_validation(exc: ValidationError, model: type[BaseModel], noun: str 
             where = f"[{where}]"  # a table of the config file: [judge]
         if error["type"] == "extra_forbidden":
             owner = _model_at(model, loc[:-1])
-            valid = ", ".join(owner.model_fields) if owner is not None else "?"
+            valid = (", ".join(f.alias or name for name, f in owner.model_fields.items())  # as written in a file
+                     if owner is not None else "?")
             problems.append(f"unknown {noun} '{loc[-1]}'{f' in {where}' if where else ''}; "
                             f"valid {noun}s: {valid}")
         else:

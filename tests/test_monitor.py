@@ -264,3 +264,11 @@ def test_paired_rates_use_the_exact_mcnemar_tail_computed_by_hand():
     assert result.test == "mcnemar-exact" and result.p_value == pytest.approx(tail)
     assert result.difference == pytest.approx(6 / 40)
     assert significance.compare_paired("rate", baseline, baseline, alternative="greater").p_value == 1.0
+
+
+def test_a_misspelt_monitor_setting_is_named_with_the_valid_ones_as_written_in_a_file() -> None:
+    from clinsum.errors import ConfigError
+    from clinsum.monitoring.alerts import load_settings
+
+    with pytest.raises(ConfigError, match=r"\[monitor\]: unknown setting 'alfa'; valid settings: alpha, .*\blambda\b"):
+        load_settings({"alfa": 0.1})

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from clinsum.config import describe_validation
 from clinsum.errors import ConfigError
 from clinsum.evaluators.metrics import Metric, display_key
 from clinsum.monitoring import case_mix, significance
@@ -123,9 +124,8 @@ class MonitorSettings(BaseModel):
 def load_settings(data: dict[str, Any] | None, where: str = "[monitor]") -> MonitorSettings:
     try:
         return MonitorSettings.model_validate(data or {})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{where}: {problems}") from None
+    except ValidationError as exc:  # an unknown key is named with the valid ones, as in the rest of the config
+        raise ConfigError(f"{where}: {describe_validation(exc, MonitorSettings, 'setting')}") from None
 
 
 def default_min_effect(metric: Metric, baseline_mean: float) -> float:

@@ -30,6 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from clinsum.config import describe_validation
 from clinsum.errors import ConfigError
 from clinsum.evaluators.aggregate import bootstrap_ci
 from clinsum.evaluators.bootstrap import DEFAULT_RESAMPLES
@@ -90,9 +91,8 @@ class PeriodicSettings(BaseModel):
 def load_settings(data: dict[str, Any] | None, where: str = "[report]") -> PeriodicSettings:
     try:
         return PeriodicSettings.model_validate(data or {})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{where}: {problems}") from None
+    except ValidationError as exc:  # an unknown key is named with the valid ones, as in the rest of the config
+        raise ConfigError(f"{where}: {describe_validation(exc, PeriodicSettings, 'setting')}") from None
 
 
 @dataclass(frozen=True)
