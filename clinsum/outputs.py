@@ -7,7 +7,8 @@ re-exports these, so ``from clinsum.inputs import write_csv`` keeps working.
 
 Files that belong together (``run --out``: summaries, scores, leaderboard) go
 through ``output_set``, which writes them all before it puts any in place; what a
-reader can see while it does is said in its docstring.
+reader can see while it does is said in its docstring. ``output_files`` does the
+same for files of different folders (``report --html PATH --md PATH``).
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from pydantic import BaseModel
 
-__all__ = ["OutputSet", "atomic_output", "format_csv", "output_set", "spreadsheet_safe", "write_csv",
-           "write_jsonl"]
+__all__ = ["OutputFiles", "OutputSet", "atomic_output", "format_csv", "output_files", "output_set",
+           "spreadsheet_safe", "write_csv", "write_jsonl"]
 
 
 @contextlib.contextmanager
@@ -66,35 +67,34 @@ def _on_disk(temporary: Path) -> Iterator[IO[str]]:
         raise
 
 
-class OutputSet:
-    """Files of one folder that are put in place together, or not at all (see ``output_set``)."""
+class OutputFiles:
+    """Files, in any folders, that are put in place together or not at all (see ``output_files``).
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    Each file's temporary and backup sit in that file's own folder, so every rename stays on one
+    file system; ``OutputSet`` is the same with every file named in one folder.
+    """
+
+    def __init__(self) -> None:
         self._token = uuid.uuid4().hex[:12]
         self._written: list[tuple[Path, Path]] = []
         """(temporary, final) of every file written whole, in the order they are put in place."""
 
     @contextlib.contextmanager
-    def open(self, name: str) -> Iterator[IO[str]]:
-        """A text file of the set: written to a hidden temporary in the folder, flushed to disk;
+    def open(self, name: Path | str) -> Iterator[IO[str]]:
+        """A text file of the set: written to a hidden temporary beside it, flushed to disk;
         it replaces ``name`` only when the whole set is put in place."""
-        final = self.folder / name
-        if final.parent != self.folder or any(final == f for _, f in self._written):
-            raise ValueError(f"{name!r}: not a new file name of {self.folder}")
-        temporary = self._hidden(name, "tmp")
+        final = self._final(name)
+        temporary = self._hidden(final, "tmp")
         with _on_disk(temporary) as handle:
             yield handle
         self._written.append((temporary, final))
 
     @contextlib.contextmanager
-    def path(self, name: str) -> Iterator[Path]:
+    def path(self, name: Path | str) -> Iterator[Path]:
         """A file of the set written by a library that wants a path (pyarrow): the block writes the
         hidden temporary it is given, which is flushed to disk and put in place with the set."""
-        final = self.folder / name
-        if final.parent != self.folder or any(final == f for _, f in self._written):
-            raise ValueError(f"{name!r}: not a new file name of {self.folder}")
-        temporary = self._hidden(name, "tmp")
+        final = self._final(name)
+        temporary = self._hidden(final, "tmp")
         try:
             yield temporary
             descriptor = os.open(temporary, os.O_RDONLY)
@@ -108,31 +108,40 @@ class OutputSet:
             raise
         self._written.append((temporary, final))
 
-    def write_jsonl(self, name: str, records: Iterable[BaseModel | Mapping[str, Any]]) -> int:
+    def write_jsonl(self, name: Path | str, records: Iterable[BaseModel | Mapping[str, Any]]) -> int:
         with self.open(name) as handle:
             return _write_jsonl(handle, records)
 
-    def write_csv(self, name: str, header: Sequence[str], rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> int:
+    def write_csv(self, name: Path | str, header: Sequence[str],
+                  rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> int:
         with self.open(name) as handle:
             return _write_csv(handle, header, rows)
 
-    def _hidden(self, name: str, kind: str) -> Path:
-        return self.folder / f".{name}.{self._token}.{kind}"
+    def _final(self, name: Path | str) -> Path:
+        """The file ``name`` stands for, checked to be new to the set; its folder is created if missing."""
+        final = Path(name)
+        if any(os.path.abspath(final) == os.path.abspath(f) for _, f in self._written):
+            raise ValueError(f"{str(name)!r}: not a new file name of this output set")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        return final
+
+    def _hidden(self, final: Path, kind: str) -> Path:
+        return final.with_name(f".{final.name}.{self._token}.{kind}")
 
     def _put_in_place(self) -> None:
         """Rename every temporary over its file; on a failure, put every earlier file back.
 
         Before the first rename, each file that exists gets a second name (a hard link,
-        ``.NAME.<token>.old``: no data is copied), so that a rename failing half-way can
-        restore the ones before it. Where the file system has no hard links, a file
-        replaced before the failure cannot be restored, and the error says which.
+        ``.NAME.<token>.old`` in its folder: no data is copied), so that a rename failing
+        half-way can restore the ones before it. Where the file system has no hard links, a
+        file replaced before the failure cannot be restored, and the error says which.
         """
         existed = {final for _, final in self._written if final.exists()}
         kept: dict[Path, Path] = {}
         placed: list[Path] = []
         try:
             for final in existed:
-                backup = self._hidden(final.name, "old")
+                backup = self._hidden(final, "old")
                 try:
                     os.link(final, backup)
                 except OSError as exc:
@@ -143,7 +152,8 @@ class OutputSet:
             for temporary, final in self._written:
                 os.replace(temporary, final)
                 placed.append(final)
-            _sync_folder(self.folder)
+            for folder in dict.fromkeys(final.parent for _, final in self._written):
+                _sync_folder(folder)
         except BaseException as exc:
             lost = _put_back(placed, existed, kept)
             if lost:
@@ -160,6 +170,20 @@ class OutputSet:
                 temporary.unlink()
 
 
+class OutputSet(OutputFiles):
+    """Files of one folder that are put in place together, or not at all (see ``output_set``)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = folder
+
+    def _final(self, name: Path | str) -> Path:
+        final = self.folder / name
+        if final.parent != self.folder:
+            raise ValueError(f"{str(name)!r}: not a new file name of {self.folder}")
+        return super()._final(final)
+
+
 def _put_back(placed: list[Path], existed: set[Path], kept: dict[Path, Path]) -> list[str]:
     """Undo the renames done, newest first; returns the names that could not be restored."""
     lost = []
@@ -170,9 +194,9 @@ def _put_back(placed: list[Path], existed: set[Path], kept: dict[Path, Path]) ->
             elif final not in existed:
                 os.unlink(final)  # there was no such file before this set
             else:
-                lost.append(final.name)  # no hard link was possible: its previous version is gone
+                lost.append(str(final))  # no hard link was possible: its previous version is gone
         except OSError:
-            lost.append(final.name)
+            lost.append(str(final))
     return lost
 
 
@@ -206,7 +230,35 @@ def output_set(folder: Path | str) -> Iterator[OutputSet]:
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    files = OutputSet(folder)
+    with _together(OutputSet(folder)) as files:
+        yield files
+
+
+@contextlib.contextmanager
+def output_files() -> Iterator[OutputFiles]:
+    """``output_set`` for files named by their paths, which may lie in different folders.
+
+    ``clinsum report --html PATH --md PATH`` writes its two files this way: both new, or
+    both as they were. Each file (``files.open(path)``, ``files.write_jsonl``,
+    ``files.write_csv``) goes to a hidden temporary beside it (``.NAME.<token>.tmp``, its
+    folder created if missing) and is flushed to disk; the renames, the hard-link backups
+    (``.NAME.<token>.old``) and the rollback are those of ``output_set``, each in its
+    file's own folder, so no rename crosses a file system. Every guarantee of
+    ``output_set`` holds over all the folders: a failure before the renames (a full disk
+    in any of the folders, a read-only folder, an exception, a signal) removes every
+    temporary and leaves every previous file untouched; a rename failing half-way puts
+    back the files renamed before it. A folder the block created stays, empty.
+    """
+    with _together(OutputFiles()) as files:
+        yield files
+
+
+_Files = TypeVar("_Files", bound=OutputFiles)
+
+
+@contextlib.contextmanager
+def _together(files: _Files) -> Iterator[_Files]:
+    """Put the files of the block in place once it has finished; remove every temporary left."""
     try:
         yield files
         files._put_in_place()

@@ -4,7 +4,7 @@ periodic performance report of the production summaries made in a period."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import typer
 
@@ -39,6 +39,10 @@ def report(
     if html is None and md is None:
         console.print("[red]error:[/red] give --html PATH and/or --md PATH")
         raise typer.Exit(EXIT_ERROR)
+    if html is not None and md is not None and html.resolve() == md.resolve():
+        console.print(f"[red]error:[/red] --html and --md name the same file ({shown(html)}): give each its own path",
+                      highlight=False)
+        raise typer.Exit(EXIT_ERROR)
     if since is not None or until is not None:
         _periodic(run_ids or [], since, until, html, md, db, window=window, reference_windows=reference_windows,
                   system=system, config_file=config_file, sort_by=sort_by)
@@ -60,14 +64,14 @@ def report(
     with reported_errors(), open_store(db) as store:
         loaded = content.load(store, run_ids)
     with reported_errors():
+        files = []  # both rendered whole before either is written
         if html is not None:
             page = html_report.render(loaded, sort_by=sort_by)
-            _write(html, page, "HTML report")
-            console.print(f"HTML report: {shown(html)} ({len(page.encode('utf-8')) / 1e6:.2f} MB, "
-                          f"{len(loaded.summaries)} summaries)")
+            files.append(_File(html, page, "HTML report", f" ({len(page.encode('utf-8')) / 1e6:.2f} MB, "
+                                                          f"{len(loaded.summaries)} summaries)"))
         if md is not None:
-            _write(md, markdown.render(loaded, sort_by=sort_by), "Markdown summary")
-            console.print(f"Markdown summary: {shown(md)}")
+            files.append(_File(md, markdown.render(loaded, sort_by=sort_by), "Markdown summary"))
+        _write(files)
 
 
 def _periodic(run_ids: list[str], since: str | None, until: str | None, html: Path | None, md: Path | None,
@@ -96,25 +100,42 @@ def _periodic(run_ids: list[str], since: str | None, until: str | None, html: Pa
         with open_store(db, must_exist=True) as store:
             runs = [store.resolve_run_id(r) for r in run_ids]
             built = periodic.build(store, start, end, settings, runs=runs, system=system)
+        files = []  # both rendered whole before either is written
         if html is not None:
             page = periodic.render_html(built)
-            _write(html, page, "periodic report")
-            console.print(f"periodic report: {shown(html)} ({len(page.encode('utf-8')) / 1e6:.2f} MB, "
-                          f"{built.summaries} summaries in {len(built.windows)} windows, "
-                          f"{len(built.alerts)} alert(s))", highlight=False)
+            files.append(_File(html, page, "periodic report", f" ({len(page.encode('utf-8')) / 1e6:.2f} MB, "
+                               f"{built.summaries} summaries in {len(built.windows)} windows, "
+                               f"{len(built.alerts)} alert(s))"))
         if md is not None:
-            _write(md, periodic.render_markdown(built), "Markdown summary")
-            console.print(f"Markdown summary: {shown(md)}")
+            files.append(_File(md, periodic.render_markdown(built), "Markdown summary"))
+        _write(files)
 
 
-def _write(path: Path, text: str, what: str) -> None:
-    """Write one report file whole or not at all; a disk that cannot take it is exit 3, not a traceback."""
+class _File(NamedTuple):
+    path: Path
+    text: str
+    what: str
+    detail: str = ""
+
+
+def _write(files: list[_File]) -> None:
+    """Write the report files as one set (``clinsum.outputs.output_files``): all new or, on any failure
+    (a full disk, a read-only folder, a signal), all as they were, with no temporary left. A disk
+    that cannot take them is exit 3 naming the file, not a traceback."""
     from clinsum.errors import OutputWriteError
-    from clinsum.inputs import atomic_output
+    from clinsum.outputs import output_files
 
+    failing = ""
     try:
-        with atomic_output(path) as handle:
-            handle.write(text)
+        with output_files() as out:
+            for path, text, what, _ in files:
+                failing = f"{path}: cannot write the {what}"
+                with out.open(path) as handle:
+                    handle.write(text)
+            failing = f"{', '.join(str(f.path) for f in files)}: cannot put the report in place"
     except OSError as exc:
-        raise OutputWriteError(f"{path}: cannot write the {what} ({exc.strerror or exc}); "
-                               "any earlier file there is unchanged") from exc
+        unchanged = "any earlier file there is unchanged" if len(files) == 1 else "the earlier files are unchanged"
+        notes = getattr(exc, "__notes__", [])
+        raise OutputWriteError(f"{failing} ({exc.strerror or exc}); " + ("; ".join(notes) or unchanged)) from exc
+    for path, _, what, detail in files:
+        console.print(f"{what}: {shown(path)}{detail}", highlight=False)
