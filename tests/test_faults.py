@@ -360,6 +360,51 @@ def test_a_report_to_a_full_disk_exits_3_and_leaves_the_earlier_report_whole(tmp
         assert sorted(p.name for p in full.iterdir() if p.name != "filler") == ["report.md"]  # no temporary
 
 
+def entries(*folders: Path) -> dict[str, bytes]:
+    """Every file of the folders, hidden ones included (a temporary or backup left behind shows here)."""
+    return {str(p): p.read_bytes() for folder in folders for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("full_one", ["--md", "--html"], ids=["md-folder-full", "html-folder-full"])
+def test_html_and_md_in_two_folders_are_one_set_when_one_folder_is_full(tmp_path, full_one):
+    """The first file fits in its folder, or the first write fails: either way neither file changes."""
+    write_notes(tmp_path / "notes.jsonl", 3)
+    made = clinsum("run", "--notes", "notes.jsonl", "-p", "extractive:lead", "-m", "length", "--db", "c.db",
+                   cwd=tmp_path)
+    assert made.returncode == EXIT_OK, made.stderr
+    [(run_id, _)] = runs(tmp_path / "c.db")
+    roomy = tmp_path / "roomy"
+    roomy.mkdir()
+    with tmpfs(tmp_path / "full", "256k") as full:
+        paths = {option: (full if option == full_one else roomy) / name
+                 for option, name in (("--html", "report.html"), ("--md", "summary.md"))}
+        for path in paths.values():
+            path.write_text(f"the earlier {path.name}\n")
+        filler = fill(full)
+        before = entries(roomy, full)
+        args = ["report", run_id, "--db", "c.db", "--html", str(paths["--html"]), "--md", str(paths["--md"])]
+        failed = clinsum(*args, cwd=tmp_path)
+        assert failed.returncode == EXIT_STORE, failed.stderr
+        no_traceback(failed)
+        assert entries(roomy, full) == before, "a previous report was replaced, or a temporary was left behind"
+        what = "HTML report" if full_one == "--html" else "Markdown summary"
+        assert f"{paths[full_one].name}: cannot write the {what}" in failed.stderr
+        assert "No space left" in failed.stderr and "the earlier files are unchanged" in failed.stderr
+
+        filler.unlink()  # room again: the same command writes both, each what it alone would write
+        written = clinsum(*args, cwd=tmp_path)
+        assert written.returncode == EXIT_OK, written.stderr
+        alone = {option: tmp_path / "alone" / path.name for option, path in paths.items()}
+        for option, path in alone.items():
+            single = clinsum("report", run_id, "--db", "c.db", option, str(path), cwd=tmp_path)
+            assert single.returncode == EXIT_OK, single.stderr
+        assert paths["--html"].read_bytes() == alone["--html"].read_bytes()
+        assert paths["--md"].read_bytes() == alone["--md"].read_bytes()
+        assert paths["--html"].read_text("utf-8").startswith("<!DOCTYPE html>")
+        assert "## clinsum report" in paths["--md"].read_text("utf-8")
+        assert sorted(p.name for p in (*roomy.iterdir(), *full.iterdir())) == sorted(p.name for p in paths.values())
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a device that is always full)")
 @pytest.mark.parametrize("command", [["runs", "-f", "json"], ["runs"], ["show", "RUN", "-f", "csv"],
                                      ["run", "--notes", "notes.jsonl", "-p", "extractive:lead", "-m", "length"]],
