@@ -1,4 +1,5 @@
-"""``output_set``: the files of ``--out`` replace the previous ones together or not at all.
+"""``output_set``: the files of ``--out`` replace the previous ones together or not at all; ``output_files``:
+the same for files of different folders (``report --html PATH --md PATH``).
 
 The failures are real: a folder standing where a file must be renamed (the rename fails
 after the first file was put in place), an error raised while the set is written. The
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from clinsum.outputs import output_set
+from clinsum.outputs import output_files, output_set
 from clinsum.records import Score, Summary
 from clinsum.reports import write_outputs
 
@@ -92,3 +93,56 @@ def test_a_set_names_each_file_once_and_only_in_its_folder(tmp_path: Path) -> No
         with pytest.raises(ValueError, match="not a new file name"):
             files.write_jsonl("sub/b.jsonl", [])
     assert contents(tmp_path) == {"a.jsonl": b""}
+
+
+def two_folders(tmp_path: Path) -> tuple[Path, Path]:
+    html, md = tmp_path / "pages" / "report.html", tmp_path / "notes" / "summary.md"
+    for path in (html, md):
+        path.parent.mkdir()
+        path.write_text(f"previous {path.name}\n", encoding="utf-8")
+    return html, md
+
+
+def test_files_of_two_folders_replace_the_previous_ones_together(tmp_path: Path) -> None:
+    html, md = two_folders(tmp_path)
+    with output_files() as files:
+        with files.open(html) as handle:
+            handle.write("<p>new</p>\n")
+        with files.open(md) as handle:
+            handle.write("new\n")
+        assert html.read_text(encoding="utf-8") == "previous report.html\n"  # nothing in place before the end
+    assert contents(html.parent) == {"report.html": b"<p>new</p>\n"}  # no temporary or backup left
+    assert contents(md.parent) == {"summary.md": b"new\n"}
+
+
+def test_a_rename_that_fails_in_the_second_folder_puts_the_first_folders_file_back(tmp_path: Path) -> None:
+    html, md = two_folders(tmp_path)
+    md.unlink()
+    md.mkdir()  # a folder in the way: the second rename fails after the first file was put in place
+    new_file = tmp_path / "pages" / "new.csv"  # no such file before: removed again
+    before = {folder.name: contents(folder) for folder in (html.parent, md.parent)}
+    with pytest.raises(OSError), output_files() as files:
+        files.write_csv(new_file, ["a"], [["1"]])
+        with files.open(html) as handle:
+            handle.write("<p>new</p>\n")
+        with files.open(md) as handle:
+            handle.write("new\n")
+    assert {folder.name: contents(folder) for folder in (html.parent, md.parent)} == before
+
+
+def test_an_error_while_the_files_of_two_folders_are_written_changes_neither(tmp_path: Path) -> None:
+    html, md = two_folders(tmp_path)
+    before = {folder.name: contents(folder) for folder in (html.parent, md.parent)}
+    with pytest.raises(RuntimeError, match="rendering failed"), output_files() as files:
+        with files.open(html) as handle:
+            handle.write("<p>new</p>\n")
+        raise RuntimeError("rendering failed")
+    assert {folder.name: contents(folder) for folder in (html.parent, md.parent)} == before
+
+
+def test_a_file_named_twice_by_two_spellings_is_refused(tmp_path: Path) -> None:
+    with output_files() as files:
+        files.write_jsonl(tmp_path / "a" / "x.jsonl", [])
+        with pytest.raises(ValueError, match="not a new file name"):
+            files.write_jsonl(tmp_path / "a" / ".." / "a" / "x.jsonl", [])
+    assert contents(tmp_path / "a") == {"x.jsonl": b""}

@@ -221,6 +221,33 @@ def test_report_command_writes_both_files_and_refuses_an_unknown_run(tmp_path: P
     assert unknown_metric.exit_code == EXIT_ERROR and "no such metric" in unknown_metric.output
 
 
+def test_a_markdown_that_fails_to_render_leaves_the_earlier_html_and_md_whole(tmp_path: Path, monkeypatch) -> None:
+    db, run_ids = fixture_store()
+    html_path, md_path = tmp_path / "pages" / "r.html", tmp_path / "notes" / "r.md"
+    for path in (html_path, md_path):
+        path.parent.mkdir()
+        path.write_text(f"earlier {path.name}\n")
+
+    def broken(*args: object, **kwargs: object) -> str:
+        raise RuntimeError("a template error")
+
+    monkeypatch.setattr(markdown, "render", broken)
+    result = CliRunner().invoke(app, ["report", *run_ids, "--db", str(db), "--html", str(html_path),
+                                      "--md", str(md_path)])
+    assert isinstance(result.exception, RuntimeError)
+    assert [p.name for p in html_path.parent.iterdir()] == ["r.html"]  # the HTML, rendered first, not written
+    assert html_path.read_text() == "earlier r.html\n" and md_path.read_text() == "earlier r.md\n"
+
+
+def test_html_and_md_on_one_path_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    db, run_ids = fixture_store()
+    (tmp_path / "r").write_text("earlier\n")
+    result = CliRunner().invoke(app, ["report", run_ids[0], "--db", str(db), "--html", str(tmp_path / "r"),
+                                      "--md", str(tmp_path / "." / "r")])
+    assert result.exit_code == EXIT_ERROR and "--html and --md name the same file" in result.output
+    assert (tmp_path / "r").read_text() == "earlier\n"
+
+
 def test_report_and_export_help_import_no_heavy_library() -> None:
     import subprocess
     import sys

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from periodic_fixture import SINCE, UNTIL, invoke, production
 
-from clinsum.cli.common import EXIT_ERROR
+from clinsum.cli.common import EXIT_ERROR, EXIT_STORE
 from clinsum.monitoring.feedback import window_feedback
 from clinsum.reporting import charts, periodic
 from clinsum.store import Store
@@ -205,6 +205,24 @@ def test_usage_errors_exit_2_with_a_clear_line(tmp_path) -> None:
     window_alone = invoke("report", "some-run", "--window", "day", "--html", out, "--db", db)
     assert window_alone.exit_code == EXIT_ERROR and "periodic report" in window_alone.output
     assert not out.exists()
+
+
+def test_html_and_md_in_two_folders_are_put_in_place_together_or_not_at_all(tmp_path) -> None:
+    """The Markdown's path is a folder: its rename fails after the HTML's was done, which is undone."""
+    html, md = tmp_path / "pages" / "q1.html", tmp_path / "minutes" / "q1.md"
+    html.parent.mkdir()
+    html.write_text("the earlier report\n")
+    md.mkdir(parents=True)
+    result = invoke("report", "--since", SINCE, "--until", UNTIL, "--html", html, "--md", md, "--db", production().db)
+    assert result.exit_code == EXIT_STORE
+    assert "cannot put the report in place" in result.output and "the earlier files are unchanged" in result.output
+    assert [p.name for p in html.parent.iterdir()] == ["q1.html"]  # no temporary, no backup
+    assert html.read_text() == "the earlier report\n" and list(md.iterdir()) == []
+
+    md.rmdir()
+    result = invoke("report", "--since", SINCE, "--until", UNTIL, "--html", html, "--md", md, "--db", production().db)
+    assert result.exit_code == 0, result.output
+    assert html.read_text("utf-8").startswith("<!DOCTYPE html>") and md.read_text("utf-8").startswith("#")
 
 
 def test_the_config_file_sets_the_flag_rules_and_the_reference_period(tmp_path) -> None:
