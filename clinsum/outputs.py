@@ -227,6 +227,8 @@ def output_set(folder: Path | str) -> Iterator[OutputSet]:
     - a process killed outright (SIGKILL, power loss) may leave hidden ``.tmp`` or
       ``.old`` files, and, if it died during the renames, a mix of new and previous
       files; clinsum never reads the hidden files.
+
+    ``output_files`` is the same set over files named by their paths, in any folders.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

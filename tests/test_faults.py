@@ -405,6 +405,27 @@ def test_html_and_md_in_two_folders_are_one_set_when_one_folder_is_full(tmp_path
         assert sorted(p.name for p in (*roomy.iterdir(), *full.iterdir())) == sorted(p.name for p in paths.values())
 
 
+def test_an_md_folder_that_is_read_only_leaves_the_html_of_another_folder_whole(tmp_path):
+    write_notes(tmp_path / "notes.jsonl", 3)
+    made = clinsum("run", "--notes", "notes.jsonl", "-p", "extractive:lead", "-m", "length", "--db", "c.db",
+                   cwd=tmp_path)
+    assert made.returncode == EXIT_OK, made.stderr
+    [(run_id, _)] = runs(tmp_path / "c.db")
+    roomy = tmp_path / "roomy"
+    roomy.mkdir()
+    (roomy / "report.html").write_text("the earlier report\n")
+    with tmpfs(tmp_path / "ro", "1m") as ro:
+        (ro / "summary.md").write_text("the earlier summary\n")
+        remount(ro, "ro")
+        before = entries(roomy, ro)
+        failed = clinsum("report", run_id, "--db", "c.db", "--html", str(roomy / "report.html"),
+                         "--md", str(ro / "summary.md"), cwd=tmp_path)
+        assert failed.returncode == EXIT_STORE, failed.stderr
+        no_traceback(failed)
+        assert entries(roomy, ro) == before, "the HTML was replaced, or a temporary was left behind"
+        assert "summary.md: cannot write the Markdown summary (Read-only file system)" in failed.stderr
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a device that is always full)")
 @pytest.mark.parametrize("command", [["runs", "-f", "json"], ["runs"], ["show", "RUN", "-f", "csv"],
                                      ["run", "--notes", "notes.jsonl", "-p", "extractive:lead", "-m", "length"]],
