@@ -38,6 +38,28 @@ def test_each_status(text: str, phrase: str, expected: str) -> None:
     assert status(text, phrase) == expected
 
 
+@pytest.mark.parametrize(("text", "phrase", "expected"), [
+    # a past year dates what follows it as well as what precedes it
+    ("He was admitted in 2005 for pancreatitis.", "pancreatitis", "historical"),
+    ("In 2019 she had a fracture of the left wrist.", "fracture", "historical"),
+    # "since" a year is an onset, not a past event: the condition goes on
+    ("He has had diabetes since 2010 and takes metformin.", "diabetes", "present"),
+    # what has since resolved is past, however long ago it began
+    ("She had a cough last month that has since resolved.", "cough", "historical"),
+    ("He was on lisinopril until March, when it was switched to losartan.", "lisinopril", "historical"),
+    # a present-tense clause about a medication ends a history's scope ...
+    ("She has a history of DVT and is on warfarin.", "warfarin", "present"),
+    ("She has a history of DVT and is on warfarin.", "DVT", "historical"),
+    ("Diagnosed with asthma as a child, she still uses an albuterol inhaler.", "albuterol", "present"),
+    # ... but not when it is what "no longer" denies
+    ("He no longer takes gabapentin.", "gabapentin", "historical"),
+    # a recent onset is present
+    ("His knee pain started two days ago.", "knee pain", "present"),
+])
+def test_past_and_present_in_one_sentence(text: str, phrase: str, expected: str) -> None:
+    assert status(text, phrase) == expected
+
+
 def test_negation_scope_covers_a_list() -> None:
     text = "She denies weight gain, swelling in the legs, dizziness, nausea, vomiting, and diarrhea."
     assert {status(text, p) for p in ("weight gain", "dizziness", "vomiting", "diarrhea")} == {"negated"}
