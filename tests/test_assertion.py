@@ -55,6 +55,11 @@ def test_each_status(text: str, phrase: str, expected: str) -> None:
     ("He no longer takes gabapentin.", "gabapentin", "historical"),
     # a recent onset is present
     ("His knee pain started two days ago.", "knee pain", "present"),
+    # "history significant for" is a past medical history, except a social or family one
+    ("History significant for asthma and eczema.", "asthma", "historical"),
+    ("Social history significant for daily alcohol use.", "alcohol", "present"),
+    ("Ex-smoker, quit in his twenties.", "smoker", "historical"),
+    ("He has a history of hypertension, well controlled on lisinopril.", "lisinopril", "present"),
 ])
 def test_past_and_present_in_one_sentence(text: str, phrase: str, expected: str) -> None:
     assert status(text, phrase) == expected
