@@ -309,6 +309,9 @@ async def _score(config: RunConfig, store: Store, notes: Iterable[Note] | None,
         notes, sample = sample_notes(config, notes, summaries)
         if sample is not None:
             summaries = [s for s in summaries if s.note_id in sample.note_ids]
+        if next(iter(summaries), None) is None:  # a run of nothing would read as finished, its gates passed
+            raise InputError("no summaries to score: every summary was skipped as invalid, or none is of a "
+                             "note taken (--limit, --sample); nothing was run")
         _plan(config, store, announce, sample, notes, summaries=summaries, evaluators=evaluators)
         run_id = new_run_id()
         store.create_run(run_id, config.model_dump(mode="json"), kind="score", version=__version__,

@@ -1,0 +1,75 @@
+"""Paths that used to end with exit 0 although what was asked could not be done.
+
+A failure reported as success is clinsum's worst bug. Each test runs ``python -m clinsum``
+in a child process on a case where the work asked for did not happen (nothing to score,
+every row skipped, a gate with nothing to check) and asserts a non-zero exit with a line
+saying why, and nothing stored as if it had worked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from clinsum.cli.common import EXIT_ERROR, EXIT_FAILED
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def clinsum(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA", "ANTHROPIC", "GOOGLE"))}
+    env.update(PYTHONPATH=str(REPO), NO_COLOR="1", COLUMNS="200")
+    return subprocess.run([sys.executable, "-m", "clinsum", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    if not db.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def notes_file(tmp_path: Path) -> Path:
+    return write_jsonl(tmp_path / "notes.jsonl", [
+        {"id": f"n{i}", "text": f"Patient {i} has hypertension. Denies chest pain.",
+         "reference": "Hypertension; no chest pain."} for i in range(4)])
+
+
+def test_score_with_every_summary_skipped_scores_nothing_and_says_so(tmp_path):
+    notes = notes_file(tmp_path)
+    summaries = write_jsonl(tmp_path / "summaries.jsonl", [{"note": "n0", "system": "s", "text": "x"}])
+    result = clinsum("score", str(summaries), "--notes", str(notes), "-e", "length", "--skip-invalid",
+                     "--workers", "1", "--db", "s.db", "--fail-under", "rouge1=0.9", cwd=tmp_path)
+    assert result.returncode == EXIT_ERROR, result.stderr
+    assert "no summaries to score" in result.stderr
+    assert query(tmp_path / "s.db", "SELECT id FROM runs") == []  # no run that reads as finished
+
+
+def test_score_whose_sample_holds_no_summary_is_an_error_not_an_empty_success(tmp_path):
+    notes = notes_file(tmp_path)
+    summaries = write_jsonl(tmp_path / "summaries.jsonl", [
+        {"note_id": "n0", "system": "s", "text": "Hypertension."}])
+    result = clinsum("score", str(summaries), "--notes", str(notes), "-e", "length", "--limit", "1",
+                     "--workers", "1", "--db", "s.db", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr  # the control: n0 is summarized
+    # the last two notes have no summary: a --limit or --sample on them scores nothing
+    summaries = write_jsonl(tmp_path / "summaries.jsonl", [
+        {"note_id": "n0", "system": "s", "text": "Hypertension."}])
+    notes.write_text("".join(reversed(notes.read_text().splitlines(keepends=True))))
+    result = clinsum("score", str(summaries), "--notes", str(notes), "-e", "length", "--limit", "2",
+                     "--workers", "1", "--db", "s.db", "--fail-under", "rouge1=0.9", cwd=tmp_path)
+    assert result.returncode == EXIT_ERROR, result.stderr
+    assert "no summaries to score" in result.stderr
+    assert len(query(tmp_path / "s.db", "SELECT id FROM runs")) == 1  # only the control's run
