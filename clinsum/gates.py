@@ -11,7 +11,7 @@ finding reported present, or the reverse).
 
 A gate that cannot be checked fails: a system with no value of the gated metric
 (no summary scored on it, every summary failed) has not shown that it clears
-the bar. In TOML::
+the bar, and a run with no system at all clears no gate. In TOML::
 
     [gates]
     fail_under = { concept_recall = 0.7, unsupported_concepts = 0.5 }
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from clinsum.store import Store
 
 CRITICAL_FLIPS = "critical_flips"
+NO_SYSTEM = "(no system)"
+"""Who misses the gates of a run with no summary: the run, whose gates nothing cleared."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,12 @@ def failures(scores: Iterable[Score], systems: Iterable[str], gates: GatesConfig
         if score.value is not None and math.isfinite(score.value):
             values.setdefault((score.system, score.metric), {})[score.note_id] = score.value
     found = []
-    for system in sorted(set(systems)):
+    systems = sorted(set(systems))
+    if not systems:  # nothing was scored: no gate is shown to be cleared
+        found += [Failure(NO_SYSTEM, _label(name, bar), None) for name, bar in gates.fail_under.items()]
+        if gates.max_critical_flips is not None:
+            found.append(Failure(NO_SYSTEM, f"{CRITICAL_FLIPS} total <= {gates.max_critical_flips}", None))
+    for system in systems:
         for name, bar in gates.fail_under.items():
             by_note = values.get((system, name), {})
             mean = sum(by_note.values()) / len(by_note) if by_note else None

@@ -73,3 +73,26 @@ def test_score_whose_sample_holds_no_summary_is_an_error_not_an_empty_success(tm
     assert result.returncode == EXIT_ERROR, result.stderr
     assert "no summaries to score" in result.stderr
     assert len(query(tmp_path / "s.db", "SELECT id FROM runs")) == 1  # only the control's run
+
+
+def test_a_gate_on_a_run_with_no_system_fails_instead_of_passing(tmp_path):
+    """A run stored with no summary at all (as ``score`` stored one before it refused them) clears
+    no gate: a gate that cannot be checked fails, with or without a system to name."""
+    from clinsum import __version__
+    from clinsum.config import RunConfig
+    from clinsum.records import Note
+    from clinsum.store import Store
+
+    db = tmp_path / "s.db"
+    store = Store.open(db)
+    try:
+        config = RunConfig(notes=str(notes_file(tmp_path)), metrics=["overlap"])
+        store.create_run("empty-run", config.model_dump(mode="json"), kind="score", version=__version__,
+                         notes=[Note(id="n0", text="Patient has hypertension.")])
+        store.set_status("empty-run", "finished")
+    finally:
+        store.close()
+    result = clinsum("score", "--resume", "empty-run", "--fail-under", "rouge1=0.9", "--workers", "1",
+                     "--db", str(db), cwd=tmp_path)
+    assert result.returncode == EXIT_FAILED, result.stderr
+    assert "gate failed" in result.stderr and "rouge1 >= 0.9" in result.stderr
