@@ -96,3 +96,28 @@ def test_a_gate_on_a_run_with_no_system_fails_instead_of_passing(tmp_path):
                      "--db", str(db), cwd=tmp_path)
     assert result.returncode == EXIT_FAILED, result.stderr
     assert "gate failed" in result.stderr and "rouge1 >= 0.9" in result.stderr
+
+
+def test_feedback_import_with_every_row_skipped_imports_nothing_and_fails(tmp_path):
+    """--skip-invalid skips bad rows among good ones; a file of which no row could be tied (the
+    wrong --db, say) imported nothing, which is no success."""
+    notes = notes_file(tmp_path)
+    summaries = write_jsonl(tmp_path / "summaries.jsonl", [
+        {"note_id": "n0", "system": "s", "text": "Hypertension."}])
+    scored = clinsum("score", str(summaries), "--notes", str(notes), "-e", "length", "--workers", "1",
+                     "--db", "s.db", cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    ratings = write_jsonl(tmp_path / "ratings.jsonl", [
+        {"note_id": "n0", "system": "s", "rater": "dr-a", "dimension": "accurate", "value": 4}])
+    imported = clinsum("feedback", "import", str(ratings), "--db", "s.db", "--skip-invalid", cwd=tmp_path)
+    assert imported.returncode == 0 and "imported 1 rating" in imported.stderr, imported.stderr  # the control
+    other = clinsum("score", str(summaries), "--notes", str(notes), "-e", "length", "--workers", "1",
+                    "--db", "other.db", cwd=tmp_path)
+    assert other.returncode == 0, other.stderr
+    ghost = write_jsonl(tmp_path / "ghost.jsonl", [
+        {"note_id": "n9", "system": "s", "rater": "dr-a", "dimension": "accurate", "value": 4},
+        {"note_id": "n0", "system": "nobody", "rater": "dr-a", "dimension": "accurate", "value": 2}])
+    refused = clinsum("feedback", "import", str(ghost), "--db", "other.db", "--skip-invalid", cwd=tmp_path)
+    assert refused.returncode == EXIT_ERROR, refused.stderr
+    assert "2 invalid ratings skipped" in refused.stderr and "no rating to import" in refused.stderr
+    assert query(tmp_path / "other.db", "SELECT COUNT(*) FROM ratings") == [(0,)]

@@ -63,6 +63,13 @@ def import_ratings(
             loaded = tie_to_summaries(file, store.runs_holding(), run=run, skip_invalid=skip_invalid,
                                       dimension_columns=dimension_columns, attributes=attributes)
             print_skipped(loaded.skipped, "ratings")
+            if not loaded.records:  # --skip-invalid skips bad rows among good ones; with none, nothing was done
+                from clinsum.errors import InputError
+
+                raise InputError(f"no rating to import: all {len(loaded.skipped)} row(s) were skipped as invalid "
+                                 "(listed above; rows of summaries no run holds: is --db the store that "
+                                 "scored them?)",
+                                 path=str(file))
             imported = store.add_ratings(loaded.records, source or file.name)
     summaries = len({(r.run_id, r.note_id, r.system) for r in loaded.records})
     skipped = len(loaded.skipped)
