@@ -121,3 +121,27 @@ def test_feedback_import_with_every_row_skipped_imports_nothing_and_fails(tmp_pa
     assert refused.returncode == EXIT_ERROR, refused.stderr
     assert "2 invalid ratings skipped" in refused.stderr and "no rating to import" in refused.stderr
     assert query(tmp_path / "other.db", "SELECT COUNT(*) FROM ratings") == [(0,)]
+
+
+def test_a_trend_on_a_metric_with_no_control_limits_is_an_error_not_no_alert(tmp_path):
+    """A metric first scored after the reference windows has no control limits, so no window can
+    alert on it: asked for by name, 'no trend alerts' with exit 0 would be a check never made."""
+    notes = notes_file(tmp_path)
+    for d in range(1, 5):
+        summaries = write_jsonl(tmp_path / f"day{d}.jsonl", [
+            {"note_id": f"n{i}", "system": "prod", "text": "Hypertension." if d < 3 else "Unrelated words.",
+             "created_at": f"2025-03-0{d}T0{i}:00:00Z"} for i in range(4)])
+        evaluators = ["-e", "length"] + (["-e", "overlap"] if d >= 3 else [])  # ROUGE added on day 3
+        scored = clinsum("score", str(summaries), "--notes", str(notes), *evaluators, "--workers", "1",
+                         "--db", "t.db", cwd=tmp_path)
+        assert scored.returncode == 0, scored.stderr
+    control = clinsum("monitor", "--trend", "--reference-windows", "2", "-m", "summary_words", "--db", "t.db",
+                      cwd=tmp_path)
+    assert control.returncode == 0, control.stderr
+    result = clinsum("monitor", "--trend", "--reference-windows", "2", "-m", "rouge1", "--db", "t.db",
+                     cwd=tmp_path)
+    assert result.returncode == EXIT_ERROR, result.stdout + result.stderr
+    assert "rouge1" in result.stderr and "no control limits" in result.stderr
+    every = clinsum("monitor", "--trend", "--reference-windows", "2", "--db", "t.db", cwd=tmp_path)
+    assert every.returncode == 0, every.stderr  # the default set: charted, and said not to be monitored
+    assert "not monitored" in every.stderr and "rouge1" in every.stderr

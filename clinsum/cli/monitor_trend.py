@@ -102,8 +102,19 @@ def _trend_of(observations: tuple[Observation, ...] | list[Observation], setting
     missing = [m for m in settings.metrics or [] if m not in charted]
     if missing:
         raise WindowError(f"no values for: {', '.join(missing)} (available: {', '.join(sorted(charted))})")
-    return trend(points, window=_window(settings.window), reference_windows=settings.reference_windows,
-                 metrics=settings.metrics, lam=settings.lam, limit=settings.limit)
+    report = trend(points, window=_window(settings.window), reference_windows=settings.reference_windows,
+                   metrics=settings.metrics, lam=settings.lam, limit=settings.limit)
+    # a metric with a direction but no limits (fewer than 2 values in the reference windows) can never alert:
+    # named, that is a check that cannot be made (exit 2); in the default set, it is said, never silent
+    report["not_monitored"] = [
+        {"metric": chart["metric"], "reason": f"{chart['reference_n']} value(s) in the {settings.reference_windows} "
+                                              "reference windows: no control limits (they need 2), so it cannot alert"}
+        for chart in report["metrics"] if chart["direction"] != "neutral" and chart["reference_sd"] is None]
+    named = [item for item in report["not_monitored"] if item["metric"] in (settings.metrics or [])]
+    if named:
+        raise WindowError("; ".join(f"{item['metric']}: {item['reason']}" for item in named)
+                          + " (lower --reference-windows, or wait until the metric has a reference period)")
+    return report
 
 
 def _unit(window: str) -> str:
@@ -169,6 +180,10 @@ def _print_trend(report: dict[str, Any]) -> None:
         out.print(f"ALERT {shown(alert['metric'])}{shown(_in(alert.get('segment')))} in window "
                   f"{shown(alert['window'])}: EWMA {_number(alert['ewma'])} {side} limit "
                   f"{_number(alert['limit'])} (window mean {_number(alert['mean'])})", highlight=False)
+    for segment in [None, *report.get("segments", [])]:
+        for item in (report if segment is None else segment).get("not_monitored", []):
+            console.print(f"[yellow]not monitored:[/yellow] {shown(item['metric'])}"
+                          f"{shown(_in(segment and segment['segment']))}: {shown(item['reason'])}", highlight=False)
     for item in report.get("skipped_segments", []):
         console.print(f"[yellow]not charted:[/yellow] {shown(item['segment'])}: {shown(item['reason'])}",
                       highlight=False)
