@@ -145,3 +145,25 @@ def test_a_trend_on_a_metric_with_no_control_limits_is_an_error_not_no_alert(tmp
     every = clinsum("monitor", "--trend", "--reference-windows", "2", "--db", "t.db", cwd=tmp_path)
     assert every.returncode == 0, every.stderr  # the default set: charted, and said not to be monitored
     assert "not monitored" in every.stderr and "rouge1" in every.stderr
+
+
+def test_monitor_with_a_named_metric_that_could_not_be_tested_is_an_error(tmp_path):
+    """--metrics names the metrics to test; one of them with too few values was listed as 'not
+    tested' while the others passed, and the command ended 'no degradation', exit 0."""
+    notes = write_jsonl(tmp_path / "notes.jsonl", [
+        {"id": f"n{i}", "text": f"Patient {i} has hypertension. Denies chest pain.",
+         **({"reference": "Hypertension; no chest pain."} if i < 2 else {})} for i in range(8)])  # 2 with ROUGE
+    for name in ("base", "now"):
+        summaries = write_jsonl(tmp_path / f"{name}.jsonl", [
+            {"note_id": f"n{i}", "system": "prod", "text": "Hypertension, no chest pain."} for i in range(8)])
+        scored = clinsum("score", str(summaries), "--notes", str(notes), "-e", "length", "-e", "overlap",
+                         "--workers", "1", "--db", "m.db", "--name", name, cwd=tmp_path)
+        assert scored.returncode == 0, scored.stderr
+    window = ["monitor", "--baseline", "base", "--current", "now", "--min-summaries", "5", "--db", "m.db"]
+    control = clinsum(*window, "--metrics", "empty_summary", cwd=tmp_path)
+    assert control.returncode == 0, control.stderr
+    result = clinsum(*window, "--metrics", "empty_summary,rouge1", cwd=tmp_path)
+    assert result.returncode == EXIT_ERROR, result.stdout + result.stderr
+    assert "rouge1" in result.stderr and "2 baseline and 2 current values" in result.stderr
+    every = clinsum(*window, cwd=tmp_path)  # the default set: rouge1 is listed as not tested, as documented
+    assert every.returncode == 0 and "not tested" in every.stderr and "rouge1" in every.stderr, every.stderr

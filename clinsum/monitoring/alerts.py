@@ -28,6 +28,9 @@ Physicians' feedback enters as metrics of the window
 ``physician_<attribute>`` (ordinal 1-5). They are tested like the others, but only
 when both windows have ``min_reviewed`` reviewed summaries; otherwise they are
 listed under ``skipped`` with the counts, as is a metric only one window has.
+
+A metric named in ``metrics`` (``--metrics``) that cannot be tested on the whole
+windows is a ``WindowError``, never a skipped line beside "no degradation".
 """
 
 from __future__ import annotations
@@ -234,6 +237,11 @@ def compare_windows(baseline: Window, current: Window, settings: MonitorSettings
     if not any(c.segment == "all" for c in checks):  # nothing tested must never read as "no degradation"
         reasons = "; ".join(f"{s['metric']}: {s['reason']}" for s in skipped if s["segment"] == "all")
         raise WindowError(f"no metric could be tested on the whole windows ({reasons})")
+    named = [s for s in skipped if s["segment"] == "all" and s["metric"] in (settings.metrics or [])]
+    if named:  # asked for by name and not tested: "no degradation" would report a check never made
+        reasons = "; ".join(f"{s['metric']}: {s['reason']}" for s in named)
+        raise WindowError(f"metrics named in monitor.metrics (--metrics) could not be tested on the whole "
+                          f"windows ({reasons})")
     adjusted = significance.CORRECTIONS[settings.correction]([c.p_value for c in checks])
     for check, p in zip(checks, adjusted, strict=True):
         check.p_adjusted = p
