@@ -167,3 +167,23 @@ def test_monitor_with_a_named_metric_that_could_not_be_tested_is_an_error(tmp_pa
     assert "rouge1" in result.stderr and "2 baseline and 2 current values" in result.stderr
     every = clinsum(*window, cwd=tmp_path)  # the default set: rouge1 is listed as not tested, as documented
     assert every.returncode == 0 and "not tested" in every.stderr and "rouge1" in every.stderr, every.stderr
+
+
+def test_compare_with_a_named_metric_that_no_two_systems_share_is_an_error(tmp_path):
+    """compare -m METRIC: a metric with values for one system only (the other's judging failed, its
+    notes had no reference) gave no row, silently, beside the rows of the other metrics."""
+    notes = write_jsonl(tmp_path / "notes.jsonl", [
+        {"id": f"n{i}", "text": f"Patient {i} has hypertension. Denies chest pain.",
+         **({"reference": "Hypertension; no chest pain."} if i < 2 else {})} for i in range(6)])
+    summaries = write_jsonl(tmp_path / "summaries.jsonl", [
+        *({"note_id": f"n{i}", "system": "a", "text": "Hypertension."} for i in range(6)),
+        *({"note_id": f"n{i}", "system": "b", "text": "Hypertension, no chest pain."} for i in range(2, 6))])
+    scored = clinsum("score", str(summaries), "--notes", str(notes), "-e", "length", "-e", "overlap",
+                     "--workers", "1", "--db", "c.db", "--name", "both", cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    (run_id,) = query(tmp_path / "c.db", "SELECT id FROM runs")[0]
+    control = clinsum("compare", run_id, "-m", "summary_words", "--format", "json", "--db", "c.db", cwd=tmp_path)
+    assert control.returncode == 0, control.stderr
+    result = clinsum("compare", run_id, "-m", "summary_words", "-m", "rouge1", "--db", "c.db", cwd=tmp_path)
+    assert result.returncode == EXIT_ERROR, result.stdout + result.stderr
+    assert "rouge1" in result.stderr and "no note scored for two systems" in result.stderr

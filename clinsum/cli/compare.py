@@ -70,6 +70,12 @@ def compare_systems(
             raise InputError(str(exc), field="--baseline") from None
         if not found:
             raise InputError(f"no metric of run {run} has values for two systems on the same notes")
+        compared = {c.metric for c in found}
+        absent = [m for m in dict.fromkeys(metric or []) if m not in compared]
+        if absent:  # a metric asked for by name must not vanish from the table
+            raise InputError(f"no note scored for two systems on {', '.join(absent)} in run {run}: nothing to "
+                             "compare (a judge that failed for a system, a metric only some notes have)",
+                             field="--metric")
     report = {"run": run, "baseline": baseline, "by": by, "alpha": alpha,
               "correction": "holm", "test": "wilcoxon signed-rank (paired, two-sided)",
               "comparisons": [c.as_dict() for c in found]}
