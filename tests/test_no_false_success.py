@@ -187,3 +187,26 @@ def test_compare_with_a_named_metric_that_no_two_systems_share_is_an_error(tmp_p
     result = clinsum("compare", run_id, "-m", "summary_words", "-m", "rouge1", "--db", "c.db", cwd=tmp_path)
     assert result.returncode == EXIT_ERROR, result.stdout + result.stderr
     assert "rouge1" in result.stderr and "no note scored for two systems" in result.stderr
+
+
+def test_agreement_with_a_named_metric_no_rated_summary_has_is_an_error(tmp_path):
+    """agreement -m METRIC: a metric that no rated summary has gave no row, silently, beside the
+    rows of the other metrics."""
+    notes = write_jsonl(tmp_path / "notes.jsonl", [
+        {"id": f"n{i}", "text": f"Patient {i} has hypertension. Denies chest pain.",
+         **({"reference": "Hypertension; no chest pain."} if i < 2 else {})} for i in range(6)])  # ROUGE: n0, n1
+    summaries = write_jsonl(tmp_path / "summaries.jsonl", [
+        {"note_id": f"n{i}", "system": "s", "text": "Hypertension" + ", no chest pain." * (i % 3)} for i in range(6)])
+    scored = clinsum("score", str(summaries), "--notes", str(notes), "-e", "length", "-e", "overlap",
+                     "--workers", "1", "--db", "a.db", cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    ratings = write_jsonl(tmp_path / "ratings.jsonl", [
+        {"note_id": f"n{i}", "system": "s", "rater": "dr-a", "dimension": "accurate", "value": 1 + i % 5}
+        for i in range(2, 6)])  # only notes without ROUGE are rated
+    imported = clinsum("feedback", "import", str(ratings), "--db", "a.db", cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    control = clinsum("agreement", "-m", "summary_words", "--format", "json", "--db", "a.db", cwd=tmp_path)
+    assert control.returncode == 0, control.stderr
+    result = clinsum("agreement", "-m", "summary_words", "-m", "rouge1", "--db", "a.db", cwd=tmp_path)
+    assert result.returncode == EXIT_ERROR, result.stdout + result.stderr
+    assert "rouge1" in result.stderr and "no rated summary" in result.stderr

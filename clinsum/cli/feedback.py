@@ -138,11 +138,27 @@ def agreement(
         report = agreement_report(ratings, scores, metrics=metric or None, dimensions=dimension or None,
                                   flags=flags, human_flag=truth, n_resamples=resamples, seed=seed,
                                   same_scale=[(m, d) for m, d in pairs])
+        _check_named_in(report["metric_vs_human"], metric, dimension, pairs)
     report = {"run": run, **report}
     if output_format == ListFormat.json:
         write_stdout(json.dumps(report, indent=2))
     else:
         _print_tables(report)
+
+
+def _check_named_in(rows: list[dict[str, Any]], metrics: list[str] | None, dimensions: list[str] | None,
+                    pairs: list[tuple[str, str]]) -> None:
+    """A metric, dimension or --same-scale pair asked for by name that no rated summary joins is an error,
+    never a row missing from the table beside the others."""
+    from clinsum.errors import InputError
+
+    shown_pairs = {(row["metric"], row["dimension"]) for row in rows}
+    missing = [f"--metric {m}" for m in dict.fromkeys(metrics or []) if all(m != p[0] for p in shown_pairs)]
+    missing += [f"--dimension {d}" for d in dict.fromkeys(dimensions or []) if all(d != p[1] for p in shown_pairs)]
+    missing += [f"--same-scale {m}={d}" for m, d in dict.fromkeys(pairs) if (m, d) not in shown_pairs]
+    if missing:
+        raise InputError(f"no rated summary has both a rating and a score for {', '.join(missing)}: "
+                         "nothing to compare there")
 
 
 _PAIRED = (("spearman", "Spearman"), ("kendall_tau_b", "Kendall"), ("kappa_quadratic", "kappa (q)"),
