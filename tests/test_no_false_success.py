@@ -210,3 +210,22 @@ def test_agreement_with_a_named_metric_no_rated_summary_has_is_an_error(tmp_path
     result = clinsum("agreement", "-m", "summary_words", "-m", "rouge1", "--db", "a.db", cwd=tmp_path)
     assert result.returncode == EXIT_ERROR, result.stdout + result.stderr
     assert "rouge1" in result.stderr and "no rated summary" in result.stderr
+
+
+def test_a_sort_metric_the_run_did_not_produce_still_ends_the_run_properly(tmp_path):
+    """--sort-by rouge1 on notes without references: the metric is known, so the run starts and is
+    paid for, but has no ROUGE value. It used to stop at the leaderboard with exit 2 ("nothing
+    was run"), its --out files never written and its gates never checked."""
+    notes = write_jsonl(tmp_path / "notes.jsonl", [
+        {"id": f"n{i}", "text": f"Patient {i} has hypertension. Denies chest pain."} for i in range(3)])
+    result = clinsum("run", "--notes", str(notes), "-p", "extractive:lead", "-e", "length", "-e", "overlap",
+                     "--sort-by", "rouge1", "--fail-under", "empty_summary=0.5", "--out", "out", "--workers", "1",
+                     "--db", "r.db", cwd=tmp_path)
+    assert result.returncode == EXIT_FAILED, result.stderr
+    assert "--sort-by rouge1" in result.stderr and "no value" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["leaderboard.csv", "scores.jsonl",
+                                                                   "summaries.jsonl"]
+    assert query(tmp_path / "r.db", "SELECT status FROM runs") == [("finished",)]
+    gated = clinsum("run", "--notes", str(notes), "-p", "extractive:lead", "-e", "length", "--sort-by", "rouge1",
+                    "--fail-under", "rouge1=0.1", "--workers", "1", "--db", "r.db", cwd=tmp_path)
+    assert gated.returncode == EXIT_FAILED and "gate failed" in gated.stderr, gated.stderr  # gates still checked

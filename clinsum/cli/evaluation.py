@@ -296,12 +296,12 @@ def _resumed(store: Any, resume: str, out: Path | None, *, concurrency: int | No
 def _concluded(store: Any, run_id: str, out: Path | None, bars: Any, *, sort_by: str | None, format: Format,
                mlflow: str | None, mlflow_experiment: str) -> tuple[int, bool]:
     """The end of run and score: leaderboard and outputs, MLflow, gates; returns (failures, a gate missed)."""
-    failed = _finish(store, run_id, out, sort_by, format)
+    failed, unranked = _finish(store, run_id, out, sort_by, format)
     if mlflow is not None:
         from clinsum.cli.export import log_to_mlflow
 
         log_to_mlflow(store, run_id, mlflow, mlflow_experiment)
-    return failed, _gates(store, run_id, bars)
+    return failed, _gates(store, run_id, bars) or unranked
 
 
 def _bars(config: Any, fail_under: list[str] | None, max_critical_flips: int | None) -> Any:
@@ -437,18 +437,29 @@ class _progress:
                           f"`--resume {self.progress.run_id}` finishes it", highlight=False)
 
 
-def _finish(store: Any, run_id: str, out: Path | None, sort_by: str | None, format: Format = Format.table) -> int:
+def _finish(store: Any, run_id: str, out: Path | None, sort_by: str | None,
+            format: Format = Format.table) -> tuple[int, bool]:
     """Print the leaderboard (as ``format``), the run's counts and where the outputs went.
 
-    Returns how many summaries and evaluations failed (0 means everything worked).
+    Returns how many summaries and evaluations failed (0 means everything worked), and whether
+    ``sort_by`` could not rank the run (a metric it has no value of: said, and the run ranked
+    by the default metric; the outputs are written all the same).
     """
     from clinsum import reports
     from clinsum.errors import OutputWriteError
     from clinsum.evaluators.aggregate import aggregate_values
+    from clinsum.evaluators.metrics import display_key
 
     rows = aggregate_values(store.metric_values(run_id))  # values only: no score held in memory
     from clinsum.cli.history import print_leaderboard  # here: run and score register before runs and show
 
+    produced = {r.metric for r in rows}
+    unranked = sort_by is not None and bool(produced) and sort_by not in produced
+    if unranked:  # checked as a known metric before the run, which is paid for: end it, do not drop it
+        console.print(f"[red]error:[/red] --sort-by {shown(sort_by)}: no value of it in run {shown(run_id)} "
+                      f"(metrics: {shown(', '.join(sorted(produced, key=display_key)))}); "
+                      "ranked by the default metric", highlight=False)
+        sort_by = None
     print_leaderboard(rows, sort_by, run_id, format)
     info = store.run(run_id)
     failed, failed_evaluations, empty = info["failed"], info["failed_evaluations"], info["empty"]
@@ -480,4 +491,4 @@ def _finish(store: Any, run_id: str, out: Path | None, sort_by: str | None, form
             raise OutputWriteError(f"--out {out}: cannot write the outputs ({exc.strerror or exc}); "
                                    f"the run is stored: `clinsum show {run_id}`") from exc
         console.print("outputs: " + ", ".join(shown(p) for p in paths.values()), highlight=False)
-    return int(failed) + int(failed_evaluations)
+    return int(failed) + int(failed_evaluations), unranked
