@@ -244,3 +244,39 @@ def test_run_whose_mlflow_export_fails_says_the_run_is_stored(tmp_path: Path,
         store.close()
     assert run["status"] == "finished"
     assert f"run {run['id']} is stored" in result.output and f"clinsum export {run['id']} --mlflow" in result.output
+
+
+def test_an_mlflow_export_that_failed_half_way_can_be_retried_as_its_error_says(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The failed export's error says to retry it; the retry used to be refused ('already in MLflow')
+    because of the runs the failed export had left, marked FAILED."""
+    from mlflow import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    db, (run_id, _) = fixture_store()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    real_log_artifact = MlflowClient.log_artifact
+    calls: list[str] = []
+
+    def full_disk_once(self: MlflowClient, run: str, local_path: str, artifact_path: str | None = None) -> None:
+        calls.append(run)
+        if len(calls) == 4:
+            raise OSError(28, "No space left on device")
+        real_log_artifact(self, run, local_path, artifact_path)
+
+    monkeypatch.setattr(MlflowClient, "log_artifact", full_disk_once)
+    failed = invoke("export", run_id, "--db", str(db), "--mlflow", uri)
+    assert failed.exit_code == EXIT_STORE and f"clinsum export {run_id} --mlflow {uri}" in failed.output
+    retried = invoke("export", run_id, "--db", str(db), "--mlflow", uri)
+    assert retried.exit_code == 0, retried.output
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("clinsum").experiment_id])
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    assert {r.data.tags.get("clinsum.system") for r in finished} == {None, *_stored_systems(db, run_id)}
+    again = invoke("export", run_id, "--db", str(db), "--mlflow", uri)  # a finished export is never doubled
+    assert again.exit_code == EXIT_ERROR and "already in MLflow" in again.output
+
+
+def _stored_systems(db: Path, run_id: str) -> set[str]:
+    summaries, _ = _stored(db, run_id)
+    return {s.system for s in summaries}

@@ -15,7 +15,8 @@ Each system's run is tagged ``clinsum.system`` (and ``mlflow.parentRunId``) and 
 
 A run already exported to the experiment is refused (tag ``clinsum.run_id``), so
 an export is never silently doubled. If the export fails half-way, the MLflow
-runs it made are marked FAILED, never left looking finished.
+runs it made are marked FAILED, never left looking finished, and the export can
+be made again (runs marked FAILED are not an export).
 """
 
 from __future__ import annotations
@@ -130,8 +131,9 @@ def _export(client: Any, run: dict[str, Any], summaries: Sequence[Summary], scor
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
     clinsum_run = run["id"]
-    already = client.search_runs([experiment_id], filter_string=f"tags.`clinsum.run_id` = '{clinsum_run}'",
-                                 max_results=1)
+    already = client.search_runs([experiment_id], max_results=1,  # a failed export's runs do not count
+                                 filter_string=f"tags.`clinsum.run_id` = '{clinsum_run}' "
+                                               "and attributes.status != 'FAILED'")
     if already:
         raise ExportError(
             f"clinsum run {clinsum_run} is already in MLflow experiment '{experiment}' (MLflow run "
