@@ -280,3 +280,27 @@ def test_an_mlflow_export_that_failed_half_way_can_be_retried_as_its_error_says(
 def _stored_systems(db: Path, run_id: str) -> set[str]:
     summaries, _ = _stored(db, run_id)
     return {s.system for s in summaries}
+
+
+def test_an_interrupted_run_is_not_logged_to_mlflow_as_a_finished_one(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow would show a run SIGTERM stopped half-way as FINISHED, its partial means beside complete
+    ones; and once resumed, its complete export would be refused as 'already in MLflow'."""
+    from mlflow import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    db, (run_id, _) = fixture_store()
+    store = Store.open(db)
+    try:
+        store.set_status(run_id, "interrupted")
+    finally:
+        store.close()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    refused = invoke("export", run_id, "--db", str(db), "--mlflow", uri)
+    assert refused.exit_code == EXIT_ERROR, refused.output
+    assert "interrupted" in refused.output and f"--resume {run_id}" in refused.output
+    experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name("clinsum")
+    assert experiment is None or not MlflowClient(tracking_uri=uri).search_runs([experiment.experiment_id])
+    files = invoke("export", run_id, "--db", str(db), "--out", str(tmp_path / "files"))
+    assert files.exit_code == 0, files.output  # files carry the status in run.json: still exported
+    assert json.loads((tmp_path / "files" / "run.json").read_text())["status"] == "interrupted"

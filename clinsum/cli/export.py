@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -39,6 +39,8 @@ def export(
 
     with reported_errors(), open_store(db) as store:
         run_id = store.resolve_run_id(run_id)  # a unique prefix is enough; an unknown id is an error
+        if mlflow is not None:
+            check_finished(store.run(run_id))  # before any file is written: exit 2 means nothing was done
         if out is not None:
             try:
                 paths = files.write(out, format.value, store.run(run_id), store.summaries(run_id),
@@ -51,6 +53,16 @@ def export(
             console.print("exported: " + ", ".join(shown(p) for p in paths.values()))
         if mlflow is not None:
             log_to_mlflow(store, run_id, mlflow, experiment)
+
+
+def check_finished(run: dict[str, Any]) -> None:
+    """MLflow gets finished runs only: it would show a stopped run's partial means as a finished run's."""
+    if run["status"] != "finished":
+        from clinsum.reporting.export import ExportError
+
+        raise ExportError(f"run {run['id']} is {run['status']}: MLflow gets finished runs only; "
+                          f"`clinsum run --resume {run['id']}` finishes it (files: `clinsum export {run['id']} "
+                          "--out DIR`)")
 
 
 def require_mlflow() -> None:
@@ -71,6 +83,7 @@ def log_to_mlflow(store: Store, run_id: str, tracking_uri: str, experiment: str)
     from clinsum.reporting.export import ExportWriteError
 
     run = store.run(run_id)
+    check_finished(run)
     summaries, scores = store.summaries(run_id), store.scores(run_id)
     with tempfile.TemporaryDirectory() as folder:
         report = Path(folder) / "report.html"
