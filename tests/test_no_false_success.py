@@ -229,3 +229,49 @@ def test_a_sort_metric_the_run_did_not_produce_still_ends_the_run_properly(tmp_p
     gated = clinsum("run", "--notes", str(notes), "-p", "extractive:lead", "-e", "length", "--sort-by", "rouge1",
                     "--fail-under", "rouge1=0.1", "--workers", "1", "--db", "r.db", cwd=tmp_path)
     assert gated.returncode == EXIT_FAILED and "gate failed" in gated.stderr, gated.stderr  # gates still checked
+
+
+def test_sigterm_during_an_mlflow_export_exits_130_not_as_an_export_failure(tmp_path):
+    """SIGTERM outside the event loop raises ``Interrupted`` where the command is; MLflow's
+    ``except Exception`` (and clinsum's around it) turned it into 'MLflow export failed', exit 3,
+    instead of the interruption it is (exit 130)."""
+    import signal
+    import socket
+    import threading
+
+    from report_fixture import fixture_store
+
+    from clinsum.cli.common import EXIT_INTERRUPTED
+
+    db, (run_id, _) = fixture_store()
+    asked = threading.Event()
+    held: list[socket.socket] = []
+    with socket.socket() as server:  # an MLflow server that takes the request and never answers
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+
+        def accept() -> None:
+            connection, _ = server.accept()
+            held.append(connection)
+            connection.recv(65536)
+            asked.set()
+
+        threading.Thread(target=accept, daemon=True).start()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA", "ANTHROPIC", "GOOGLE"))}
+        env.update(PYTHONPATH=str(REPO), NO_COLOR="1", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+                   MLFLOW_HTTP_REQUEST_TIMEOUT="120")
+        child = subprocess.Popen([sys.executable, "-m", "clinsum", "export", run_id, "--db", str(db),
+                                  "--mlflow", f"http://127.0.0.1:{port}"], cwd=tmp_path, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert asked.wait(120), "the export never reached the server"
+            child.send_signal(signal.SIGTERM)
+            _, stderr = child.communicate(timeout=60)
+        finally:
+            if child.poll() is None:
+                child.kill()
+            for connection in held:
+                connection.close()
+    assert child.returncode == EXIT_INTERRUPTED, stderr
+    assert "interrupted by SIGTERM" in stderr and "Traceback" not in stderr

@@ -87,8 +87,14 @@ EXIT_CODES_HELP = (
 """The epilog of ``--help``: the same text as the README's "Exit codes" section."""
 
 
-class Interrupted(Exception):
-    """A signal stopped the command (raised in place of the cancelled work)."""
+class Interrupted(BaseException):
+    """A signal stopped the command (raised in place of the cancelled work).
+
+    A ``BaseException``, like ``KeyboardInterrupt``: SIGTERM outside the event loop raises it
+    wherever the command is, often inside a library's ``except Exception`` (MLflow's HTTP
+    client, an SDK) that would turn it into that library's failure, or into a failed
+    evaluation, and the command would go on or end as something else than interrupted.
+    """
 
     def __init__(self, signal_name: str) -> None:
         super().__init__(f"interrupted by {signal_name}")
