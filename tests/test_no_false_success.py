@@ -275,3 +275,19 @@ def test_sigterm_during_an_mlflow_export_exits_130_not_as_an_export_failure(tmp_
                 connection.close()
     assert child.returncode == EXIT_INTERRUPTED, stderr
     assert "interrupted by SIGTERM" in stderr and "Traceback" not in stderr
+
+
+def test_resume_refuses_a_zero_max_cost_as_it_refuses_any_other(tmp_path):
+    """--resume refuses the flags that would change the run; `--max-cost 0` (spend nothing) was taken
+    for 'not given' (0 == False) and silently ignored, the resumed run free to call paid providers."""
+    notes = notes_file(tmp_path)
+    first = clinsum("run", "--notes", str(notes), "-p", "extractive:lead", "-e", "length", "--workers", "1",
+                    "--db", "r.db", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (run_id,) = query(tmp_path / "r.db", "SELECT id FROM runs")[0]
+    for flag, value in (("--max-cost", "5"), ("--max-cost", "0"), ("--limit", "0"), ("--sample", "0"),
+                        ("--no-store-notes", None)):
+        resumed = clinsum("run", "--resume", run_id, flag, *([value] if value else []), "--db", "r.db",
+                          cwd=tmp_path)
+        assert resumed.returncode == EXIT_ERROR, (flag, value, resumed.stderr)
+        assert f"{flag.replace('--no-', '--')} would change it" in resumed.stderr

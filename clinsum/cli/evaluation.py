@@ -325,7 +325,8 @@ def _refuse_changes_on_resume(**given: Any) -> None:
     """``--resume`` continues a run as it was configured; flags that would change it are refused."""
     from clinsum.errors import ConfigError
 
-    changed = [name for name, value in given.items() if value not in (None, [], False)]
+    # every such flag defaults to None: 0 (`--max-cost 0`, `--limit 0`) and False (`--no-store-notes`) were given
+    changed = [name for name, value in given.items() if not (value is None or value == [])]
     if changed:
         flags = ", ".join("--" + name.replace("_", "-") for name in changed)
         raise ConfigError(
