@@ -291,3 +291,36 @@ def test_resume_refuses_a_zero_max_cost_as_it_refuses_any_other(tmp_path):
                           cwd=tmp_path)
         assert resumed.returncode == EXIT_ERROR, (flag, value, resumed.stderr)
         assert f"{flag.replace('--no-', '--')} would change it" in resumed.stderr
+
+
+def test_the_markdown_summary_says_a_run_is_incomplete_and_counts_its_failed_evaluations(tmp_path):
+    """The Markdown summary goes into a pull request: a leaderboard of a run SIGTERM stopped, or whose
+    judge failed on half the summaries, read as a complete one (only failed summaries were listed)."""
+    from clinsum.records import Score
+    from clinsum.store import Store
+
+    notes = notes_file(tmp_path)
+    summaries = write_jsonl(tmp_path / "summaries.jsonl", [
+        {"note_id": f"n{i}", "system": "s", "text": "Hypertension."} for i in range(4)])
+    scored = clinsum("score", str(summaries), "--notes", str(notes), "-e", "length", "--workers", "1",
+                     "--db", "r.db", cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    (run_id,) = query(tmp_path / "r.db", "SELECT id FROM runs")[0]
+    complete = clinsum("report", run_id, "--md", "complete.md", "--db", "r.db", cwd=tmp_path)
+    assert complete.returncode == 0, complete.stderr
+    text = (tmp_path / "complete.md").read_text()
+    assert "0 failed evaluations" in text and "incomplete" not in text
+    store = Store.open(tmp_path / "r.db")
+    try:
+        store.add_scores(run_id, [Score(note_id="n1", system="s", metric="judge_overall", value=None,
+                                        evaluator="judge", version="1",
+                                        detail={"failed": True, "error": "invalid answer after 3 attempt(s)"})])
+        store.set_status(run_id, "interrupted")
+    finally:
+        store.close()
+    result = clinsum("report", run_id, "--md", "partial.md", "--db", "r.db", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr  # a report of what is stored, which it now says
+    text = (tmp_path / "partial.md").read_text()
+    assert "1 failed evaluation" in text
+    assert f"run {run_id} is interrupted: incomplete" in text and f"--resume {run_id}" in text
+    assert "incomplete" in result.stderr

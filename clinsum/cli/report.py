@@ -63,6 +63,9 @@ def report(
 
     with reported_errors(), open_store(db) as store:
         loaded = content.load(store, run_ids)
+    for run in loaded.incomplete:  # the report says so too: a partial run must not read as a finished one
+        console.print(f"[yellow]warning:[/yellow] run {shown(run.id)} is {shown(run.status)}: incomplete, its "
+                      f"numbers partial (`clinsum run --resume {shown(run.id)}` finishes it)", highlight=False)
     with reported_errors():
         files = []  # both rendered whole before either is written
         if html is not None:

@@ -61,6 +61,18 @@ class Content:
     def failures(self) -> list[Summary]:
         return [s for s in self.summaries if not s.ok]
 
+    @property
+    def failed_evaluations(self) -> int:
+        """Evaluations that failed (``is_failure``), one per summary and evaluator as ``clinsum runs`` counts them."""
+        from clinsum.evaluators.base import is_failure
+
+        return len({(s.note_id, s.system, s.evaluator.split(":", 1)[0]) for s in self.scores if is_failure(s)})
+
+    @property
+    def incomplete(self) -> list[RunInfo]:
+        """The runs that did not finish (interrupted, or still running): their numbers are partial."""
+        return [run for run in self.runs if run.status != "finished"]
+
 
 def labels(per_run: dict[str, list[str]]) -> dict[tuple[str, str], str]:
     """(run id, system) -> label: the system name, with the run id when two runs share it."""

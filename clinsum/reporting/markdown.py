@@ -27,4 +27,5 @@ def render(content: Content, *, sort_by: str | None = None) -> str:
     return env.get_template("report.md.j2").render(
         runs=content.runs, board=board, comparisons=compared, certain=[c for c in compared if c.winner],
         failures=content.failures, notes=len(content.notes), summaries=len(content.summaries),
-        failed=len(content.failures), versions=sorted({r.clinsum_version for r in content.runs}), fmt=charts.fmt)
+        failed=len(content.failures), failed_evaluations=content.failed_evaluations,
+        incomplete=content.incomplete, versions=sorted({r.clinsum_version for r in content.runs}), fmt=charts.fmt)
