@@ -324,3 +324,23 @@ def test_the_markdown_summary_says_a_run_is_incomplete_and_counts_its_failed_eva
     assert "1 failed evaluation" in text
     assert f"run {run_id} is interrupted: incomplete" in text and f"--resume {run_id}" in text
     assert "incomplete" in result.stderr
+
+
+def test_show_warns_that_an_interrupted_run_is_incomplete(tmp_path):
+    from clinsum.store import Store
+
+    notes = notes_file(tmp_path)
+    first = clinsum("run", "--notes", str(notes), "-p", "extractive:lead", "-e", "length", "--workers", "1",
+                    "--db", "r.db", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (run_id,) = query(tmp_path / "r.db", "SELECT id FROM runs")[0]
+    finished = clinsum("show", run_id, "-f", "csv", "--db", "r.db", cwd=tmp_path)
+    assert finished.returncode == 0 and "incomplete" not in finished.stderr, finished.stderr
+    store = Store.open(tmp_path / "r.db")
+    try:
+        store.set_status(run_id, "interrupted")
+    finally:
+        store.close()
+    shown = clinsum("show", run_id, "-f", "csv", "--db", "r.db", cwd=tmp_path)
+    assert shown.returncode == 0 and shown.stdout == finished.stdout  # the table is the stored one...
+    assert f"run {run_id} is interrupted: incomplete" in shown.stderr  # ...and it is said to be partial

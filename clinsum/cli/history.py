@@ -15,6 +15,7 @@ from clinsum.cli.common import (
     Format,
     ListFormat,
     TagOption,
+    console,
     open_store,
     reported_errors,
     shown,
@@ -79,6 +80,10 @@ def show(run_id: Annotated[str, typer.Argument(help="A run id from `clinsum runs
         run_id = store.resolve_run_id(run_id)  # a unique prefix is enough; an unknown id is an error
         rows = aggregate(store.scores(run_id, details=False))
         print_leaderboard(rows, sort_by, run_id, format)
+        status = store.run(run_id)["status"]
+    if status != "finished":  # on stderr: the table stays the stored one, and must not read as a finished run's
+        console.print(f"[yellow]warning:[/yellow] run {shown(run_id)} is {shown(status)}: incomplete, its numbers "
+                      f"partial (`clinsum run --resume {shown(run_id)}` finishes it)", highlight=False)
 
 
 def print_leaderboard(rows: Sequence[Row], sort_by: str | None, run_id: str, format: Format) -> None:
