@@ -286,10 +286,13 @@ def test_an_interrupted_run_is_not_logged_to_mlflow_as_a_finished_one(tmp_path: 
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """MLflow would show a run SIGTERM stopped half-way as FINISHED, its partial means beside complete
     ones; and once resumed, its complete export would be refused as 'already in MLflow'."""
+    import shutil
+
     from mlflow import MlflowClient
 
     monkeypatch.chdir(tmp_path)
-    db, (run_id, _) = fixture_store()
+    shared, (run_id, _) = fixture_store()
+    db = shutil.copy(shared, tmp_path / "fixtures.db")  # the session's store stays as other tests expect it
     store = Store.open(db)
     try:
         store.set_status(run_id, "interrupted")
