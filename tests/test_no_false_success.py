@@ -345,3 +345,23 @@ def test_show_warns_that_an_interrupted_run_is_incomplete(tmp_path):
     shown = clinsum("show", run_id, "-f", "csv", "--db", "r.db", cwd=tmp_path)
     assert shown.returncode == 0 and shown.stdout == finished.stdout  # the table is the stored one...
     assert f"run {run_id} is interrupted: incomplete" in shown.stderr  # ...and it is said to be partial
+
+
+def test_monitor_says_when_a_metric_is_in_one_window_only(tmp_path):
+    """An evaluator dropped from the daily scoring (ROUGE in the baseline, none now): the metric was
+    left out of the comparison without a word, and 'no degradation' covered a check never made."""
+    notes = write_jsonl(tmp_path / "notes.jsonl", [
+        {"id": f"n{i}", "text": f"Patient {i} has hypertension. Denies chest pain.",
+         "reference": "Hypertension; no chest pain."} for i in range(6)])
+    for name, evaluators in (("base", ["-e", "length", "-e", "overlap"]), ("now", ["-e", "length"])):
+        summaries = write_jsonl(tmp_path / f"{name}.jsonl", [
+            {"note_id": f"n{i}", "system": "prod", "text": "Hypertension, no chest pain."} for i in range(6)])
+        scored = clinsum("score", str(summaries), "--notes", str(notes), *evaluators, "--workers", "1",
+                         "--db", "m.db", "--name", name, cwd=tmp_path)
+        assert scored.returncode == 0, scored.stderr
+    window = ["monitor", "--baseline", "base", "--current", "now", "--min-summaries", "5", "--db", "m.db"]
+    result = clinsum(*window, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr  # the default set: listed as not tested, as documented
+    assert "not tested: rouge1 in all: only the baseline window has values" in result.stderr
+    report = json.loads(clinsum(*window, "--format", "json", cwd=tmp_path).stdout)
+    assert {"metric": "rouge1", "segment": "all", "reason": "only the baseline window has values"} in report["skipped"]

@@ -27,7 +27,8 @@ Physicians' feedback enters as metrics of the window
 (``feedback.with_physician_values``): ``physician_accepted`` (a rate) and
 ``physician_<attribute>`` (ordinal 1-5). They are tested like the others, but only
 when both windows have ``min_reviewed`` reviewed summaries; otherwise they are
-listed under ``skipped`` with the counts, as is a metric only one window has.
+listed under ``skipped`` with the counts, as is any metric with a direction that only
+one window has.
 
 A metric named in ``metrics`` (``--metrics``) that cannot be tested on the whole
 windows is a ``WindowError``, never a skipped line beside "no degradation".
@@ -233,7 +234,7 @@ def compare_windows(baseline: Window, current: Window, settings: MonitorSettings
                 reason = (check.replace(" values;", " reviewed summaries;") + " (monitor.min_reviewed)"
                           if physician else check)
                 skipped.append({"metric": name, "segment": segment, "reason": reason})
-    skipped += _reviewed_in_one_window(baseline, current, settings)
+    skipped += _in_one_window(baseline, current, settings)
     if not any(c.segment == "all" for c in checks):  # nothing tested must never read as "no degradation"
         reasons = "; ".join(f"{s['metric']}: {s['reason']}" for s in skipped if s["segment"] == "all")
         raise WindowError(f"no metric could be tested on the whole windows ({reasons})")
@@ -273,14 +274,23 @@ def _metrics(baseline: Window, current: Window, settings: MonitorSettings) -> li
     return sorted(chosen, key=display_key)
 
 
-def _reviewed_in_one_window(baseline: Window, current: Window, settings: MonitorSettings) -> list[dict[str, Any]]:
-    """Physician metrics only one window has: listed as not tested, never silently dropped."""
+def _in_one_window(baseline: Window, current: Window, settings: MonitorSettings) -> list[dict[str, Any]]:
+    """Metrics with a direction that only one window has (an evaluator dropped or added, physicians'
+    reviews in one window only): listed as not tested, never silently dropped."""
     if settings.metrics is not None:
         return []
     a, b = baseline.metrics(), current.metrics()
-    return [{"metric": name, "segment": "all",
-             "reason": f"only the {'baseline' if name in a else 'current'} window has reviewed summaries"}
-            for name in sorted((a ^ b), key=display_key) if name.startswith(PHYSICIAN_PREFIX)]
+    found = []
+    for name in sorted(a ^ b, key=display_key):
+        window = "baseline" if name in a else "current"
+        if name.startswith(PHYSICIAN_PREFIX):
+            reason = f"only the {window} window has reviewed summaries"
+        elif (info := metric_info(name)) is not None and info.direction != "neutral":
+            reason = f"only the {window} window has values"
+        else:
+            continue  # no direction: never tested, in both windows or one
+        found.append({"metric": name, "segment": "all", "reason": reason})
+    return found
 
 
 def _segments(baseline: Window, current: Window, by: str) -> list[tuple[str, list[Observation], list[Observation]]]:
