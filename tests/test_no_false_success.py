@@ -365,3 +365,24 @@ def test_monitor_says_when_a_metric_is_in_one_window_only(tmp_path):
     assert "not tested: rouge1 in all: only the baseline window has values" in result.stderr
     report = json.loads(clinsum(*window, "--format", "json", cwd=tmp_path).stdout)
     assert {"metric": "rouge1", "segment": "all", "reason": "only the baseline window has values"} in report["skipped"]
+
+
+def test_a_trend_says_when_a_metric_stopped_having_values(tmp_path):
+    """ROUGE scored in the reference days and then dropped: its EWMA stays where it was, so it
+    can never alert again; the trend said 'no trend alerts' without a word about it."""
+    notes = notes_file(tmp_path)
+    for d in range(1, 5):
+        summaries = write_jsonl(tmp_path / f"day{d}.jsonl", [
+            {"note_id": f"n{i}", "system": "prod", "text": "Hypertension, no chest pain.",
+             "created_at": f"2025-03-0{d}T0{i}:00:00Z"} for i in range(4)])
+        evaluators = ["-e", "length"] + (["-e", "overlap"] if d <= 2 else [])  # ROUGE dropped on day 3
+        scored = clinsum("score", str(summaries), "--notes", str(notes), *evaluators, "--workers", "1",
+                         "--db", "t.db", cwd=tmp_path)
+        assert scored.returncode == 0, scored.stderr
+    result = clinsum("monitor", "--trend", "--reference-windows", "2", "--db", "t.db", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr  # a window with no value is not an alert...
+    assert "not monitored: rouge1: no value since 2025-03-03" in result.stderr  # ...and it is said
+    report = json.loads(clinsum("monitor", "--trend", "--reference-windows", "2", "--format", "json",
+                                "--db", "t.db", cwd=tmp_path).stdout)
+    assert any(item["metric"] == "rouge1" for item in report["not_monitored"])
+    assert not any(item["metric"] == "summary_words" for item in report["not_monitored"])  # no direction

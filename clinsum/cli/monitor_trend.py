@@ -9,6 +9,7 @@ windows for a reference period and one window after it, a bad time or setting).
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,6 +112,13 @@ def _trend_of(observations: tuple[Observation, ...] | list[Observation], setting
                                               "reference windows: no control limits (they need 2), so it cannot alert"}
         for chart in report["metrics"] if chart["direction"] != "neutral" and chart["reference_sd"] is None]
     named = [item for item in report["not_monitored"] if item["metric"] in (settings.metrics or [])]
+    for chart in report["metrics"]:  # limits, but no value lately: the EWMA holds still and cannot alert
+        after = chart["windows"][settings.reference_windows:]
+        silent = list(itertools.takewhile(lambda w: w["n"] == 0, reversed(after)))
+        if chart["direction"] != "neutral" and chart["reference_sd"] is not None and silent:
+            report["not_monitored"].append({"metric": chart["metric"], "reason": (
+                f"no value since {silent[-1]['label']} ({len(silent)} window(s)): its EWMA holds still and "
+                "cannot alert (an evaluator dropped from the scoring?)")})
     if named:
         raise WindowError("; ".join(f"{item['metric']}: {item['reason']}" for item in named)
                           + " (lower --reference-windows, or wait until the metric has a reference period)")
