@@ -152,7 +152,7 @@ def test_a_signal_mid_run_cancels_flushes_marks_interrupted_and_resume_completes
     out, err = child.communicate(timeout=60)
     assert child.returncode == EXIT_INTERRUPTED, err
     no_traceback((out, err))
-    assert "interrupted" in err and "--resume" in err
+    assert "interrupted" in err and "clinsum run --resume" in err
 
     [(run_id, status)] = runs(db)
     assert status == "interrupted"

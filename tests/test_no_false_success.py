@@ -276,6 +276,7 @@ def test_sigterm_during_an_mlflow_export_exits_130_not_as_an_export_failure(tmp_
                 connection.close()
     assert child.returncode == EXIT_INTERRUPTED, stderr
     assert "interrupted by SIGTERM" in stderr and "Traceback" not in stderr
+    assert "--resume" not in stderr and "run the command again" in stderr  # an export is not a run to resume
 
 
 def test_resume_refuses_a_zero_max_cost_as_it_refuses_any_other(tmp_path):
@@ -386,3 +387,28 @@ def test_a_trend_says_when_a_metric_stopped_having_values(tmp_path):
                                 "--db", "t.db", cwd=tmp_path).stdout)
     assert any(item["metric"] == "rouge1" for item in report["not_monitored"])
     assert not any(item["metric"] == "summary_words" for item in report["not_monitored"])  # no direction
+
+
+def test_an_interruption_names_the_command_that_completes_the_work(capsys):
+    """After a signal or a store failure, the hint names what completes the work: `run --resume` for a run,
+    `score --resume` for a scoring, and a plain second try for a command that has nothing to resume (it told
+    a stopped `report` or `export` to `clinsum run --resume`)."""
+    import pytest
+    import typer
+
+    from clinsum.cli.common import EXIT_INTERRUPTED, EXIT_STORE, Interrupted, reported_errors
+    from clinsum.errors import StoreWriteError
+
+    def stopped(resumable: str | None, error: BaseException) -> tuple[int, str]:
+        with pytest.raises(typer.Exit) as ended, reported_errors(resumable):
+            raise error
+        return ended.value.exit_code, " ".join(capsys.readouterr().err.split())
+
+    code, said = stopped("score", Interrupted("SIGTERM"))
+    assert code == EXIT_INTERRUPTED and "`clinsum score --resume RUN_ID` completes the run" in said
+    code, said = stopped("run", StoreWriteError("c.db: cannot write to the store: disk I/O error"))
+    assert code == EXIT_STORE and "`clinsum run --resume RUN_ID`" in said
+    code, said = stopped(None, KeyboardInterrupt())
+    assert code == EXIT_INTERRUPTED and "--resume" not in said and "run the command again" in said
+    code, said = stopped(None, StoreWriteError("c.db: cannot write to the store: disk I/O error"))
+    assert code == EXIT_STORE and "--resume" not in said and "the command stopped" in said

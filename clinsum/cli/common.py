@@ -101,17 +101,24 @@ class Interrupted(BaseException):
 
 
 @contextmanager
-def reported_errors() -> Iterator[None]:
-    """Turn clinsum's own errors into one red line and their exit code, never a traceback."""
+def reported_errors(resumable: str | None = None) -> Iterator[None]:
+    """Turn clinsum's own errors into one red line and their exit code, never a traceback.
+
+    ``resumable`` names the command whose ``--resume RUN_ID`` completes the work after a
+    signal or a store failure (``run``, ``score``); any other command is run again.
+    """
     from clinsum.errors import ClinsumError, OutputWriteError, StoreWriteError
+
+    again = (f"`clinsum {resumable} --resume RUN_ID` completes the run (see `clinsum runs`)"
+             if resumable else "run the command again")
 
     try:
         with _sigterm_interrupts():
             yield
     except StoreWriteError as exc:
         console.print(f"[red]error:[/red] {shown(exc, multiline=True)}", highlight=False)
-        console.print("the run stopped; what the store holds is whole: free space or fix the file, "
-                      "then `clinsum run --resume RUN_ID` (see `clinsum runs`)", highlight=False)
+        console.print(f"{'the run' if resumable else 'the command'} stopped; what the store holds is whole: "
+                      f"free space or fix the file, then {again}", highlight=False)
         raise typer.Exit(EXIT_STORE) from None
     except OutputWriteError as exc:
         console.print(f"[red]error:[/red] {shown(exc, multiline=True)}", highlight=False)
@@ -121,8 +128,8 @@ def reported_errors() -> Iterator[None]:
         raise typer.Exit(EXIT_ERROR) from None
     except (KeyboardInterrupt, Interrupted) as exc:
         what = str(exc) if isinstance(exc, Interrupted) else "interrupted"
-        console.print(f"[yellow]{escape(what)}[/yellow]: finished work is stored; "
-                      "`clinsum run --resume RUN_ID` completes the run (see `clinsum runs`)", highlight=False)
+        done = "finished work is stored" if resumable else "nothing was half-written"
+        console.print(f"[yellow]{escape(what)}[/yellow]: {done}; {again}", highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 

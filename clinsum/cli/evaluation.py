@@ -134,7 +134,7 @@ def run(
     from clinsum import evaluation
     from clinsum.config import RunConfig, apply_flags, load_config
 
-    with reported_errors():
+    with reported_errors(resumable="run"):
         tags = _checked_before_any_call(sort_by, mlflow, tag)
         if resume is not None:
             _refuse_changes_on_resume(config=config_file, notes=notes, provider=provider,
@@ -222,7 +222,7 @@ def score(
     from clinsum.config import RunConfig, apply_flags, load_config
     from clinsum.errors import ConfigError
 
-    with reported_errors():
+    with reported_errors(resumable="score"):
         tags = _checked_before_any_call(sort_by, mlflow, tag)
         if resume is not None:
             _refuse_changes_on_resume(summaries=summaries, notes=notes, config=config_file, evaluator=evaluator,
