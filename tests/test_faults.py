@@ -325,12 +325,19 @@ def test_a_disk_that_fills_while_the_outputs_are_written_leaves_the_previous_set
         assert {p.name: p.read_bytes() for p in out.iterdir()} == {p.name: p.read_bytes() for p in measured.iterdir()}
 
 
-def test_export_to_a_full_disk_exits_3_with_a_clear_error(tmp_path):
-    write_notes(tmp_path / "notes.jsonl", 3)
+
+def lead_run(tmp_path: Path, notes: int) -> str:
+    """A finished run of ``notes`` notes by ``extractive:lead`` in ``tmp_path/c.db``; its id."""
+    write_notes(tmp_path / "notes.jsonl", notes)
     made = clinsum("run", "--notes", "notes.jsonl", "-p", "extractive:lead", "-m", "length", "--db", "c.db",
                    cwd=tmp_path)
     assert made.returncode == EXIT_OK, made.stderr
     [(run_id, _)] = runs(tmp_path / "c.db")
+    return str(run_id)
+
+
+def test_export_to_a_full_disk_exits_3_with_a_clear_error(tmp_path):
+    run_id = lead_run(tmp_path, notes=3)
     with tmpfs(tmp_path / "full", "64k") as full:
         fill(full)
         for format in ("jsonl", "csv"):
@@ -343,11 +350,7 @@ def test_export_to_a_full_disk_exits_3_with_a_clear_error(tmp_path):
 
 
 def test_a_report_to_a_full_disk_exits_3_and_leaves_the_earlier_report_whole(tmp_path):
-    write_notes(tmp_path / "notes.jsonl", 3)
-    made = clinsum("run", "--notes", "notes.jsonl", "-p", "extractive:lead", "-m", "length", "--db", "c.db",
-                   cwd=tmp_path)
-    assert made.returncode == EXIT_OK, made.stderr
-    [(run_id, _)] = runs(tmp_path / "c.db")
+    run_id = lead_run(tmp_path, notes=3)
     with tmpfs(tmp_path / "full", "256k") as full:
         (full / "report.md").write_text("the earlier report\n")
         fill(full)
@@ -368,11 +371,7 @@ def entries(*folders: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize("full_one", ["--md", "--html"], ids=["md-folder-full", "html-folder-full"])
 def test_html_and_md_in_two_folders_are_one_set_when_one_folder_is_full(tmp_path, full_one):
     """The first file fits in its folder, or the first write fails: either way neither file changes."""
-    write_notes(tmp_path / "notes.jsonl", 3)
-    made = clinsum("run", "--notes", "notes.jsonl", "-p", "extractive:lead", "-m", "length", "--db", "c.db",
-                   cwd=tmp_path)
-    assert made.returncode == EXIT_OK, made.stderr
-    [(run_id, _)] = runs(tmp_path / "c.db")
+    run_id = lead_run(tmp_path, notes=3)
     roomy = tmp_path / "roomy"
     roomy.mkdir()
     with tmpfs(tmp_path / "full", "256k") as full:
@@ -406,11 +405,7 @@ def test_html_and_md_in_two_folders_are_one_set_when_one_folder_is_full(tmp_path
 
 
 def test_an_md_folder_that_is_read_only_leaves_the_html_of_another_folder_whole(tmp_path):
-    write_notes(tmp_path / "notes.jsonl", 3)
-    made = clinsum("run", "--notes", "notes.jsonl", "-p", "extractive:lead", "-m", "length", "--db", "c.db",
-                   cwd=tmp_path)
-    assert made.returncode == EXIT_OK, made.stderr
-    [(run_id, _)] = runs(tmp_path / "c.db")
+    run_id = lead_run(tmp_path, notes=3)
     roomy = tmp_path / "roomy"
     roomy.mkdir()
     (roomy / "report.html").write_text("the earlier report\n")
@@ -432,11 +427,7 @@ def test_an_md_folder_that_is_read_only_leaves_the_html_of_another_folder_whole(
                          ids=["runs-json", "runs-table", "show-csv", "run"])
 def test_results_that_cannot_reach_standard_output_exit_3_not_0(tmp_path, command):
     """``clinsum show RUN -f csv > leaderboard.csv`` on a full disk: exit 0 would say the file is there."""
-    write_notes(tmp_path / "notes.jsonl", 2)
-    made = clinsum("run", "--notes", "notes.jsonl", "-p", "extractive:lead", "-m", "length", "--db", "c.db",
-                   cwd=tmp_path)
-    assert made.returncode == EXIT_OK, made.stderr
-    [(run_id, _)] = runs(tmp_path / "c.db")
+    run_id = lead_run(tmp_path, notes=2)
     args = [run_id if arg == "RUN" else arg for arg in command]
     with open("/dev/full", "w") as full:
         child = subprocess.run([sys.executable, "-m", "clinsum", *args, "--db", "c.db"], cwd=tmp_path,
