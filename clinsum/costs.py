@@ -15,7 +15,8 @@ An estimate, not a bill. Its assumptions, printed with it:
   ``max_invalid_retries`` allows, each resending the prompt with a rejected answer of
   ``max_output_tokens``. Retries after provider errors are not billed and not counted.
 - A call whose answer is already in the response cache costs nothing: summarization
-  requests are looked up one by one, and so are the judge's first requests when the
+  requests are looked up (``CACHE_LOOKUP`` notes a query, the notes read once for every
+  summarizer), and so are the judge's first requests when the
   summaries are known (``score``); for ``run`` the judge's estimate ignores the cache.
 - ``--batch`` halves the summarizers' prices where the provider's batch API does
   (Anthropic Message Batches, Vertex AI batch prediction); judges are never batched.
@@ -31,6 +32,7 @@ heuristic itself is off.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -38,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clinsum.config import RunConfig
-from clinsum.dispatch import cache_key
+from clinsum.dispatch import cache_key, request_keys
 from clinsum.errors import ConfigError
 from clinsum.evaluators.generation import is_empty
 from clinsum.prompts import PromptTemplate
@@ -46,7 +48,7 @@ from clinsum.providers.base import BatchCapable, Provider, Request, parse_spec
 from clinsum.providers.common import Price, price_for, price_overrides
 from clinsum.records import Note, Summary
 from clinsum.runner import System
-from clinsum.store import Store
+from clinsum.store import CACHE_LOOKUP, Store
 
 CHARS_PER_TOKEN = 3.5
 """Characters per token assumed for every prompt (see the module docstring)."""
@@ -184,6 +186,16 @@ def _cached(cache: Store | None, provider: Provider, request: Request) -> bool:
     return cache is not None and cache.cached_response(cache_key(provider, request)) is not None
 
 
+def _cached_among(cache: Store | None, provider: Provider, requests: Sequence[Request]) -> list[bool]:
+    """Whether each request's answer is cached, looked up in one query (``Store.cached_responses``)."""
+    if cache is None:
+        return [False] * len(requests)
+    key_of = request_keys(provider)
+    keys = [key_of(request) for request in requests]
+    found = cache.cached_responses(keys)
+    return [key in found for key in keys]
+
+
 def _max_output(provider: Provider) -> int:
     return int(getattr(provider.options, "max_output_tokens", 0) or 0)
 
@@ -195,6 +207,7 @@ def estimate(config: RunConfig, notes: Iterable[Note], *, systems: Sequence[Syst
     (``run``), or the ``summaries`` given (``score``), then each judge among ``evaluators``."""
     result = CostEstimate()
     expected_summary: dict[str, tuple[int, int]] = {}  # label -> (expected, at most) output tokens
+    summarizers = []
     for system in systems:
         assert template is not None
         line = _line("summarizer", system.label, system.provider, config, batch=True)
@@ -206,14 +219,21 @@ def estimate(config: RunConfig, notes: Iterable[Note], *, systems: Sequence[Syst
         if line.free:
             line.basis = ""
         expected_summary[system.label] = (expected, most)
-        cache = _cache_of(store, system.provider)
-        for note in notes:
-            request = Request(prompt=template.render(note), note=note)
-            if _cached(cache, system.provider, request):
-                line.cached += 1
-                continue
-            line.add(tokens(request.prompt + (system.provider.options.system_prompt or "")), expected, most)
+        summarizers.append((system, line, _cache_of(store, system.provider), expected, most))
         result.lines.append(line)
+    if summarizers:  # the notes read once, a chunk at a time, each prompt rendered once for every system
+        assert template is not None
+        note_chunks = iter(notes)
+        while chunk := list(itertools.islice(note_chunks, CACHE_LOOKUP)):
+            prompts = [template.render(note) for note in chunk]
+            for system, line, cache, expected, most in summarizers:
+                requests = [Request(prompt=prompt, note=note) for prompt, note in zip(prompts, chunk, strict=True)]
+                cached = _cached_among(cache, system.provider, requests)
+                for request, hit in zip(requests, cached, strict=True):
+                    if hit:
+                        line.cached += 1
+                        continue
+                    line.add(tokens(request.prompt + (system.provider.options.system_prompt or "")), expected, most)
     for evaluator in evaluators:
         if not getattr(evaluator, "providers", None):
             continue

@@ -21,7 +21,9 @@ import hashlib
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from clinsum.errors import FatalError, ProviderError, RateLimited
@@ -39,21 +41,55 @@ _ENDPOINT_OPTIONS = {"host", "base_url", "project", "location"}
 
 def cache_key(provider: Provider, request: Request) -> str:
     """Key of a response: provider spec, endpoint, answer-relevant options and the whole request."""
+    return _request_key(_provider_part(provider), request)
+
+
+def request_keys(provider: Provider) -> Callable[[Request], str]:
+    """``cache_key`` for many requests of one provider: its part of the key made once."""
+    return partial(_request_key, _provider_part(provider))
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _provider_part(provider: Provider) -> tuple[str, str, str]:
+    """The JSON of what a key takes from the provider (endpoint, options, spec): the same for
+    every request of a provider, so a dispatcher makes it once per provider (``Dispatcher.key``)."""
     endpoint = getattr(provider, "endpoint", None)
     # the resolved endpoint replaces the options that name it: OLLAMA_HOST or host=, the same server
     excluded = _NOT_IN_CACHE_KEY | (_ENDPOINT_OPTIONS if endpoint is not None else set())
     options = provider.options.model_dump(mode="json", exclude=excluded)
-    payload: dict[str, Any] = {
-        "spec": provider.spec,
-        "endpoint": endpoint,
-        "options": options,
-        "request": request.model_dump(mode="json", exclude={"note"}),
-    }
+    return _dumps(endpoint), _dumps(options), _dumps(provider.spec)
+
+
+def _request_key(part: tuple[str, str, str], request: Request) -> str:
+    """SHA-256 of the JSON object {endpoint, note, options, request, spec} with sorted keys and no
+    spaces, written a part at a time in that (sorted) order: the bytes of ``json.dumps(payload,
+    sort_keys=True, separators=(",", ":"))``, so keys stay those of earlier versions
+    (tests/test_dispatch.py compares them)."""
+    endpoint, options, spec = part
+    note = ""
     if request.note is not None:  # local providers answer from the note itself
-        payload["note"] = {"id": request.note.id,
-                           "text": hashlib.sha256(request.note.text.encode()).hexdigest()}
-    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        note = ',"note":' + _dumps({"id": request.note.id,
+                                    "text": hashlib.sha256(request.note.text.encode()).hexdigest()})
+    blob = (f'{{"endpoint":{endpoint}{note},"options":{options},'
+            f'"request":{_dumps(request.model_dump(mode="json", exclude={"note"}))},"spec":{spec}}}')
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request with its cache key, and the cached answer when the cache held one at lookup."""
+
+    request: Request
+    key: str
+    """Empty when the provider's answers are not cached."""
+    hit: Generation | None = None
+
+
+def _from_cache(response: str) -> Generation:
+    return Generation.model_validate_json(response).model_copy(update={"cached": True})
 
 
 class Dispatcher:
@@ -80,6 +116,7 @@ class Dispatcher:
         self.use_cache = use_cache and store is not None
         self._sleep = sleep
         self._limits: dict[str, asyncio.Semaphore] = {}
+        self._parts: dict[int, tuple[Provider, tuple[str, str, str]]] = {}
         self.calls = 0
         """Provider calls actually made (cache hits excluded), for reports and tests."""
         self.cache_hits = 0
@@ -99,15 +136,41 @@ class Dispatcher:
     def _cacheable(self, provider: Provider) -> bool:
         return self.use_cache and self.store is not None and getattr(provider, "cacheable", True)
 
-    async def generate(self, provider: Provider, request: Request) -> Generation:
-        """The provider's answer: from the cache when stored, else called and then cached."""
+    def key(self, provider: Provider, request: Request) -> str:
+        """``cache_key(provider, request)``, with the provider's part of it made once per provider
+        (its options are frozen, and the provider is held so that its id is never reused)."""
+        entry = self._parts.get(id(provider))
+        if entry is None or entry[0] is not provider:
+            entry = self._parts[id(provider)] = (provider, _provider_part(provider))
+        return _request_key(entry[1], request)
+
+    def prepare(self, calls: Sequence[tuple[Provider, Request]]) -> list[Prepared]:
+        """Each call's cache key and cached answer, looked up in one query for them all.
+
+        ``generate(..., prepared=)`` then answers a hit without asking the store again; a
+        miss is looked up once more there (another task may have cached it since) before
+        the provider is called."""
+        keys = [self.key(p, r) if self._cacheable(p) else "" for p, r in calls]
+        found = self.store.cached_responses([k for k in keys if k]) if self.store is not None else {}
+        return [Prepared(request, key, _from_cache(found[key]) if key in found else None)
+                for (_, request), key in zip(calls, keys, strict=True)]
+
+    async def generate(self, provider: Provider, request: Request, *,
+                       prepared: Prepared | None = None) -> Generation:
+        """The provider's answer: from the cache when stored, else called and then cached.
+
+        ``prepared`` (from ``prepare``, for this provider and request) carries the key and
+        any answer the cache held when it was made."""
         cacheable = self._cacheable(provider)
-        key = cache_key(provider, request) if cacheable else ""
+        if prepared is not None and prepared.hit is not None:
+            self.cache_hits += 1
+            return prepared.hit
+        key = (prepared.key if prepared is not None else self.key(provider, request)) if cacheable else ""
         if cacheable and self.store is not None:
             hit = self.store.cached_response(key)
             if hit is not None:
                 self.cache_hits += 1
-                return Generation.model_validate_json(hit).model_copy(update={"cached": True})
+                return _from_cache(hit)
 
         async with self._limit(provider):
             generation = await self._with_retries(provider, request)
@@ -118,7 +181,7 @@ class Dispatcher:
     def forget(self, provider: Provider, request: Request) -> None:
         """Drop a cached answer the caller rejected, so the same request is asked again."""
         if self._cacheable(provider) and self.store is not None:
-            self.store.forget_response(cache_key(provider, request))
+            self.store.forget_response(self.key(provider, request))
 
     async def _with_retries(self, provider: Provider, request: Request) -> Generation:
         attempt = 1

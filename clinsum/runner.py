@@ -19,15 +19,16 @@ are not asked about an empty one; ``empty_summary``'s detail records that.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from clinsum.dispatch import Dispatcher
+from clinsum.dispatch import Dispatcher, Prepared
 from clinsum.engines import Engine
 from clinsum.errors import ProviderError, StoreError
 from clinsum.evaluators.base import Evaluator, evaluation_error
@@ -177,18 +178,33 @@ class Runner:
         progress = progress or Progress()
         progress.total += total if total is not None else len(notes) * len(systems)  # type: ignore[arg-type]
 
-        async def one(pair: tuple[Note, System]) -> None:
-            note, system = pair
+        async def one(item: tuple[Note, System, Prepared | None]) -> None:
+            note, system, prepared = item
             summary, already_scored = (None, set()) if fresh else self._stored_work(run_id, note.id, system.label)
             if summary is None:
-                summary = await self.summarize(note, system)
+                summary = await self.summarize(note, system, prepared)
                 self.store.add_summary(run_id, summary)
                 already_scored = set()  # scores of an earlier failed attempt are replaced
-            await self.score(run_id, note, summary, already_scored, progress)
+            await self.score(run_id, note, summary, already_scored, progress, replace=not fresh)
             progress.advance(summary)
 
+        width = self._width(systems)
+        pairs = ((note, system) for note in notes for system in systems)
         with self.store.batched_writes():
-            await through(((note, system) for note in notes for system in systems), one, self._width(systems))
+            await through(self._prepared(pairs, width), one, width)
+
+    def _prepared(self, pairs: Iterable[tuple[Note, System]],
+                  size: int) -> Iterator[tuple[Note, System, Prepared | None]]:
+        """Each pair with its request prepared (cache key, and the cached answer if any), ``size``
+        pairs looked up in the response cache in one query (``Dispatcher.prepare``)."""
+        while chunk := list(itertools.islice(pairs, size)):
+            if self.template is None:  # summarize says why
+                yield from ((note, system, None) for note, system in chunk)
+                continue
+            template = self.template
+            prepared = self.dispatcher.prepare(
+                [(system.provider, Request(prompt=template.render(note), note=note)) for note, system in chunk])
+            yield from ((note, system, p) for (note, system), p in zip(chunk, prepared, strict=True))
 
     async def score_summaries(self, run_id: str, notes: Iterable[Note] | None, summaries: Iterable[Summary],
                               progress: Progress | None = None, *, total: int | None = None) -> None:
@@ -212,19 +228,20 @@ class Runner:
 
         async def one(summary: Summary) -> None:
             done = set() if fresh else completed(self.store.evaluations(run_id, summary.note_id, summary.system))
-            await self.score(run_id, note_of(summary.note_id), summary, done, progress)
+            await self.score(run_id, note_of(summary.note_id), summary, done, progress, replace=not fresh)
             progress.advance(summary)
 
         with self.store.batched_writes():
             await through(summaries, one, self._width())
 
-    async def summarize(self, note: Note, system: System) -> Summary:
+    async def summarize(self, note: Note, system: System, prepared: Prepared | None = None) -> Summary:
+        """The system's summary of the note; ``prepared`` is its request made ahead (``_prepared``)."""
         if self.template is None:
             raise ValueError("a runner that generates summaries needs a prompt template")
-        request = Request(prompt=self.template.render(note), note=note)
+        request = prepared.request if prepared is not None else Request(prompt=self.template.render(note), note=note)
         started = time.perf_counter()
         try:
-            generation = await self.dispatcher.generate(system.provider, request)
+            generation = await self.dispatcher.generate(system.provider, request, prepared=prepared)
         except ProviderError as exc:
             return Summary(note_id=note.id, system=system.label, error=f"{type(exc).__name__}: {exc}",
                            latency_s=time.perf_counter() - started, prompt_version=self.template.version)
@@ -241,11 +258,13 @@ class Runner:
         )
 
     async def score(self, run_id: str, note: Note, summary: Summary,
-                    completed: set[tuple[str, str, str]], progress: Progress | None = None) -> None:
+                    completed: set[tuple[str, str, str]], progress: Progress | None = None, *,
+                    replace: bool = True) -> None:
         """Run each evaluator not yet completed for this summary; one failing evaluator spares the rest.
 
         An evaluator's scores replace all its earlier scores of this summary (those of a
-        failed attempt included), in one write.
+        failed attempt included), in one write; ``replace=False`` (a new run, where no
+        summary has scores yet) spares looking for earlier ones.
         """
         todo = [e for e in self.evaluators if (note.id, summary.system, e.name) not in completed
                 and (summary.ok or isinstance(e, GenerationEvaluator))
@@ -259,8 +278,10 @@ class Runner:
                 scores = computed[evaluator.name]
             else:
                 scores = await self._evaluate(evaluator, note, summary)
-            if scores:
+            if scores and replace:
                 self.store.replace_scores(run_id, note.id, summary.system, evaluator.name, scores)
+            elif scores:
+                self.store.add_scores(run_id, scores)
             error = evaluation_error(scores)
             if error is not None:
                 log.warning("evaluation %s failed on %s/%s: %s", evaluator.name, summary.system, note.id, error)

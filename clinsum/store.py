@@ -26,7 +26,7 @@ import contextlib
 import os
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,10 @@ from clinsum.store_scores import ScoreRecords, _Recent, m008_score_rows
 from clinsum.store_texts import NotesNotStored, TextRecords, as_json, utc_iso, valid_unicode  # noqa: F401
 
 DEFAULT_PATH = "clinsum.db"
+
+CACHE_LOOKUP = 500
+"""Keys looked up in the response cache per query (``cached_responses``), well under SQLite's
+limit on parameters (999 before SQLite 3.32)."""
 
 
 def _script(db: sqlite3.Connection, sql: str) -> None:
@@ -253,13 +257,30 @@ which a small store pays for)."""
 
 
 
+def _grouped(pending: Iterable[tuple[str, list[tuple[Any, ...]], bool]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """Queued writes as few ``executemany`` calls: the statements written in any order first,
+    one call per statement; then the others in the order queued, a run of one statement in one call.
+    Rows keep their queued order within each statement, so a later row replaces an earlier one
+    as it would have."""
+    first: dict[str, list[tuple[Any, ...]]] = {}
+    then: list[tuple[str, list[tuple[Any, ...]]]] = []
+    for sql, rows, any_order in pending:
+        if any_order:
+            first.setdefault(sql, []).extend(rows)
+        elif then and then[-1][0] == sql:
+            then[-1][1].extend(rows)
+        else:
+            then.append((sql, list(rows)))
+    return [*first.items(), *then]
+
+
 class Store(RunRecords, TextRecords, ScoreRecords, AnchorRecords):
     """Records of runs, notes, summaries, scores, ratings and the response cache."""
 
     def __init__(self, db: sqlite3.Connection, path: str) -> None:
         self.db = db
         self.path = path
-        self._pending: list[tuple[str, list[tuple[Any, ...]]]] = []
+        self._pending: list[tuple[str, list[tuple[Any, ...]], bool]] = []
         self._flush_scheduled = False
         self._batching = 0
         self._batch_task: asyncio.Task[Any] | None = None
@@ -346,7 +367,7 @@ class Store(RunRecords, TextRecords, ScoreRecords, AnchorRecords):
             return
         pending, self._pending = self._pending, []
         with self._transaction():
-            for sql, rows in pending:
+            for sql, rows in _grouped(pending):
                 self.db.executemany(sql, rows)
 
     def _scheduled_flush(self) -> None:
@@ -359,14 +380,21 @@ class Store(RunRecords, TextRecords, ScoreRecords, AnchorRecords):
             if self._batch_task is not None and not self._batch_task.done():
                 self._batch_task.cancel()
 
-    def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    def _write(self, sql: str, rows: list[tuple[Any, ...]], *, any_order: bool = False) -> None:
+        """Write ``rows`` with ``sql`` now, or, batching, in the next flush's transaction.
+
+        ``any_order``: the statement's effect does not depend on the other statements of a
+        flush, nor theirs on it coming after them (an ``INSERT OR IGNORE`` of names, an
+        ``INSERT OR REPLACE`` into a table no other batched statement touches): a flush writes
+        such statements first, all rows of one statement in one ``executemany``, in the order
+        they were queued (``_grouped``)."""
         if self.write_failure is not None:
             raise self.write_failure
         if not self._batching:
             with self._transaction():
                 self.db.executemany(sql, rows)
             return
-        self._pending.append((sql, rows))
+        self._pending.append((sql, rows, any_order))
         if not self._flush_scheduled:
             try:
                 asyncio.get_running_loop().call_soon(self._scheduled_flush)
@@ -474,6 +502,15 @@ class Store(RunRecords, TextRecords, ScoreRecords, AnchorRecords):
     def cached_response(self, key: str) -> str | None:
         row = self.db.execute("SELECT response FROM response_cache WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
+
+    def cached_responses(self, keys: Sequence[str]) -> dict[str, str]:
+        """Key -> cached response, for those of ``keys`` the cache holds (a query per 500 keys)."""
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), CACHE_LOOKUP):
+            chunk = keys[start:start + CACHE_LOOKUP]
+            found.update(self.db.execute(f"SELECT key, response FROM response_cache WHERE key IN "
+                                         f"({', '.join('?' * len(chunk))})", chunk).fetchall())
+        return found
 
     def has_cached(self, provider: str) -> bool:
         """Whether any answer of ``provider`` (a spec) is cached: if not, no request of it can be."""

@@ -116,7 +116,7 @@ class ScoreRecords:
         def flush(self) -> None:
             ...
 
-        def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        def _write(self, sql: str, rows: list[tuple[Any, ...]], *, any_order: bool = False) -> None:
             ...
 
         def notes_stored(self, run_id: str) -> bool:
@@ -154,8 +154,8 @@ class ScoreRecords:
                 sources.append((run_id, s.evaluator, s.version, lexicon_id()))
         if sources:
             self._write("INSERT OR IGNORE INTO detail_sources (run_id, evaluator, version, lexicon) "
-                        "VALUES (?, ?, ?, ?)", sources)
-        self._write("INSERT OR IGNORE INTO names (name) VALUES (?)", [(n,) for n in names])
+                        "VALUES (?, ?, ?, ?)", sources, any_order=True)
+        self._write("INSERT OR IGNORE INTO names (name) VALUES (?)", [(n,) for n in names], any_order=True)
         self._write(_INSERT_ROW, rows)
 
     def _can_recompute(self, run_id: str, note_id: str, system: str) -> bool:

@@ -69,7 +69,7 @@ class TextRecords:
         def flush(self) -> None:
             ...
 
-        def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        def _write(self, sql: str, rows: list[tuple[Any, ...]], *, any_order: bool = False) -> None:
             ...
 
         def has_scores(self, run_id: str) -> bool:
@@ -122,7 +122,7 @@ class TextRecords:
 
     def add_summary(self, run_id: str, summary: Summary) -> None:
         """Store a summary; a later attempt for the same note and system replaces a failed one."""
-        self._write(_INSERT_SUMMARY, [self._summary_row(run_id, summary)])
+        self._write(_INSERT_SUMMARY, [self._summary_row(run_id, summary)], any_order=True)  # only ever inserted
 
     def _summary_row(self, run_id: str, summary: Summary) -> tuple[Any, ...]:
         """A summary as stored: its record deflated with its note's (when that is stored) as dictionary."""
