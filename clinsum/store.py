@@ -37,7 +37,7 @@ from clinsum.redaction import redact  # noqa: F401  (where callers have imported
 from clinsum.store_anchors import AnchorRecords
 from clinsum.store_codec import m004_compact
 from clinsum.store_runs import RunRecords, now
-from clinsum.store_scores import ScoreRecords, _Recent, m008_score_rows
+from clinsum.store_scores import INSERT_NAME, ScoreRecords, _Recent, m008_score_rows
 from clinsum.store_texts import NotesNotStored, TextRecords, as_json, utc_iso, valid_unicode  # noqa: F401
 
 DEFAULT_PATH = "clinsum.db"
@@ -289,6 +289,7 @@ class Store(RunRecords, TextRecords, ScoreRecords, AnchorRecords):
         self.keep_details = os.environ.get("CLINSUM_STORE_DETAILS", "") == "1"
         self._runs_keeping_notes: dict[str, bool] = {}
         self._sources_written: set[tuple[str, str, str]] = set()
+        self._name_ids: dict[str, int] = {}
         self._recent_summaries = _Recent()
         self._note_records: OrderedDict[tuple[str, str], str | None] = OrderedDict()
 
@@ -369,6 +370,7 @@ class Store(RunRecords, TextRecords, ScoreRecords, AnchorRecords):
         with self._transaction():
             for sql, rows in _grouped(pending):
                 self.db.executemany(sql, rows)
+        self.learn_names(name for sql, rows, _ in pending if sql == INSERT_NAME for (name,) in rows)
 
     def _scheduled_flush(self) -> None:
         """The flush the event loop runs; a failure stops the batching task instead of vanishing."""
@@ -393,6 +395,8 @@ class Store(RunRecords, TextRecords, ScoreRecords, AnchorRecords):
         if not self._batching:
             with self._transaction():
                 self.db.executemany(sql, rows)
+            if sql == INSERT_NAME:
+                self.learn_names(name for (name,) in rows)
             return
         self._pending.append((sql, rows, any_order))
         if not self._flush_scheduled:

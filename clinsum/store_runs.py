@@ -94,7 +94,8 @@ class RunRecords:
             for position, note in enumerate(notes):
                 record = note.model_dump_json()
                 key = bytes.fromhex(note_hash(record))  # 16 bytes, not 32 hex digits
-                if store_notes:
+                if store_notes and self.db.execute("SELECT 1 FROM note_texts WHERE hash = ?",
+                                                   (key,)).fetchone() is None:  # a note stored once, packed once
                     self.db.execute("INSERT OR IGNORE INTO note_texts (hash, record) VALUES (?, ?)",
                                     (key, pack_note(record)))
                 self.db.execute("INSERT INTO notes (run_id, id, position, hash) VALUES (?, ?, ?, ?)",

@@ -99,6 +99,10 @@ _IDS = ", ".join(_ID.replace("{}", f"{{{i}}}") for i in range(6))
 _INSERT_ROW = ("INSERT OR REPLACE INTO score_rows (run, note, system, evaluator, metric, version, value, failed, "
                f"recompute, detail) VALUES ({_IDS.format(*'??????')}, ?, ?, ?, ?)")
 
+_INSERT_ROW_BY_ID = ("INSERT OR REPLACE INTO score_rows (run, note, system, evaluator, metric, version, value, "
+                     "failed, recompute, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_NAME = "INSERT OR IGNORE INTO names (name) VALUES (?)"
+
 _READ = ("SELECT n.name, y.name, m.name, s.value, e.name, v.name, s.recompute, s.detail{extra} FROM score_rows s "
          "JOIN names n ON n.id = s.note JOIN names y ON y.id = s.system JOIN names e ON e.id = s.evaluator "
          "JOIN names m ON m.id = s.metric JOIN names v ON v.id = s.version")
@@ -130,6 +134,8 @@ class ScoreRecords:
 
     _runs_keeping_notes: dict[str, bool]
     _sources_written: set[tuple[str, str, str]]
+    _name_ids: dict[str, int]
+    """Name -> id, for names committed to the file (``learn_names``)."""
 
     # -- writing ----------------------------------------------------------------
 
@@ -139,24 +145,43 @@ class ScoreRecords:
         from clinsum.store_details import RECOMPUTED, kept, lexicon_id
 
         rows: list[tuple[Any, ...]] = []
+        by_id: list[tuple[Any, ...]] = []
         names: dict[str, None] = {}
         sources: list[tuple[str, str, str, str]] = []
+        ids = self._name_ids
         for s in scores:
             failed = is_failure(s)
             recompute = (s.evaluator in RECOMPUTED and not failed and not self.keep_details
                          and self._can_recompute(run_id, s.note_id, s.system))
             detail = pack_detail(kept(s) if recompute else s.detail)
             key = (run_id, s.note_id, s.system, s.evaluator, s.metric, s.version)
-            names.update(dict.fromkeys(key))
-            rows.append((*key, s.value, int(failed), int(recompute), detail))
+            try:  # names the file already holds: their ids, no lookup in SQL
+                by_id.append((*(ids[n] for n in key), s.value, int(failed), int(recompute), detail))
+            except KeyError:
+                names.update(dict.fromkeys(n for n in key if n not in ids))
+                rows.append((*key, s.value, int(failed), int(recompute), detail))
             if recompute and (run_id, s.evaluator, s.version) not in self._sources_written:
                 self._sources_written.add((run_id, s.evaluator, s.version))
                 sources.append((run_id, s.evaluator, s.version, lexicon_id()))
         if sources:
             self._write("INSERT OR IGNORE INTO detail_sources (run_id, evaluator, version, lexicon) "
                         "VALUES (?, ?, ?, ?)", sources, any_order=True)
-        self._write("INSERT OR IGNORE INTO names (name) VALUES (?)", [(n,) for n in names], any_order=True)
-        self._write(_INSERT_ROW, rows)
+        if names:
+            self._write(INSERT_NAME, [(n,) for n in names], any_order=True)
+        if rows:
+            self._write(_INSERT_ROW, rows)
+        if by_id:
+            self._write(_INSERT_ROW_BY_ID, by_id)
+
+    def learn_names(self, names: Iterable[str]) -> None:
+        """Remember the ids of ``names``, written by a transaction that has committed: a name
+        keeps its id for good (``names`` rows are never updated or deleted), so later scores
+        naming only these are written with their ids (``add_scores``)."""
+        wanted = [n for n in dict.fromkeys(names) if n not in self._name_ids]
+        for start in range(0, len(wanted), PAGE):
+            chunk = wanted[start:start + PAGE]
+            self._name_ids.update(self.db.execute(
+                f"SELECT name, id FROM names WHERE name IN ({', '.join('?' * len(chunk))})", chunk).fetchall())
 
     def _can_recompute(self, run_id: str, note_id: str, system: str) -> bool:
         """Whether the note's text and the summary are in the store, to recompute a detail from."""

@@ -130,7 +130,7 @@ class TextRecords:
         self._recent_summaries.add((run_id, summary.note_id, summary.system))
         record = pack_summary(as_json(summary), self._note_record(run_id, summary.note_id))
         return (run_id, summary.note_id, summary.system, int(summary.ok), record, now(),
-                produced, json.dumps(summary.metadata, sort_keys=True))
+                produced, json.dumps(summary.metadata, sort_keys=True) if summary.metadata else "{}")
 
     def _note_record(self, run_id: str, note_id: str) -> str | None:
         """The stored JSON record of a run's note (None when not stored), the last few remembered."""
