@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import pydantic_core
+
 from clinsum.errors import FatalError, ProviderError, RateLimited
 from clinsum.offline import violation_in
 from clinsum.providers.base import Generation, Provider, Request
@@ -71,8 +73,8 @@ def _request_key(part: tuple[str, str, str], request: Request) -> str:
     endpoint, options, spec = part
     note = ""
     if request.note is not None:  # local providers answer from the note itself
-        note = ',"note":' + _dumps({"id": request.note.id,
-                                    "text": hashlib.sha256(request.note.text.encode()).hexdigest()})
+        text = hashlib.sha256(request.note.text.encode()).hexdigest()
+        note = f',"note":{{"id":{_dumps(request.note.id)},"text":"{text}"}}'  # the keys sorted, as json.dumps would
     blob = (f'{{"endpoint":{endpoint}{note},"options":{options},'
             f'"request":{_dumps(request.model_dump(mode="json", exclude={"note"}))},"spec":{spec}}}')
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -89,7 +91,11 @@ class Prepared:
 
 
 def _from_cache(response: str) -> Generation:
-    return Generation.model_validate_json(response).model_copy(update={"cached": True})
+    """A cached answer, validated as it is read, marked ``cached``."""
+    fields = pydantic_core.from_json(response)
+    if isinstance(fields, dict):
+        fields["cached"] = True
+    return Generation.model_validate(fields)
 
 
 class Dispatcher:

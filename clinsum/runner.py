@@ -202,8 +202,11 @@ class Runner:
                 yield from ((note, system, None) for note, system in chunk)
                 continue
             template = self.template
-            prepared = self.dispatcher.prepare(
-                [(system.provider, Request(prompt=template.render(note), note=note)) for note, system in chunk])
+            requests: dict[int, Request] = {}  # a note's request made once for all its systems (it is frozen)
+            for note, _ in chunk:
+                if id(note) not in requests:
+                    requests[id(note)] = Request(prompt=template.render(note), note=note)
+            prepared = self.dispatcher.prepare([(system.provider, requests[id(note)]) for note, system in chunk])
             yield from ((note, system, p) for (note, system), p in zip(chunk, prepared, strict=True))
 
     async def score_summaries(self, run_id: str, notes: Iterable[Note] | None, summaries: Iterable[Summary],
