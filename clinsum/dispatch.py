@@ -51,8 +51,12 @@ def request_keys(provider: Provider) -> Callable[[Request], str]:
     return partial(_request_key, _provider_part(provider))
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+"""What ``json.dumps(value, sort_keys=True, separators=(",", ":"))`` uses, made once instead of per call."""
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 def _provider_part(provider: Provider) -> tuple[str, str, str]:

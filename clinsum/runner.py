@@ -140,6 +140,11 @@ async def through(work: Iterable[T], handle: Callable[[T], Awaitable[None]], wid
     await _all([feed(), *(worker() for _ in range(width))])
 
 
+_Pair = tuple[Note, System, Summary | None, set[tuple[str, str, str]], Prepared | None]
+"""A (note, system) pair to work on: its good stored summary and completed evaluations, if any,
+and its request prepared when it has no good summary."""
+
+
 def _asks_a_model(evaluator: Evaluator) -> bool:
     return bool(getattr(evaluator, "providers", None))
 
@@ -178,9 +183,8 @@ class Runner:
         progress = progress or Progress()
         progress.total += total if total is not None else len(notes) * len(systems)  # type: ignore[arg-type]
 
-        async def one(item: tuple[Note, System, Prepared | None]) -> None:
-            note, system, prepared = item
-            summary, already_scored = (None, set()) if fresh else self._stored_work(run_id, note.id, system.label)
+        async def one(item: _Pair) -> None:
+            note, system, summary, already_scored, prepared = item
             if summary is None:
                 summary = await self.summarize(note, system, prepared)
                 self.store.add_summary(run_id, summary)
@@ -191,23 +195,30 @@ class Runner:
         width = self._width(systems)
         pairs = ((note, system) for note in notes for system in systems)
         with self.store.batched_writes():
-            await through(self._prepared(pairs, width), one, width)
+            await through(self._prepared(run_id, pairs, width, fresh=fresh), one, width)
 
-    def _prepared(self, pairs: Iterable[tuple[Note, System]],
-                  size: int) -> Iterator[tuple[Note, System, Prepared | None]]:
-        """Each pair with its request prepared (cache key, and the cached answer if any), ``size``
-        pairs looked up in the response cache in one query (``Dispatcher.prepare``)."""
+    def _prepared(self, run_id: str, pairs: Iterable[tuple[Note, System]], size: int, *,
+                  fresh: bool) -> Iterator[_Pair]:
+        """Each pair with its stored work (none in a ``fresh`` run) and, when it has no good summary
+        stored, its request prepared: ``size`` pairs at a time, their cached answers looked up in one
+        query (``Dispatcher.prepare``). A pair's own writes come after it is prepared, so nothing
+        queued is missed."""
+        template = self.template
         while chunk := list(itertools.islice(pairs, size)):
-            if self.template is None:  # summarize says why
-                yield from ((note, system, None) for note, system in chunk)
-                continue
-            template = self.template
-            requests: dict[int, Request] = {}  # a note's request made once for all its systems (it is frozen)
-            for note, _ in chunk:
-                if id(note) not in requests:
-                    requests[id(note)] = Request(prompt=template.render(note), note=note)
-            prepared = self.dispatcher.prepare([(system.provider, requests[id(note)]) for note, system in chunk])
-            yield from ((note, system, p) for (note, system), p in zip(chunk, prepared, strict=True))
+            stored = [(None, set()) if fresh else self._stored_work(run_id, note.id, system.label)
+                      for note, system in chunk]
+            todo = [i for i, (summary, _) in enumerate(stored) if summary is None]
+            prepared: dict[int, Prepared] = {}
+            if template is not None and todo:  # without a template, summarize says why
+                requests: dict[int, Request] = {}  # a note's request made once for all its systems (it is frozen)
+                for i in todo:
+                    note = chunk[i][0]
+                    if id(note) not in requests:
+                        requests[id(note)] = Request(prompt=template.render(note), note=note)
+                calls = [(chunk[i][1].provider, requests[id(chunk[i][0])]) for i in todo]
+                prepared = dict(zip(todo, self.dispatcher.prepare(calls), strict=True))
+            for i, ((note, system), (summary, done)) in enumerate(zip(chunk, stored, strict=True)):
+                yield note, system, summary, done, prepared.get(i)
 
     async def score_summaries(self, run_id: str, notes: Iterable[Note] | None, summaries: Iterable[Summary],
                               progress: Progress | None = None, *, total: int | None = None) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import pydantic_core
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
@@ -170,7 +171,7 @@ class TextRecords:
             "WHERE system = ? AND ok = 1 ORDER BY created_at DESC, run_id DESC, note_id DESC LIMIT ?) s "
             "LEFT JOIN notes n ON n.run_id = s.run_id AND n.id = s.note_id LEFT JOIN note_texts t ON t.hash = n.hash "
             "ORDER BY s.created_at DESC, s.run_id DESC, s.note_id DESC", (system, limit))
-        counts = (self._summary_of(r, note).usage.output_tokens for r, note in rows)
+        counts = (_output_tokens(unpack_summary(r, None if note is None else unpack(note))) for r, note in rows)
         return [c for c in counts if c is not None]
 
     def iter_summaries(self, run_id: str, *, failed_only: bool = False, by_system: bool = False) -> Iterator[Summary]:
@@ -210,3 +211,12 @@ class TextRecords:
     def count_summaries(self, run_id: str) -> int:
         self.flush()
         return int(self.db.execute("SELECT COUNT(*) FROM summaries WHERE run_id = ?", (run_id,)).fetchone()[0])
+
+
+def _output_tokens(record: str) -> int | None:
+    """``usage.output_tokens`` of a stored summary record, read without validating the whole record
+    (a thousand a summarizer for each cost estimate); anything but a count is None, as a missing one is."""
+    fields = pydantic_core.from_json(record)
+    usage = fields.get("usage") if isinstance(fields, dict) else None
+    count = usage.get("output_tokens") if isinstance(usage, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) else None

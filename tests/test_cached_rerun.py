@@ -236,3 +236,41 @@ def test_the_cache_lookup_query_fits_sqlites_oldest_parameter_limit():
     db = sqlite3.connect(":memory:")
     db.execute("CREATE TABLE t (k TEXT)")
     db.execute(f"SELECT k FROM t WHERE k IN ({', '.join('?' * CACHE_LOOKUP)})", ["x"] * CACHE_LOOKUP)
+
+
+async def test_a_resumed_run_prepares_only_the_pairs_without_a_good_summary(tmp_path):
+    from clinsum.errors import FatalError
+    from clinsum.runner import Runner
+
+    store = Store.open(tmp_path / "s.db")
+    notes = [Note(id=f"n{i}", text=f"note {i}") for i in range(6)]
+    store.create_run("r", {}, kind="run", version="0", notes=notes)
+    broken = ScriptedProvider("fake:a", default=lambda r: FatalError("down")  # type: ignore[arg-type, return-value]
+                              if r.note is not None and r.note.id in ("n1", "n4") else "ok")
+    await Runner(store, Dispatcher(store), [], load_template()).generate_and_score("r", notes, [System("a", broken)])
+    assert sorted(s.note_id for s in store.summaries("r") if not s.ok) == ["n1", "n4"]
+
+    dispatcher = Dispatcher(store)
+    asked: list[str] = []
+    prepare = dispatcher.prepare
+
+    def spy(calls):
+        asked.extend(r.note.id for _, r in calls)
+        return prepare(calls)
+
+    dispatcher.prepare = spy  # type: ignore[method-assign]
+    fixed = ScriptedProvider("fake:a")
+    await Runner(store, dispatcher, [], load_template()).generate_and_score("r", notes, [System("a", fixed)])
+    assert asked == ["n1", "n4"] and [r.note and r.note.id for r in fixed.calls] == ["n1", "n4"]
+    assert all(s.ok for s in store.summaries("r"))
+
+
+def test_output_tokens_reads_what_the_validated_records_hold(tmp_path):
+    store = Store.open(tmp_path / "s.db")
+    notes = [Note(id=f"n{i}", text=f"note {i}") for i in range(4)]
+    store.create_run("r", {}, kind="run", version="0", notes=notes)
+    for i, tokens in enumerate([7, None, 0]):
+        store.add_summary("r", Summary(note_id=f"n{i}", system="x", text="s", usage=Usage(output_tokens=tokens)))
+    store.add_summary("r", Summary(note_id="n3", system="x", error="FatalError: down", usage=Usage(output_tokens=9)))
+    validated = [s.usage.output_tokens for s in store.summaries("r") if s.ok and s.usage.output_tokens is not None]
+    assert sorted(store.output_tokens("x", 10)) == sorted(validated) == [0, 7]
