@@ -152,7 +152,8 @@ async def run(config: RunConfig, store: Store, *, notes: Iterable[Note] | None =
     On resume the notes come from the store, so the run sees exactly the notes it
     started with. A new run takes its sample of the notes (when the config asks for
     one), estimates its cost, tells ``announce`` both, and refuses to start above
-    ``max_cost_usd`` (``clinsum.costs``). In offline mode the socket guard is
+    ``max_cost_usd`` (``clinsum.costs``); with neither ``announce`` nor ``max_cost_usd``
+    the estimate would go unread and is not made. In offline mode the socket guard is
     installed before any provider is built and stays until the run ends.
     """
     labels = {"name": name, "tags": tags}
@@ -167,7 +168,12 @@ async def run(config: RunConfig, store: Store, *, notes: Iterable[Note] | None =
 
 def _plan(config: RunConfig, store: Store, announce: Announce | None, sample: Sample | None,
           notes: Iterable[Note], **work: Any) -> None:
-    """Estimate a new run's cost, announce it with the sample, and refuse it above ``max_cost_usd``."""
+    """Estimate a new run's cost, announce it with the sample, and refuse it above ``max_cost_usd``.
+
+    With no one to announce it to and no ``max_cost_usd`` to check, no estimate is made: it would
+    go unread (the Python API, the benchmarks), and it costs a cache lookup per summarizer call."""
+    if announce is None and config.max_cost_usd is None:
+        return
     from clinsum.costs import check_max_cost, estimate
 
     cost = estimate(config, notes, store=store, **work)

@@ -156,7 +156,8 @@ class ScoreRecords:
             detail = pack_detail(kept(s) if recompute else s.detail)
             key = (run_id, s.note_id, s.system, s.evaluator, s.metric, s.version)
             try:  # names the file already holds: their ids, no lookup in SQL
-                by_id.append((*(ids[n] for n in key), s.value, int(failed), int(recompute), detail))
+                by_id.append((ids[run_id], ids[s.note_id], ids[s.system], ids[s.evaluator], ids[s.metric],
+                              ids[s.version], s.value, int(failed), int(recompute), detail))
             except KeyError:
                 names.update(dict.fromkeys(n for n in key if n not in ids))
                 rows.append((*key, s.value, int(failed), int(recompute), detail))

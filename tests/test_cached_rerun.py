@@ -274,3 +274,29 @@ def test_output_tokens_reads_what_the_validated_records_hold(tmp_path):
     store.add_summary("r", Summary(note_id="n3", system="x", error="FatalError: down", usage=Usage(output_tokens=9)))
     validated = [s.usage.output_tokens for s in store.summaries("r") if s.ok and s.usage.output_tokens is not None]
     assert sorted(store.output_tokens("x", 10)) == sorted(validated) == [0, 7]
+
+
+def test_the_estimate_is_made_only_when_announced_or_capped(tmp_path, counting_provider, monkeypatch):
+    import clinsum.costs
+    from clinsum.errors import ConfigError
+
+    made: list[int] = []
+    real = clinsum.costs.estimate
+
+    def counted(*args, **kwargs):
+        made.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(clinsum.costs, "estimate", counted)
+    config = RunConfig(notes=str(_notes_file(tmp_path, 3)), metrics=[],
+                       providers=[{"spec": "rerunfake:a"}])  # type: ignore[list-item]
+    store = Store.open(tmp_path / "s.db")
+    asyncio.run(evaluation.run(config, store))  # the API: nothing reads an estimate
+    assert made == []
+    announced: list[object] = []
+    asyncio.run(evaluation.run(config, store, announce=lambda sample, cost: announced.append(cost)))
+    assert made == [1] and len(announced) == 1
+    capped = config.model_copy(update={"max_cost_usd": 1.0})
+    with pytest.raises(ConfigError, match="no price for summarizer rerunfake:a"):  # the cap is still checked
+        asyncio.run(evaluation.run(capped, store))
+    assert made == [1, 1] and len(store.runs()) == 2
