@@ -1,6 +1,7 @@
 """Runner overhead and cache speed-up, with a simulated provider of fixed latency.
 
-    .venv/bin/python benchmarks/runner_overhead.py [--notes 500] [--systems 3] [--latency 0.05] [--concurrency 32]
+    .venv/bin/python benchmarks/runner_overhead.py [--notes 500] [--systems 3] [--latency 0.05]
+                                                   [--concurrency 32] [--announce]
 
 Each simulated call sleeps L seconds (asyncio.sleep) and answers. The run goes
 through the real path: notes file → runner → dispatcher (cache, limits) →
@@ -12,6 +13,10 @@ SQLite store, with the generation scores written per summary. Reported:
 - a second, identical run whose calls are all cache hits, as a share of the
   first run's time (goal: under 5%);
 - the CPU time (``time.process_time``) of each run, steadier than wall time on a shared machine.
+
+Like the Python API, the runs announce nothing, so no cost estimate is made; ``--announce``
+makes each run announce its estimate (and ignore it) as ``clinsum run`` does, which adds a
+response-cache lookup per call before the run.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ def main() -> int:
     parser.add_argument("--systems", type=int, default=3)
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--announce", action="store_true", help="estimate each run's cost first, as the CLI does")
     args = parser.parse_args()
     SleepingProvider.latency_s = args.latency
     registry.register("sleep", lambda spec, options: SleepingProvider(spec, options))
@@ -61,7 +67,7 @@ def main() -> int:
         timings, cpu = [], []
         for _ in range(2):
             started, cpu_started = time.perf_counter(), time.process_time()
-            asyncio.run(evaluation.run(config, store))
+            asyncio.run(evaluation.run(config, store, announce=(lambda sample, cost: None) if args.announce else None))
             timings.append(time.perf_counter() - started)
             cpu.append(time.process_time() - cpu_started)
         store.close()
@@ -69,7 +75,8 @@ def main() -> int:
     first, cached = timings
     budget = args.notes * args.systems * args.latency / args.concurrency
     bound = math.ceil(args.notes / args.concurrency) * args.latency
-    print(f"N={args.notes} M={args.systems} L={args.latency * 1000:.0f}ms C={args.concurrency} (per provider)")
+    print(f"N={args.notes} M={args.systems} L={args.latency * 1000:.0f}ms C={args.concurrency} (per provider)"
+          f"{', cost estimate announced' if args.announce else ''}")
     print(f"first run        {first:7.3f} s   ratio to N*M*L/C = {budget:.3f} s: {first / budget:.3f} (goal <= 1.10)")
     print(f"                            ratio to ceil(N/C)*L = {bound:.3f} s: {first / bound:.3f}")
     print(f"all-cached rerun {cached:7.3f} s   {cached / first:.1%} of the first run (goal < 5%)")
