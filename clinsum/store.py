@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
 from collections import OrderedDict
@@ -39,6 +40,8 @@ from clinsum.store_codec import m004_compact
 from clinsum.store_runs import RunRecords, now
 from clinsum.store_scores import INSERT_NAME, ScoreRecords, _Recent, m008_score_rows
 from clinsum.store_texts import NotesNotStored, TextRecords, as_json, utc_iso, valid_unicode  # noqa: F401
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "clinsum.db"
 
@@ -370,7 +373,15 @@ class Store(RunRecords, TextRecords, ScoreRecords, AnchorRecords):
         with self._transaction():
             for sql, rows in _grouped(pending):
                 self.db.executemany(sql, rows)
-        self.learn_names(name for sql, rows, _ in pending if sql == INSERT_NAME for (name,) in rows)
+        self._learn_names_written(name for sql, rows, _ in pending if sql == INSERT_NAME for (name,) in rows)
+
+    def _learn_names_written(self, names: Iterable[str]) -> None:
+        """``learn_names`` after a commit: if reading the ids fails, later scores look their names
+        up in SQL as before (what was committed stays committed, and is not reported as failed)."""
+        try:
+            self.learn_names(names)
+        except sqlite3.Error as exc:
+            log.info("%s: name ids not remembered (%s); scores will look them up", self.path, exc)
 
     def _scheduled_flush(self) -> None:
         """The flush the event loop runs; a failure stops the batching task instead of vanishing."""
@@ -396,7 +407,7 @@ class Store(RunRecords, TextRecords, ScoreRecords, AnchorRecords):
             with self._transaction():
                 self.db.executemany(sql, rows)
             if sql == INSERT_NAME:
-                self.learn_names(name for (name,) in rows)
+                self._learn_names_written(name for (name,) in rows)
             return
         self._pending.append((sql, rows, any_order))
         if not self._flush_scheduled:
