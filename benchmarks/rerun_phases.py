@@ -6,8 +6,10 @@ Runs the simulated provider's first run, then ``--repeat`` all-cached re-runs, e
 the store as the first run left it (so every re-run finds what the benchmark's re-run finds), with
 the functions below wrapped to add up their ``time.process_time``. A phase nested in another is
 counted in both (``flush`` runs inside the event loop's turns, not inside the per-summary steps).
-Printed: each phase's median over the re-runs, in ms and per summary. Wrapping costs about 1 µs
-a call, so the phases add up to a little more than the unwrapped run.
+Printed: each phase's median over the re-runs, in ms and per summary. Wrapping costs a few µs
+a call (about 35 ms in all here), so each phase reads a little high; compare phases, and take
+the run's own CPU time from ``runner_overhead.py``. With ``PYTHONPATH`` set to a copy of an
+older checkout, the same command profiles that one (the phases it lacks are skipped).
 """
 
 from __future__ import annotations
@@ -41,10 +43,12 @@ PHASES: list[tuple[Any, str, str]] = [
     (store_runs.RunRecords, "create_run", "set-up: record the run and its 500 notes"),
     (runner.Runner, "_prepared", "per summary: stored work, prompt, cache key, batch lookup"),
     (Dispatcher, "prepare", "  of which: cache keys and the batch lookup"),
+    (Dispatcher, "generate", "per summary: Dispatcher.generate (before 2026-12-02: key and lookup per call)"),
     (runner.Runner, "summarize", "per summary: the Summary record from the cached answer"),
     (store_texts.TextRecords, "add_summary", "per summary: summary row (JSON, deflate with its note)"),
     (GenerationEvaluator, "evaluate", "per summary: the 4 generation Score records"),
     (store_scores.ScoreRecords, "add_scores", "per summary: score rows"),
+    (store_scores.ScoreRecords, "replace_scores", "per summary: score rows replacing earlier ones (a resume)"),
     (Store, "flush", "store: executemany + commit (once per event-loop turn)"),
     (store_texts.TextRecords, "iter_notes", "the run's notes read back from the store"),
 ]
@@ -112,7 +116,8 @@ def main() -> int:
             shutil.copy(Path(tmp) / "first.db", copy)
             store = Store.open(copy)
             spent: collections.Counter[str] = collections.Counter()
-            undo = [_wrap(owner, name, label, spent) for owner, name, label in PHASES]
+            undo = [_wrap(owner, name, label, spent) for owner, name, label in PHASES
+                    if hasattr(owner, name)]  # an older checkout lacks some (PYTHONPATH=its copy)
             started = time.process_time()
             asyncio.run(evaluation.run(config, store, announce=announce))
             spent["whole re-run (evaluation.run)"] = time.process_time() - started
