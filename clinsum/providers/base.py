@@ -134,7 +134,9 @@ class BaseProvider:
     endpoint: str | None = None
     """Where the calls go (host or base URL, project, region), as resolved from options and
     environment; part of the response cache key, so an answer cached from one server is
-    never served for another. None for providers that compute locally without a server."""
+    never served for another. None for providers that compute locally without a server.
+    Set it when the provider is built: a dispatcher reads it (with ``spec`` and ``options``)
+    once per provider, for every key it makes."""
 
     def __init__(self, spec: str, options: ProviderOptions | dict[str, Any] | None = None) -> None:
         self.spec = spec
