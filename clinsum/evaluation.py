@@ -315,7 +315,12 @@ async def _score(config: RunConfig, store: Store, notes: Iterable[Note] | None,
         notes, sample = sample_notes(config, notes, summaries)
         if sample is not None:
             summaries = [s for s in summaries if s.note_id in sample.note_ids]
-        if next(iter(summaries), None) is None:  # a run of nothing would read as finished, its gates passed
+        if isinstance(summaries, Iterator):  # a one-shot stream: the first summary is put back
+            first = next(summaries, None)
+            summaries = summaries if first is None else itertools.chain([first], summaries)
+        else:
+            first = next(iter(summaries), None)
+        if first is None:  # a run of nothing would read as finished, its gates passed
             raise InputError("no summaries to score: every summary was skipped as invalid, or none is of a "
                              "note taken (--limit, --sample); nothing was run")
         _plan(config, store, announce, sample, notes, summaries=summaries, evaluators=evaluators)

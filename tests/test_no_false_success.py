@@ -412,3 +412,21 @@ def test_an_interruption_names_the_command_that_completes_the_work(capsys):
     assert code == EXIT_INTERRUPTED and "--resume" not in said and "run the command again" in said
     code, said = stopped(None, StoreWriteError("c.db: cannot write to the store: disk I/O error"))
     assert code == EXIT_STORE and "--resume" not in said and "the command stopped" in said
+
+
+def test_score_through_the_api_keeps_every_summary_of_a_one_shot_stream(tmp_path):
+    """``evaluation.score`` takes any iterable of summaries: looking whether there is one must not use
+    up the first of a generator (it was lost from a run that finished with exit 0)."""
+    import asyncio
+
+    from clinsum import evaluation
+    from clinsum.config import RunConfig
+    from clinsum.records import Note, Summary
+    from clinsum.store import Store
+
+    notes = [Note(id=f"n{i}", text=f"Patient {i} has hypertension.") for i in range(3)]
+    stream = (Summary(note_id=f"n{i}", system="production", text="Hypertension.") for i in range(3))
+    store = Store.open(tmp_path / "s.db")
+    run_id = asyncio.run(evaluation.score(RunConfig(metrics=["length"]), store, notes, stream))
+    assert store.run(run_id)["status"] == "finished"
+    assert sorted(s.note_id for s in store.summaries(run_id)) == ["n0", "n1", "n2"]
