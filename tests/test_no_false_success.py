@@ -387,6 +387,9 @@ def test_a_trend_says_when_a_metric_stopped_having_values(tmp_path):
                                 "--db", "t.db", cwd=tmp_path).stdout)
     assert any(item["metric"] == "rouge1" for item in report["not_monitored"])
     assert not any(item["metric"] == "summary_words" for item in report["not_monitored"])  # no direction
+    named = clinsum("monitor", "--trend", "--reference-windows", "2", "-m", "rouge1", "--db", "t.db", cwd=tmp_path)
+    assert named.returncode == EXIT_ERROR, named.stderr  # asked for by name, it is a check that cannot be made
+    assert "rouge1: no value since 2025-03-03" in named.stderr
 
 
 def test_an_interruption_names_the_command_that_completes_the_work(capsys):

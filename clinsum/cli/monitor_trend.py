@@ -111,7 +111,6 @@ def _trend_of(observations: tuple[Observation, ...] | list[Observation], setting
         {"metric": chart["metric"], "reason": f"{chart['reference_n']} value(s) in the {settings.reference_windows} "
                                               "reference windows: no control limits (they need 2), so it cannot alert"}
         for chart in report["metrics"] if chart["direction"] != "neutral" and chart["reference_sd"] is None]
-    named = [item for item in report["not_monitored"] if item["metric"] in (settings.metrics or [])]
     for chart in report["metrics"]:  # limits, but no value lately: the EWMA holds still and cannot alert
         after = chart["windows"][settings.reference_windows:]
         silent = list(itertools.takewhile(lambda w: w["n"] == 0, reversed(after)))
@@ -119,9 +118,11 @@ def _trend_of(observations: tuple[Observation, ...] | list[Observation], setting
             report["not_monitored"].append({"metric": chart["metric"], "reason": (
                 f"no value since {silent[-1]['label']} ({len(silent)} window(s)): its EWMA holds still and "
                 "cannot alert (an evaluator dropped from the scoring?)")})
-    if named:
+    named = [item for item in report["not_monitored"] if item["metric"] in (settings.metrics or [])]
+    if named:  # either way, a metric asked for by name that cannot alert is a check that cannot be made
         raise WindowError("; ".join(f"{item['metric']}: {item['reason']}" for item in named)
-                          + " (lower --reference-windows, or wait until the metric has a reference period)")
+                          + " (a metric named with --metrics must be one the trend can alert on: lower "
+                          "--reference-windows, wait for a reference period, or score the metric again)")
     return report
 
 
