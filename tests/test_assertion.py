@@ -60,6 +60,12 @@ def test_each_status(text: str, phrase: str, expected: str) -> None:
     ("Social history significant for daily alcohol use.", "alcohol", "present"),
     ("Ex-smoker, quit in his twenties.", "smoker", "historical"),
     ("He has a history of hypertension, well controlled on lisinopril.", "lisinopril", "present"),
+    # a year of another event does not date a current finding after it
+    ("He retired in 2015 and has back pain.", "back pain", "present"),
+    ("In 2020 he started metformin.", "metformin", "present"),
+    ("Moved here in 2021 with worsening dyspnea.", "dyspnea", "present"),
+    # a termination term is a word, not a piece of one ("mistakes" is not "takes")
+    ("History of medication mistakes and falls.", "falls", "historical"),
 ])
 def test_past_and_present_in_one_sentence(text: str, phrase: str, expected: str) -> None:
     assert status(text, phrase) == expected

@@ -54,7 +54,7 @@ _STATUS = {"NEGATED": "negated", "FAMILY": "family", "HYPOTHETICAL": "hypothetic
 PRIORITY = ("negated", "family", "hypothetical", "possible", "historical", "present")
 """Resolution order when a mention is in the scope of several categories."""
 
-_ALGORITHM_VERSION = "8"
+_ALGORITHM_VERSION = "9"
 _LONG_CLAUSE_WORDS = 40
 _UNPUNCTUATED_SCOPE = {"NEGATED": 8, "HYPOTHETICAL": 15, "POSSIBLE": 12}
 """In a clause of more than ``_LONG_CLAUSE_WORDS`` words (an unpunctuated transcript), a scope without

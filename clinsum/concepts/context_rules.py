@@ -67,8 +67,9 @@ def load_rules(text: str | None = None) -> list[Rule]:
             if "(?<" in body:
                 pattern = body  # the expression draws its own boundaries
             else:
+                # grouped, so the boundaries hold for every alternative of the body ("is on|takes")
                 left = r"(?<![\w/])" if body[0].isalnum() or body.startswith("(?:") else ""
-                pattern = rf"{left}{body}(?![\w/])"
+                pattern = rf"{left}(?:{body})(?![\w/])"
         else:
             tokens = phrase_tokens(phrase)
             if " ".join(tokens) == " ".join(phrase.lower().replace("’", "'").split()):
