@@ -386,8 +386,9 @@ def _status(store: Store, run_id: str) -> Iterator[None]:
     """Mark a run running, then ``finished``, or ``interrupted`` if anything stops it (a signal,
     a store that cannot be written, a batch still pending, a bug); an interrupted run resumes.
     When the store itself cannot be written the status cannot be either: the first error is
-    the one raised, and the run, still marked ``running``, resumes all the same."""
-    store.set_status(run_id, "running")
+    the one raised, and the run, still marked ``running``, resumes all the same. A run another live
+    process is running is refused before anything is marked (``Store.claim``)."""
+    store.claim(run_id)
     try:
         yield
     except BaseException:

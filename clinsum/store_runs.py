@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from clinsum.errors import StoreError
+from clinsum.errors import ConfigError, StoreError
 from clinsum.records import Note, Summary
 from clinsum.redaction import redact
 from clinsum.store_codec import note_hash, pack_note
@@ -50,6 +50,27 @@ def _gone(owner: str | None) -> bool:
         return False
     return False
 
+
+
+def _alive_here(owner: str | None) -> bool:
+    """Whether ``owner`` is another process of this host that is still running."""
+    host, _, pid = (owner or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or owner == _this_process():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def how_to_finish(run_id: str, status: str, kind: str) -> str:
+    """What completes a run that is not finished: waiting for one still running, resuming a stopped one."""
+    if status == "running":
+        return "it is still running: wait for it to finish"
+    return f"`clinsum {kind} --resume {run_id}` finishes it"
 
 
 class RunRecords:
@@ -102,6 +123,17 @@ class RunRecords:
                                 (run_id, note.id, position, key))
             self.db.executemany(_INSERT_SUMMARY, (self._summary_row(run_id, s) for s in summaries))
         self._runs_keeping_notes.pop(run_id, None)
+
+    def claim(self, run_id: str) -> None:
+        """Mark the run running by this process, in one write transaction; refuse a run that another
+        live process of this host is running (a second process would pay for its calls again)."""
+        with self._transaction():
+            row = self.db.execute("SELECT status, owner FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is not None and row[0] == "running" and _alive_here(row[1]):
+                raise ConfigError(f"run {run_id} is still running (process {row[1]}): wait for it to finish, "
+                                  "or stop it (Ctrl-C, SIGTERM) and resume it then")
+            self.db.execute("UPDATE runs SET status = 'running', finished_at = NULL, owner = ? WHERE id = ?",
+                            (_this_process(), run_id))
 
     def set_status(self, run_id: str, status: str) -> None:
         running = status == "running"

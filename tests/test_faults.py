@@ -170,6 +170,31 @@ def test_a_signal_mid_run_cancels_flushes_marks_interrupted_and_resume_completes
     assert_whole(db)
 
 
+
+def test_a_run_still_running_is_not_resumed_by_a_second_process(tmp_path, ollama):
+    """`clinsum run --resume` of a run another live process is running would pay for its calls again and
+    race its writes: refused with exit 2 before anything is marked; `show` says to wait, not to resume."""
+    write_notes(tmp_path / "notes.jsonl", 8)
+    slow = SlowOllama(ollama, delay_s=0.4)
+    db = tmp_path / "c.db"
+    child = start("run", "--notes", "notes.jsonl", "-p", MODEL, "-o", f"host={slow.host}", "-m", "length",
+                  "--concurrency", "1", "--db", str(db), cwd=tmp_path)
+    try:
+        wait_for(lambda: len(stored_ok(db)) >= 1)
+        [(run_id, status)] = runs(db)
+        assert status == "running"
+        second = clinsum("run", "--resume", run_id, "--db", str(db), cwd=tmp_path)
+        assert second.returncode == EXIT_ERROR, second.stderr
+        assert "is still running (process" in second.stderr
+        shown = clinsum("show", run_id, "--db", str(db), cwd=tmp_path)
+        assert "it is still running: wait for it to finish" in shown.stderr and "--resume" not in shown.stderr
+        assert runs(db) == [(run_id, "running")]  # the refused resume marked nothing
+    finally:
+        _, err = child.communicate(timeout=120)
+    assert child.returncode == EXIT_OK, err
+    assert runs(db) == [(run_id, "finished")]
+    assert sorted(slow.asked) == sorted(set(slow.asked)), "a note was paid for twice"
+
 # -- a full disk and a read-only file system --------------------------------------------------------
 
 @contextlib.contextmanager

@@ -128,7 +128,7 @@ def reported_errors(resumable: str | None = None) -> Iterator[None]:
         raise typer.Exit(EXIT_ERROR) from None
     except (KeyboardInterrupt, Interrupted) as exc:
         what = str(exc) if isinstance(exc, Interrupted) else "interrupted"
-        done = "finished work is stored" if resumable else "nothing was half-written"
+        done = "finished work is stored" if resumable else "stopped before it finished"
         console.print(f"[yellow]{escape(what)}[/yellow]: {done}; {again}", highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
 

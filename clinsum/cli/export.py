@@ -59,10 +59,11 @@ def check_finished(run: dict[str, Any]) -> None:
     """MLflow gets finished runs only: it would show a stopped run's partial means as a finished run's."""
     if run["status"] != "finished":
         from clinsum.reporting.export import ExportError
+        from clinsum.store_runs import how_to_finish
 
         raise ExportError(f"run {run['id']} is {run['status']}: MLflow gets finished runs only; "
-                          f"`clinsum run --resume {run['id']}` finishes it (files: `clinsum export {run['id']} "
-                          "--out DIR`)")
+                          f"{how_to_finish(run['id'], run['status'], run['kind'])} (files: `clinsum export "
+                          f"{run['id']} --out DIR`)")
 
 
 def require_mlflow() -> None:

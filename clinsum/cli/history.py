@@ -80,10 +80,12 @@ def show(run_id: Annotated[str, typer.Argument(help="A run id from `clinsum runs
         run_id = store.resolve_run_id(run_id)  # a unique prefix is enough; an unknown id is an error
         rows = aggregate(store.scores(run_id, details=False))
         print_leaderboard(rows, sort_by, run_id, format)
-        status = store.run(run_id)["status"]
-    if status != "finished":  # on stderr: the table stays the stored one, and must not read as a finished run's
-        console.print(f"[yellow]warning:[/yellow] run {shown(run_id)} is {shown(status)}: incomplete, its numbers "
-                      f"partial (`clinsum run --resume {shown(run_id)}` finishes it)", highlight=False)
+        info = store.run(run_id)
+    from clinsum.store_runs import how_to_finish
+
+    if info["status"] != "finished":  # on stderr: the table stays the stored one, and must not read as finished
+        console.print(f"[yellow]warning:[/yellow] run {shown(run_id)} is {shown(info['status'])}: incomplete, its "
+                      f"numbers partial ({how_to_finish(run_id, info['status'], info['kind'])})", highlight=False)
 
 
 def print_leaderboard(rows: Sequence[Row], sort_by: str | None, run_id: str, format: Format) -> None:

@@ -60,12 +60,13 @@ def report(
         raise typer.Exit(EXIT_ERROR)
     from clinsum.reporting import content, markdown
     from clinsum.reporting import html as html_report
+    from clinsum.store_runs import how_to_finish
 
     with reported_errors(), open_store(db) as store:
         loaded = content.load(store, run_ids)
     for run in loaded.incomplete:  # the report says so too: a partial run must not read as a finished one
         console.print(f"[yellow]warning:[/yellow] run {shown(run.id)} is {shown(run.status)}: incomplete, its "
-                      f"numbers partial (`clinsum run --resume {shown(run.id)}` finishes it)", highlight=False)
+                      f"numbers partial ({how_to_finish(run.id, run.status, run.kind)})", highlight=False)
     with reported_errors():
         files = []  # both rendered whole before either is written
         if html is not None:

@@ -22,9 +22,11 @@ def cell(value: object) -> Markup:
 def render(content: Content, *, sort_by: str | None = None) -> str:
     board = tables.leaderboard(content.scores, content.summaries, sort_by)
     compared = tables.comparisons(content.scores, board)
+    from clinsum.store_runs import how_to_finish
+
     env = environment().overlay()
     env.filters["cell"] = cell
-    return env.get_template("report.md.j2").render(
+    return env.get_template("report.md.j2").render(how_to_finish=how_to_finish,
         runs=content.runs, board=board, comparisons=compared, certain=[c for c in compared if c.winner],
         failures=content.failures, notes=len(content.notes), summaries=len(content.summaries),
         failed=len(content.failures), failed_evaluations=content.failed_evaluations,
