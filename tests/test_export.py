@@ -246,10 +246,16 @@ def test_run_whose_mlflow_export_fails_says_the_run_is_stored(tmp_path: Path,
     assert f"run {run['id']} is stored" in result.output and f"clinsum export {run['id']} --mlflow" in result.output
 
 
+PARENT_ARTIFACTS = 3  # leaderboard.csv, scores.jsonl, report.html; each system logs the same three
+
+
+@pytest.mark.parametrize("failing_call", [PARENT_ARTIFACTS + 1, 2 * PARENT_ARTIFACTS + 1],
+                         ids=["first-system's-first-artifact", "second-system's-first-artifact"])
 def test_an_mlflow_export_that_failed_half_way_can_be_retried_as_its_error_says(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_call: int) -> None:
     """The failed export's error says to retry it; the retry used to be refused ('already in MLflow')
-    because of the runs the failed export had left, marked FAILED."""
+    because of the runs the failed export had left: marked FAILED, or, when the disk filled up at
+    the second system, the first system's run, FINISHED and tagged with the clinsum run id."""
     from mlflow import MlflowClient
 
     monkeypatch.chdir(tmp_path)
@@ -260,21 +266,39 @@ def test_an_mlflow_export_that_failed_half_way_can_be_retried_as_its_error_says(
 
     def full_disk_once(self: MlflowClient, run: str, local_path: str, artifact_path: str | None = None) -> None:
         calls.append(run)
-        if len(calls) == 4:
+        if len(calls) == failing_call:
             raise OSError(28, "No space left on device")
         real_log_artifact(self, run, local_path, artifact_path)
 
     monkeypatch.setattr(MlflowClient, "log_artifact", full_disk_once)
     failed = invoke("export", run_id, "--db", str(db), "--mlflow", uri)
     assert failed.exit_code == EXIT_STORE and f"clinsum export {run_id} --mlflow {uri}" in failed.output
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = client.get_experiment_by_name("clinsum").experiment_id
+    left = client.search_runs([experiment_id])
+    assert len(left) == failing_call // PARENT_ARTIFACTS + 1  # the parent and the systems begun
+    assert all(r.info.status == "FAILED" for r in left)  # a failed export's systems never look finished
+
     retried = invoke("export", run_id, "--db", str(db), "--mlflow", uri)
     assert retried.exit_code == 0, retried.output
-    client = MlflowClient(tracking_uri=uri)
-    runs = client.search_runs([client.get_experiment_by_name("clinsum").experiment_id])
-    finished = [r for r in runs if r.info.status == "FINISHED"]
-    assert {r.data.tags.get("clinsum.system") for r in finished} == {None, *_stored_systems(db, run_id)}
+    finished = [r for r in client.search_runs([experiment_id]) if r.info.status == "FINISHED"]
+    (parent,) = [r for r in finished if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.data.tags["clinsum.run_id"] == run_id
+    children = {r.data.tags["clinsum.system"]: r for r in finished
+                if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    assert len(finished) == 1 + len(children) and set(children) == _stored_systems(db, run_id)
+    for child in [parent, *children.values()]:
+        assert {a.path for a in client.list_artifacts(child.info.run_id)} == {
+            "leaderboard.csv", "scores.jsonl", "report.html"}
+    summaries, scores = _stored(db, run_id)
+    for system, child in children.items():
+        assert child.data.metrics["summaries"] == sum(1 for s in summaries if s.system == system)
+        local = Path(client.download_artifacts(child.info.run_id, "scores.jsonl", str(tmp_path / system)))
+        assert len(local.read_text().splitlines()) == sum(1 for s in scores if s.system == system)
+
     again = invoke("export", run_id, "--db", str(db), "--mlflow", uri)  # a finished export is never doubled
     assert again.exit_code == EXIT_ERROR and "already in MLflow" in again.output
+    assert parent.info.run_id in again.output
 
 
 def _stored_systems(db: Path, run_id: str) -> set[str]:

@@ -13,10 +13,13 @@ Each system's run is tagged ``clinsum.system`` (and ``mlflow.parentRunId``) and 
 - artifacts: ``leaderboard.csv`` (the whole run), its own ``scores.jsonl`` and,
   when given, the HTML report.
 
-A run already exported to the experiment is refused (tag ``clinsum.run_id``), so
-an export is never silently doubled. If the export fails half-way, the MLflow
-runs it made are marked FAILED, never left looking finished, and the export can
-be made again (runs marked FAILED are not an export).
+A run already exported to the experiment is refused, so an export is never silently
+doubled: an export is its parent run (tag ``clinsum.run_id``, no ``mlflow.parentRunId``),
+and only a FINISHED parent counts, which the export marks FINISHED after its last
+system. If the export fails half-way, every MLflow run it made is marked FAILED, the
+systems already logged too, so none is left looking finished beside the retry's
+complete export; they are left in MLflow (not deleted) as the record of what failed.
+The export can then be made again.
 """
 
 from __future__ import annotations
@@ -25,8 +28,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,16 +90,6 @@ def system_metrics(rows: Sequence[Row], summaries: Sequence[Summary]) -> dict[st
     return values
 
 
-@contextmanager
-def _terminated(client: Any, run_id: str) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        client.set_terminated(run_id, status="FAILED")
-        raise
-    client.set_terminated(run_id, status="FINISHED")
-
-
 def _log(client: Any, run_id: str, params: dict[str, str], metrics: dict[str, float]) -> None:
     from mlflow.entities import Metric, Param
 
@@ -131,13 +123,11 @@ def _export(client: Any, run: dict[str, Any], summaries: Sequence[Summary], scor
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
     clinsum_run = run["id"]
-    already = client.search_runs([experiment_id], max_results=1,  # a failed export's runs do not count
-                                 filter_string=f"tags.`clinsum.run_id` = '{clinsum_run}' "
-                                               "and attributes.status != 'FAILED'")
-    if already:
+    already = _exported(client, experiment_id, clinsum_run)
+    if already is not None:
         raise ExportError(
             f"clinsum run {clinsum_run} is already in MLflow experiment '{experiment}' (MLflow run "
-            f"{already[0].info.run_id}); delete it there or export to another --experiment")
+            f"{already}); delete it there or export to another --experiment")
     rows = leaderboard_rows(summaries, scores)
     config = run.get("config") or {}
     shared = {"clinsum_version": run.get("clinsum_version", __version__), "clinsum.run_id": clinsum_run,
@@ -146,36 +136,75 @@ def _export(client: Any, run: dict[str, Any], summaries: Sequence[Summary], scor
     parent = client.create_run(experiment_id, run_name=f"clinsum {clinsum_run}",
                                tags={"clinsum.run_id": clinsum_run, "clinsum.kind": run.get("kind", "")})
     ids: dict[str, Any] = {"experiment_id": experiment_id, "parent": parent.info.run_id, "systems": {}}
-    with _terminated(client, parent.info.run_id), tempfile.TemporaryDirectory() as folder:
+    try:
+        _log_runs(client, ids, run, summaries, scores, rows, shared, html_report)
+    except BaseException:
+        _mark_failed(client, [ids["parent"], *ids["systems"].values()])
+        raise
+    client.set_terminated(ids["parent"], status="FINISHED")  # last: a FINISHED parent is a whole export
+    return ids
+
+
+def _exported(client: Any, experiment_id: str, clinsum_run: str) -> str | None:
+    """The MLflow id of a finished export of ``clinsum_run`` to the experiment, if there is one.
+
+    Only a parent run counts, and only FINISHED: the system runs carry ``clinsum.run_id`` too, and
+    a failed (or killed) export leaves its parent FAILED (or RUNNING). The parent-run test is made
+    here rather than with ``IS NULL`` in the filter, which older tracking servers refuse.
+    """
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], max_results=1000, page_token=token,
+                                  filter_string=f"tags.`clinsum.run_id` = '{clinsum_run}' "
+                                                "and attributes.status = 'FINISHED'")
+        for found in page:
+            if "mlflow.parentRunId" not in found.data.tags:
+                return str(found.info.run_id)
+        token = page.token
+        if not token:
+            return None
+
+
+def _mark_failed(client: Any, run_ids: Sequence[str]) -> None:
+    for run_id in run_ids:
+        client.set_terminated(run_id, status="FAILED")
+
+
+def _log_runs(client: Any, ids: dict[str, Any], run: dict[str, Any], summaries: Sequence[Summary],
+              scores: Sequence[Score], rows: Sequence[Row], shared: dict[str, str],
+              html_report: Path | None) -> None:
+    """The parent's params, metrics and artifacts, then one nested run per system, each FINISHED when
+    logged; ``ids["systems"]`` names every system run made so far, for ``_mark_failed``."""
+    config = run.get("config") or {}
+    parent = ids["parent"]
+    with tempfile.TemporaryDirectory() as folder:
         files = Path(folder)
         leaderboard = files / "leaderboard.csv"
         write_csv(leaderboard, reports.LEADERBOARD_COLUMNS, reports.as_dicts(rows))
         write_jsonl(files / "scores.jsonl", scores)
-        _log(client, parent.info.run_id, {k: v for k, v in shared.items() if v}, {
+        _log(client, parent, {k: v for k, v in shared.items() if v}, {
             "summaries": float(len(summaries)), "failed_summaries": float(sum(1 for s in summaries if not s.ok))})
-        client.log_artifact(parent.info.run_id, str(leaderboard))
-        client.log_artifact(parent.info.run_id, str(files / "scores.jsonl"))
+        client.log_artifact(parent, str(leaderboard))
+        client.log_artifact(parent, str(files / "scores.jsonl"))
         if html_report is not None:
-            client.log_artifact(parent.info.run_id, str(html_report))
+            client.log_artifact(parent, str(html_report))
         for number, system in enumerate(dict.fromkeys([s.system for s in summaries] + [r.system for r in rows])):
             own_summaries = [s for s in summaries if s.system == system]
             own_scores = [s for s in scores if s.system == system]
-            child = client.create_run(experiment_id, run_name=system, tags={
-                "mlflow.parentRunId": parent.info.run_id, "clinsum.system": system, "clinsum.run_id": clinsum_run})
+            child = client.create_run(ids["experiment_id"], run_name=system, tags={
+                "mlflow.parentRunId": parent, "clinsum.system": system, "clinsum.run_id": run["id"]})
             ids["systems"][system] = child.info.run_id
-            with _terminated(client, child.info.run_id):
-                prompts = sorted({s.prompt_version for s in own_summaries if s.prompt_version})
-                params = {**{k: v for k, v in shared.items() if v}, "system": system,
-                          **provider_params(config, system)}
-                if prompts:
-                    params["prompt_version"] = ",".join(prompts)
-                _log(client, child.info.run_id, params,
-                     system_metrics([r for r in rows if r.system == system], own_summaries))
-                own = files / f"system-{number}"
-                own.mkdir()
-                write_jsonl(own / "scores.jsonl", own_scores)
-                client.log_artifact(child.info.run_id, str(leaderboard))
-                client.log_artifact(child.info.run_id, str(own / "scores.jsonl"))
-                if html_report is not None:
-                    client.log_artifact(child.info.run_id, str(html_report))
-    return ids
+            prompts = sorted({s.prompt_version for s in own_summaries if s.prompt_version})
+            params = {**{k: v for k, v in shared.items() if v}, "system": system, **provider_params(config, system)}
+            if prompts:
+                params["prompt_version"] = ",".join(prompts)
+            _log(client, child.info.run_id, params, system_metrics([r for r in rows if r.system == system],
+                                                                   own_summaries))
+            own = files / f"system-{number}"
+            own.mkdir()
+            write_jsonl(own / "scores.jsonl", own_scores)
+            client.log_artifact(child.info.run_id, str(leaderboard))
+            client.log_artifact(child.info.run_id, str(own / "scores.jsonl"))
+            if html_report is not None:
+                client.log_artifact(child.info.run_id, str(html_report))
+            client.set_terminated(child.info.run_id, status="FINISHED")
