@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from clinsum.cli.common import EXIT_ERROR, EXIT_FAILED
 
 REPO = Path(__file__).resolve().parents[1]
@@ -277,6 +279,109 @@ def test_sigterm_during_an_mlflow_export_exits_130_not_as_an_export_failure(tmp_
     assert child.returncode == EXIT_INTERRUPTED, stderr
     assert "interrupted by SIGTERM" in stderr and "Traceback" not in stderr
     assert "--resume" not in stderr and "run the command again" in stderr  # an export is not a run to resume
+
+
+class HangingTracking:
+    """An MLflow tracking server (REST API 2.0) that finds the experiment, searches no runs, creates
+    runs, then never answers its first write (``runs/log-batch``); what follows (``runs/update`` of
+    ``set_terminated``) hangs too, or, with ``refuse_update``, is answered 500. Every request is
+    kept as (path, JSON body)."""
+
+    def __init__(self, *, refuse_update: bool) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.hanging = threading.Event()  # set once a request is held unanswered
+        self.release = threading.Event()  # set at the end: held requests are answered and closed
+        tracking = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *_: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self.do_POST()
+
+            def do_POST(self) -> None:
+                size = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(size) or b"{}")
+                path = self.path.split("?")[0].removeprefix("/api/2.0/mlflow/")
+                tracking.requests.append((path, body))
+                if path == "experiments/get-by-name":
+                    self.reply(200, {"experiment": {"experiment_id": "1", "name": "clinsum",
+                                                    "lifecycle_stage": "active"}})
+                elif path == "runs/search":
+                    self.reply(200, {})
+                elif path == "runs/create":
+                    number = sum(1 for p, _ in tracking.requests if p == "runs/create")
+                    self.reply(200, {"run": {"info": {"run_id": f"run{number}", "experiment_id": "1",
+                                                      "status": "RUNNING", "lifecycle_stage": "active"},
+                                             "data": {}}})
+                elif tracking.hanging.is_set() and tracking.refuse_update:
+                    self.reply(500, {"error_code": "INTERNAL_ERROR", "message": "the store is down"})
+                else:  # the server hangs: the request is taken and never answered
+                    tracking.hanging.set()
+                    tracking.release.wait()
+                    self.reply(503, {"error_code": "TEMPORARILY_UNAVAILABLE", "message": "stopped"})
+
+            def reply(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                with contextlib.suppress(OSError):  # the client gave up on a held request: nothing to say
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+
+        self.refuse_update = refuse_update
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("refuse_update", [False, True], ids=["status-update-hangs", "status-update-refused"])
+def test_sigterm_after_the_mlflow_run_was_created_exits_130_promptly(tmp_path, refuse_update):
+    """After SIGTERM the export marks its MLflow run FAILED; that call went to the same hung server and
+    blocked for MLFLOW_HTTP_REQUEST_TIMEOUT x retries (here 120 s: the process outlived the test's
+    60 s), or, refused, raised an MLflow error in place of the interruption: 'export failed', exit 3."""
+    import signal
+
+    from report_fixture import fixture_store
+
+    from clinsum.cli.common import EXIT_INTERRUPTED
+
+    db, (run_id, _) = fixture_store()
+    tracking = HangingTracking(refuse_update=refuse_update)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA", "ANTHROPIC", "GOOGLE", "MLFLOW"))}
+    env.update(PYTHONPATH=str(REPO), NO_COLOR="1", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+               MLFLOW_HTTP_REQUEST_TIMEOUT="120")
+    child = subprocess.Popen([sys.executable, "-m", "clinsum", "export", run_id, "--db", str(db),
+                              "--mlflow", tracking.url], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while not tracking.hanging.wait(0.2):
+            assert child.poll() is None, f"the export ended before the server hung: {child.communicate()}"
+        child.send_signal(signal.SIGTERM)
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        tracking.close()
+    paths = [path for path, _ in tracking.requests]
+    assert "runs/create" in paths and paths.index("runs/create") < paths.index("runs/log-batch")
+    assert child.returncode == EXIT_INTERRUPTED, stderr
+    assert "interrupted by SIGTERM" in stderr and "Traceback" not in stderr
+    assert ("runs/update", {"run_id": "run1", "run_uuid": "run1", "status": "FAILED"}) in [
+        (p, {k: v for k, v in body.items() if k in ("run_id", "run_uuid", "status")})
+        for p, body in tracking.requests], "the export did not try to mark its MLflow run FAILED"
 
 
 def test_resume_refuses_a_zero_max_cost_as_it_refuses_any_other(tmp_path):

@@ -28,6 +28,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,12 @@ from clinsum.reporting.export import ExportError, ExportWriteError, MissingExtra
 
 _INVALID = re.compile(r"[^\w\-./: ]")
 DEFAULT_EXPERIMENT = "clinsum"
+INTERRUPTED_STATUS_WAIT_S = 5.0
+"""How long an interrupted export waits for MLflow to mark its runs FAILED before it stops anyway.
+
+A signal often lands while MLflow hangs; the same server would hold the status call for
+``MLFLOW_HTTP_REQUEST_TIMEOUT`` x retries (minutes) after the user asked the command to stop.
+A run left RUNNING is not taken for an export either: only a FINISHED parent is."""
 
 
 def metric_name(name: str) -> str:
@@ -52,6 +59,9 @@ def _client(tracking_uri: str) -> Any:
     # MLflow sends usage telemetry to its authors by default; clinsum sends nothing anywhere it was not
     # asked to. Set MLFLOW_DISABLE_TELEMETRY=false yourself to allow it.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # set_terminated would first fetch the run to print its URL on stdout, where clinsum's results go:
+    # one more request to a server that may be hung, and a line in the middle of `--format json`.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     try:
         from mlflow import MlflowClient
     except ImportError as exc:
@@ -115,7 +125,9 @@ def export(tracking_uri: str, run: dict[str, Any], summaries: Sequence[Summary],
     except ClinsumError:
         raise
     except Exception as exc:
-        raise ExportWriteError(f"MLflow export to {tracking_uri} failed: {type(exc).__name__}: {exc}") from exc
+        notes = "".join(f" ({note})" for note in getattr(exc, "__notes__", ()))
+        raise ExportWriteError(
+            f"MLflow export to {tracking_uri} failed: {type(exc).__name__}: {exc}{notes}") from exc
 
 
 def _export(client: Any, run: dict[str, Any], summaries: Sequence[Summary], scores: Sequence[Score], *,
@@ -138,8 +150,13 @@ def _export(client: Any, run: dict[str, Any], summaries: Sequence[Summary], scor
     ids: dict[str, Any] = {"experiment_id": experiment_id, "parent": parent.info.run_id, "systems": {}}
     try:
         _log_runs(client, ids, run, summaries, scores, rows, shared, html_report)
-    except BaseException:
-        _mark_failed(client, [ids["parent"], *ids["systems"].values()])
+    except Exception as exc:
+        problem = _mark_failed(client, [ids["parent"], *ids["systems"].values()], wait_s=None)
+        if problem is not None:
+            exc.add_note(f"its MLflow runs could not all be marked FAILED: {problem}")
+        raise
+    except BaseException:  # a signal: one short try, and the interruption goes on whatever MLflow does
+        _mark_failed(client, [ids["parent"], *ids["systems"].values()], wait_s=INTERRUPTED_STATUS_WAIT_S)
         raise
     client.set_terminated(ids["parent"], status="FINISHED")  # last: a FINISHED parent is a whole export
     return ids
@@ -165,9 +182,29 @@ def _exported(client: Any, experiment_id: str, clinsum_run: str) -> str | None:
             return None
 
 
-def _mark_failed(client: Any, run_ids: Sequence[str]) -> None:
-    for run_id in run_ids:
-        client.set_terminated(run_id, status="FAILED")
+def _mark_failed(client: Any, run_ids: Sequence[str], *, wait_s: float | None) -> str | None:
+    """Mark the runs FAILED, waiting at most ``wait_s`` seconds (None: as long as MLflow takes);
+    returns why they could not all be marked, None when they were.
+
+    The calls run in a daemon thread, so a hung server cannot hold the command past ``wait_s`` (the
+    thread is abandoned at exit), and their failure is returned, never raised: it must not take
+    the place of the error or the interruption that stopped the export.
+    """
+    problems: list[str] = []
+
+    def mark() -> None:
+        try:
+            for run_id in run_ids:
+                client.set_terminated(run_id, status="FAILED")
+        except Exception as exc:  # returned below, and named in the export's error
+            problems.append(f"{type(exc).__name__}: {exc}")
+
+    worker = threading.Thread(target=mark, name="clinsum-mlflow-failed", daemon=True)
+    worker.start()
+    worker.join(wait_s)
+    if worker.is_alive():
+        return f"MLflow did not answer within {wait_s:g} s"
+    return problems[0] if problems else None
 
 
 def _log_runs(client: Any, ids: dict[str, Any], run: dict[str, Any], summaries: Sequence[Summary],
