@@ -18,6 +18,7 @@ from clinsum.cli.common import (
     console,
     open_store,
     reported_errors,
+    run_interruptible,
     shown,
     stdout,
     write_stdout,
@@ -65,7 +66,9 @@ def compare_judge(
         judges = build_judges({"judges": judge, "provider_options": {"*": options}})
         jury = PairwiseJudge(judges, Dispatcher(store))
         jobs = _jobs(notes, by_system, chosen)
-        outcomes = asyncio.run(_compare_all(jury, store, run_id, jobs))
+        # a signal cancels the calls in flight (each comparison is stored whole or not at all);
+        # under plain asyncio.run, SIGTERM landing in a loop callback was logged there and dropped
+        outcomes = run_interruptible(_compare_all(jury, store, run_id, jobs))
         rates = win_rates(outcomes)
 
     failed = sum(r.failed for r in rates)
