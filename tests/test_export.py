@@ -173,6 +173,34 @@ def test_mlflow_export_that_fails_half_way_marks_its_runs_failed_and_exits_as_an
     assert runs and all(r.info.status == "FAILED" for r in runs)
 
 
+def test_an_mlflow_export_whose_runs_cannot_be_marked_failed_says_so_and_keeps_its_first_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The call marking the runs FAILED fails too when the server is down: its error used to take the
+    place of the one that stopped the export."""
+    from mlflow import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    db, (run_id, _) = fixture_store()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    real_set_terminated = MlflowClient.set_terminated
+
+    def full_disk(self: MlflowClient, run: str, local_path: str, artifact_path: str | None = None) -> None:
+        raise OSError(28, "No space left on device")
+
+    def locked(self: MlflowClient, run: str, status: str | None = None, end_time: int | None = None) -> None:
+        if status == "FAILED":
+            raise RuntimeError("database is locked")
+        real_set_terminated(self, run, status, end_time)
+
+    monkeypatch.setattr(MlflowClient, "log_artifact", full_disk)
+    monkeypatch.setattr(MlflowClient, "set_terminated", locked)
+    result = invoke("export", run_id, "--db", str(db), "--mlflow", uri)
+    assert result.exit_code == EXIT_STORE
+    assert "OSError: [Errno 28] No space left on device" in result.output
+    assert "could not all be marked FAILED: RuntimeError: database is locked" in result.output
+    assert f"clinsum export {run_id} --mlflow {uri}" in result.output
+
+
 def test_mlflow_export_to_a_dead_server_is_an_output_failure_naming_it(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
