@@ -329,6 +329,51 @@ def test_an_mlflow_export_that_failed_half_way_can_be_retried_as_its_error_says(
     assert parent.info.run_id in again.output
 
 
+def test_a_retry_marks_failed_the_system_runs_a_failed_export_left_finished(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that failed mid-export often fails the calls marking its runs FAILED too (or an
+    interrupted export gives up on them): the systems it had logged stayed FINISHED, beside the
+    retry's complete export, two finished runs of one system of one clinsum run."""
+    from mlflow import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    db, (run_id, _) = fixture_store()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    real_log_artifact, real_set_terminated = MlflowClient.log_artifact, MlflowClient.set_terminated
+    calls: list[str] = []
+
+    def full_disk_at_the_second_system(self: MlflowClient, run: str, local_path: str,
+                                       artifact_path: str | None = None) -> None:
+        calls.append(run)
+        if len(calls) == 2 * PARENT_ARTIFACTS + 1:
+            raise OSError(28, "No space left on device")
+        real_log_artifact(self, run, local_path, artifact_path)
+
+    def down(self: MlflowClient, run: str, status: str | None = None, end_time: int | None = None) -> None:
+        if status == "FAILED":
+            raise ConnectionError("tracking server gone")
+        real_set_terminated(self, run, status, end_time)
+
+    with monkeypatch.context() as broken:
+        broken.setattr(MlflowClient, "log_artifact", full_disk_at_the_second_system)
+        broken.setattr(MlflowClient, "set_terminated", down)
+        failed = invoke("export", run_id, "--db", str(db), "--mlflow", uri)
+    assert failed.exit_code == EXIT_STORE and "could not all be marked FAILED" in failed.output
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = client.get_experiment_by_name("clinsum").experiment_id
+    left = {r.info.run_id: r.info.status for r in client.search_runs([experiment_id])}
+    assert sorted(left.values()) == ["FINISHED", "RUNNING", "RUNNING"]  # the first system, finished
+
+    retried = invoke("export", run_id, "--db", str(db), "--mlflow", uri)
+    assert retried.exit_code == 0, retried.output
+    runs = client.search_runs([experiment_id])
+    (parent,) = [r for r in runs if r.info.run_id not in left and "mlflow.parentRunId" not in r.data.tags]
+    for r in runs:
+        ours = r.info.run_id == parent.info.run_id or r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+        assert (r.info.status == "FINISHED") == ours, (r.data.tags.get("clinsum.system"), r.info.status)
+    assert sorted(r.info.status for r in runs if r.info.run_id in left) == ["FAILED", "RUNNING", "RUNNING"]
+
+
 def _stored_systems(db: Path, run_id: str) -> set[str]:
     summaries, _ = _stored(db, run_id)
     return {s.system for s in summaries}

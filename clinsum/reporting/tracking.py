@@ -19,7 +19,8 @@ and only a FINISHED parent counts, which the export marks FINISHED after its las
 system. If the export fails half-way, every MLflow run it made is marked FAILED, the
 systems already logged too, so none is left looking finished beside the retry's
 complete export; they are left in MLflow (not deleted) as the record of what failed.
-The export can then be made again.
+The export can then be made again; a system run it could not mark FAILED (the server
+was down) is marked by the retry.
 """
 
 from __future__ import annotations
@@ -168,8 +169,13 @@ def _exported(client: Any, experiment_id: str, clinsum_run: str) -> str | None:
     Only a parent run counts, and only FINISHED: the system runs carry ``clinsum.run_id`` too, and
     a failed (or killed) export leaves its parent FAILED (or RUNNING). The parent-run test is made
     here rather than with ``IS NULL`` in the filter, which older tracking servers refuse.
+
+    With none, the system runs an earlier export left FINISHED (it could not mark them FAILED: the
+    server was down, or it was interrupted) are marked FAILED now, so the retry's are the only
+    finished ones.
     """
     token = None
+    left: list[str] = []
     while True:
         page = client.search_runs([experiment_id], max_results=1000, page_token=token,
                                   filter_string=f"tags.`clinsum.run_id` = '{clinsum_run}' "
@@ -177,9 +183,13 @@ def _exported(client: Any, experiment_id: str, clinsum_run: str) -> str | None:
         for found in page:
             if "mlflow.parentRunId" not in found.data.tags:
                 return str(found.info.run_id)
+            left.append(found.info.run_id)
         token = page.token
         if not token:
-            return None
+            break
+    for run_id in left:
+        client.set_terminated(run_id, status="FAILED")
+    return None
 
 
 def _mark_failed(client: Any, run_ids: Sequence[str], *, wait_s: float | None) -> str | None:
