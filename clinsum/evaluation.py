@@ -197,6 +197,8 @@ async def _run(config: RunConfig, store: Store, notes: Iterable[Note] | None, ru
         if notes is None:
             check_run_notes(config)
             notes = NotesFile(config)
+        elif isinstance(notes, Iterator):  # a one-shot stream: the estimate and the run each read it
+            notes = list(notes)
         notes, sample = sample_notes(config, notes)
         _plan(config, store, announce, sample, notes, systems=systems, template=runner.template,
               evaluators=evaluators)
@@ -204,10 +206,10 @@ async def _run(config: RunConfig, store: Store, notes: Iterable[Note] | None, ru
         store.create_run(run_id, config.model_dump(mode="json"), kind="run", version=__version__,
                          notes=notes, store_notes=config.store_notes,
                          **(labels or {}))
-    if progress is not None:
-        progress.run_id = run_id
-    run_notes = _notes_of(config, store, run_id)
-    with _status(store, run_id), engine:
+    with _status(store, run_id), engine:  # from here a failure marks the run interrupted, never left running
+        if progress is not None:
+            progress.run_id = run_id  # claimed: a stop from now on is this run's to resume
+        run_notes = _notes_of(config, store, run_id)
         if config.batch:
             await _answer_in_batches(config, store, run_id, list(run_notes()), systems, runner)
         await runner.generate_and_score(run_id, run_notes(), systems, progress,
@@ -312,15 +314,13 @@ async def _score(config: RunConfig, store: Store, notes: Iterable[Note] | None,
     runner = Runner(store, dispatcher, evaluators, engine=engine)
     if run_id is None:
         assert notes is not None and summaries is not None
+        # one-shot streams: the sample, the estimate and the run each read them
+        notes = list(notes) if isinstance(notes, Iterator) else notes
+        summaries = list(summaries) if isinstance(summaries, Iterator) else summaries
         notes, sample = sample_notes(config, notes, summaries)
         if sample is not None:
             summaries = [s for s in summaries if s.note_id in sample.note_ids]
-        if isinstance(summaries, Iterator):  # a one-shot stream: the first summary is put back
-            first = next(summaries, None)
-            summaries = summaries if first is None else itertools.chain([first], summaries)
-        else:
-            first = next(iter(summaries), None)
-        if first is None:  # a run of nothing would read as finished, its gates passed
+        if next(iter(summaries), None) is None:  # a run of nothing would read as finished, its gates passed
             raise InputError("no summaries to score: every summary was skipped as invalid, or none is of a "
                              "note taken (--limit, --sample); nothing was run")
         _plan(config, store, announce, sample, notes, summaries=summaries, evaluators=evaluators)
@@ -328,10 +328,10 @@ async def _score(config: RunConfig, store: Store, notes: Iterable[Note] | None,
         store.create_run(run_id, config.model_dump(mode="json"), kind="score", version=__version__,
                          notes=notes, summaries=summaries, store_notes=config.store_notes,
                          **(labels or {}))
-    if progress is not None:
-        progress.run_id = run_id
-    given = None if store.notes_stored(run_id) else _notes_of(config, store, run_id)()
-    with _status(store, run_id), engine:
+    with _status(store, run_id), engine:  # from here a failure marks the run interrupted, never left running
+        if progress is not None:
+            progress.run_id = run_id  # claimed: a stop from now on is this run's to resume
+        given = None if store.notes_stored(run_id) else _notes_of(config, store, run_id)()
         await runner.score_summaries(run_id, given, store.iter_summaries(run_id), progress,
                                      total=store.count_summaries(run_id))
     return run_id

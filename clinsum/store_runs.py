@@ -33,37 +33,46 @@ def now() -> str:
 _RUN_COLUMNS = "id, created_at, finished_at, status, kind, config, clinsum_version, owner, name, tags"
 
 
+def _started(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc), or None where unknown: with
+    its pid it names one process, so a pid the system gave again to another process is not taken
+    for the one that owned a run."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
 def _this_process() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    started = _started(os.getpid())
+    return f"{socket.gethostname()}:{os.getpid()}" + (f":{started}" if started else "")
+
+
+def _owner_alive(owner: str | None) -> bool | None:
+    """Whether the process named by ``owner`` (``host:pid`` or ``host:pid:start``) still runs; None
+    when this cannot be known here (another host, no owner)."""
+    host, pid, *start = (owner or "").split(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        pass
+    # a pid that now belongs to a process started at another time is not the owner's: the owner ended
+    return not (start and _started(int(pid)) not in (None, start[0]))
 
 
 def _gone(owner: str | None) -> bool:
     """Whether the process that marked a run running has ended (known only on its own host)."""
-    host, _, pid = (owner or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        return False
-    return False
-
+    return _owner_alive(owner) is False
 
 
 def _alive_here(owner: str | None) -> bool:
     """Whether ``owner`` is another process of this host that is still running."""
-    host, _, pid = (owner or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit() or owner == _this_process():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
+    return owner != _this_process() and _owner_alive(owner) is True
 
 
 def how_to_finish(run_id: str, status: str, kind: str) -> str:

@@ -186,6 +186,7 @@ def test_a_run_still_running_is_not_resumed_by_a_second_process(tmp_path, ollama
         second = clinsum("run", "--resume", run_id, "--db", str(db), cwd=tmp_path)
         assert second.returncode == EXIT_ERROR, second.stderr
         assert "is still running (process" in second.stderr
+        assert "stopped before the end" not in second.stderr  # it never claimed the run: no resume hint
         shown = clinsum("show", run_id, "--db", str(db), cwd=tmp_path)
         assert "it is still running: wait for it to finish" in shown.stderr and "--resume" not in shown.stderr
         assert runs(db) == [(run_id, "running")]  # the refused resume marked nothing

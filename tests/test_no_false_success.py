@@ -522,6 +522,38 @@ def test_an_interruption_names_the_command_that_completes_the_work(capsys):
     assert code == EXIT_STORE and "--resume" not in said and "the command stopped" in said
 
 
+def test_run_and_score_through_the_api_keep_one_shot_streams_whole_when_a_cost_is_estimated(tmp_path):
+    """With a cost cap the estimate reads the notes (and a judge's summaries) before the run is stored: a
+    generator was used up there, and the run finished with no note or summary in it, exit 0."""
+    import asyncio
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from judge_fakes import ScriptedJudge, verdict
+
+    from clinsum import evaluation
+    from clinsum.config import RunConfig
+    from clinsum.providers import registry
+    from clinsum.records import Note, Summary
+    from clinsum.store import Store
+
+    store = Store.open(tmp_path / "s.db")
+    notes = (Note(id=f"n{i}", text=f"Patient {i} has hypertension. Denies chest pain.") for i in range(3))
+    config = RunConfig(providers=[{"spec": "extractive:lead"}], metrics=["length"], max_cost_usd=1.0)
+    run_id = asyncio.run(evaluation.run(config, store, notes=notes))
+    assert (store.run(run_id)["status"], store.run(run_id)["notes"], store.run(run_id)["summaries"]) == \
+        ("finished", 3, 3)
+
+    registry.register("streamjudge", lambda spec, options: ScriptedJudge(spec, [verdict(4)], repeat_last=True))
+    listed = [Note(id=f"n{i}", text=f"Patient {i} has hypertension.") for i in range(3)]
+    stream = (Summary(note_id=f"n{i}", system="production", text="Hypertension.") for i in range(3))
+    config = RunConfig(metrics=["length", "judge"], judge={"judges": ["streamjudge:m"]},
+                       prices={"streamjudge:m": {"input_per_mtok": 3.0, "output_per_mtok": 15.0}}, max_cost_usd=100)
+    run_id = asyncio.run(evaluation.score(config, store, listed, stream))
+    assert store.run(run_id)["status"] == "finished"
+    assert sorted(s.note_id for s in store.summaries(run_id)) == ["n0", "n1", "n2"]
+
+
 def test_score_through_the_api_keeps_every_summary_of_a_one_shot_stream(tmp_path):
     """``evaluation.score`` takes any iterable of summaries: looking whether there is one must not use
     up the first of a generator (it was lost from a run that finished with exit 0)."""

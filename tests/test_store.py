@@ -164,3 +164,34 @@ def test_a_running_run_whose_process_is_gone_reads_as_interrupted(tmp_path):
         "mine": "running", "dead": "interrupted", "elsewhere": "running"}  # another host: cannot tell
     store.set_status("mine", "finished")
     assert store.run("mine")["status"] == "finished"
+
+
+def test_a_pid_given_again_to_another_process_is_not_the_owner_of_a_run(tmp_path):
+    """After a crash, the system may give the dead owner's pid to another process: that process is not
+    the run's owner (its start time differs), so the run reads as interrupted and may be resumed; a
+    live owner of this host is refused."""
+    import socket
+    import subprocess
+
+    from clinsum.errors import ConfigError
+
+    store = Store.open(tmp_path / "s.db")
+    for run_id in ("reused", "live"):
+        store.create_run(run_id, {}, kind="run", version="0", notes=[])
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        host = socket.gethostname()
+        store.db.execute("UPDATE runs SET owner = ? WHERE id = 'reused'", (f"{host}:{other.pid}:1",))
+        with open(f"/proc/{other.pid}/stat", encoding="ascii") as handle:
+            started = handle.read().rpartition(")")[2].split()[19]
+        store.db.execute("UPDATE runs SET owner = ? WHERE id = 'live'", (f"{host}:{other.pid}:{started}",))
+        assert store.run("reused")["status"] == "interrupted"
+        store.claim("reused")  # its owner is gone: this process takes it
+        assert store.run("reused")["status"] == "running"
+        assert store.run("live")["status"] == "running"
+        with pytest.raises(ConfigError, match="still running"):
+            store.claim("live")
+    finally:
+        other.kill()
+        other.wait()
+    store.claim("live")  # its owner has ended now
