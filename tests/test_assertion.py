@@ -64,6 +64,10 @@ def test_each_status(text: str, phrase: str, expected: str) -> None:
     ("He retired in 2015 and has back pain.", "back pain", "present"),
     ("In 2020 he started metformin.", "metformin", "present"),
     ("Moved here in 2021 with worsening dyspnea.", "dyspnea", "present"),
+    ("Started lisinopril in 2019 for hypertension.", "hypertension", "present"),
+    ("He was admitted in 2005 for pancreatitis.", "pancreatitis", "historical"),
+    ("In 2022 he had a knee replacement and has knee pain.", "knee pain", "present"),
+    ("In 2022 he had a knee replacement and has knee pain.", "knee replacement", "historical"),
     # a termination term is a word, not a piece of one ("mistakes" is not "takes")
     ("History of medication mistakes and falls.", "falls", "historical"),
 ])
