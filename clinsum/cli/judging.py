@@ -155,7 +155,8 @@ async def _compare_all(jury: PairwiseJudge, store: Store, run_id: str, jobs: lis
             progress.advance(task)
             return outcome
 
-        return list(await asyncio.gather(*(one(*job) for job in jobs)))
+        with store.batched_writes():  # the scores of one comparison are written in one transaction
+            return list(await asyncio.gather(*(one(*job) for job in jobs)))
 
 
 def _print_table(rates: list[WinRate], run_id: str, version: str) -> None:
