@@ -19,8 +19,18 @@ and only a FINISHED parent counts, which the export marks FINISHED after its las
 system. If the export fails half-way, every MLflow run it made is marked FAILED, the
 systems already logged too, so none is left looking finished beside the retry's
 complete export; they are left in MLflow (not deleted) as the record of what failed.
-The export can then be made again; a system run it could not mark FAILED (the server
-was down) is marked by the retry.
+The export can then be made again.
+
+Two exports of one clinsum run at once (two terminals, a CI retry) both pass that check.
+A RUNNING parent is not refused: a killed export (SIGKILL, a lost machine) leaves its
+parent RUNNING for ever, and it must not block every later export. Instead each export,
+its systems logged, checks that no other parent of the run is FINISHED and that its own
+runs are intact before it marks its parent FINISHED, and checks again after: if another
+parent is FINISHED, it marks its own runs FAILED and fails. At most one export wins, so
+at most one parent is FINISHED (both may lose when they finish at the same moment: each
+fails, and a retry is safe). The winner then marks FAILED the system runs other exports
+of the run left FINISHED (a failed export that could not mark them: the server was down,
+it was interrupted or killed), so its systems are the only finished ones.
 """
 
 from __future__ import annotations
@@ -151,6 +161,9 @@ def _export(client: Any, run: dict[str, Any], summaries: Sequence[Summary], scor
     ids: dict[str, Any] = {"experiment_id": experiment_id, "parent": parent.info.run_id, "systems": {}}
     try:
         _log_runs(client, ids, run, summaries, scores, rows, shared, html_report)
+        _check_alone(client, ids, clinsum_run, experiment, finished=False)
+        client.set_terminated(ids["parent"], status="FINISHED")  # last: a FINISHED parent is a whole export
+        _check_alone(client, ids, clinsum_run, experiment, finished=True)
     except Exception as exc:
         problem = _mark_failed(client, [ids["parent"], *ids["systems"].values()], wait_s=None)
         if problem is not None:
@@ -159,37 +172,72 @@ def _export(client: Any, run: dict[str, Any], summaries: Sequence[Summary], scor
     except BaseException:  # a signal: one short try, and the interruption goes on whatever MLflow does
         _mark_failed(client, [ids["parent"], *ids["systems"].values()], wait_s=INTERRUPTED_STATUS_WAIT_S)
         raise
-    client.set_terminated(ids["parent"], status="FINISHED")  # last: a FINISHED parent is a whole export
+    try:
+        _fail_leftovers(client, experiment_id, clinsum_run, ids["parent"])
+    except Exception as exc:
+        exc.add_note(f"this export is complete (MLflow run {ids['parent']} is FINISHED); system runs other "
+                     "exports of the run left FINISHED could not be marked FAILED")
+        raise
     return ids
+
+
+def _runs_of(client: Any, experiment_id: str, clinsum_run: str) -> list[Any]:
+    """Every MLflow run (parents and systems, any status) tagged with ``clinsum_run``."""
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], max_results=1000, page_token=token,
+                                  filter_string=f"tags.`clinsum.run_id` = '{clinsum_run}'")
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _is_parent(found: Any) -> bool:
+    # Tested here rather than with ``IS NULL`` in the filter, which older tracking servers refuse.
+    return "mlflow.parentRunId" not in found.data.tags
 
 
 def _exported(client: Any, experiment_id: str, clinsum_run: str) -> str | None:
     """The MLflow id of a finished export of ``clinsum_run`` to the experiment, if there is one.
 
-    Only a parent run counts, and only FINISHED: the system runs carry ``clinsum.run_id`` too, and
-    a failed (or killed) export leaves its parent FAILED (or RUNNING). The parent-run test is made
-    here rather than with ``IS NULL`` in the filter, which older tracking servers refuse.
-
-    With none, the system runs an earlier export left FINISHED (it could not mark them FAILED: the
-    server was down, or it was interrupted) are marked FAILED now, so the retry's are the only
-    finished ones.
+    Only a parent run counts, and only FINISHED: the system runs carry ``clinsum.run_id`` too, a
+    failed export leaves its parent FAILED, and a killed one leaves it RUNNING (as does an export
+    still in progress: see the module's docstring).
     """
-    token = None
-    left: list[str] = []
-    while True:
-        page = client.search_runs([experiment_id], max_results=1000, page_token=token,
-                                  filter_string=f"tags.`clinsum.run_id` = '{clinsum_run}' "
-                                                "and attributes.status = 'FINISHED'")
-        for found in page:
-            if "mlflow.parentRunId" not in found.data.tags:
-                return str(found.info.run_id)
-            left.append(found.info.run_id)
-        token = page.token
-        if not token:
-            break
-    for run_id in left:
-        client.set_terminated(run_id, status="FAILED")
+    for found in _runs_of(client, experiment_id, clinsum_run):
+        if _is_parent(found) and found.info.status == "FINISHED":
+            return str(found.info.run_id)
     return None
+
+
+def _check_alone(client: Any, ids: dict[str, Any], clinsum_run: str, experiment: str, *, finished: bool) -> None:
+    """Raise ``ExportWriteError`` if another export of ``clinsum_run`` finished (before ours, or, with
+    ``finished``, while ours was being marked FINISHED), or if our runs are no longer as we left them."""
+    parent = ids["parent"]
+    ours = {parent, *ids["systems"].values()}
+    expected = "FINISHED" if finished else "RUNNING"
+    for found in _runs_of(client, ids["experiment_id"], clinsum_run):
+        run_id = found.info.run_id
+        if run_id not in ours and _is_parent(found) and found.info.status == "FINISHED":
+            raise ExportWriteError(
+                f"another export of clinsum run {clinsum_run} to MLflow experiment '{experiment}' finished "
+                f"while this one ran (MLflow run {run_id}); this export's runs (parent {parent}) are marked FAILED")
+        if run_id in ours and found.info.status != (expected if run_id == parent else "FINISHED"):
+            raise ExportWriteError(
+                f"MLflow run {run_id} of this export of clinsum run {clinsum_run} is {found.info.status}, "
+                "changed by another export of the same run; this export's runs are marked FAILED")
+
+
+def _fail_leftovers(client: Any, experiment_id: str, clinsum_run: str, parent: str) -> None:
+    """Mark FAILED the system runs of ``clinsum_run`` other exports left FINISHED, now that ``parent``
+    is its only finished export: a failed export could not mark them (the server was down, it was
+    interrupted or killed), or a concurrent export lost; none may look finished beside ours."""
+    for found in _runs_of(client, experiment_id, clinsum_run):
+        if (not _is_parent(found) and found.info.status == "FINISHED"
+                and found.data.tags.get("mlflow.parentRunId") != parent):
+            client.set_terminated(found.info.run_id, status="FAILED")
 
 
 def _mark_failed(client: Any, run_ids: Sequence[str], *, wait_s: float | None) -> str | None:
