@@ -404,3 +404,59 @@ def test_an_interrupted_run_is_not_logged_to_mlflow_as_a_finished_one(tmp_path: 
     files = invoke("export", run_id, "--db", str(db), "--out", str(tmp_path / "files"))
     assert files.exit_code == 0, files.output  # files carry the status in run.json: still exported
     assert json.loads((tmp_path / "files" / "run.json").read_text())["status"] == "interrupted"
+
+
+@pytest.mark.parametrize("moment", ["after-its-first-system", "as-it-marks-its-parent-finished"])
+def test_two_exports_of_one_run_at_once_leave_one_whole_export_and_the_loser_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moment: str) -> None:
+    """A second export (another terminal, a CI retry) started while the first ran marked FAILED the
+    first's finished system runs, taking them for a failed export's leftovers; the first then marked
+    its parent FINISHED and reported success: two finished exports, one with a FAILED system.
+
+    Export B runs in a real process at the moment named, inside export A, on the same SQLite store:
+    after A's first system is FINISHED, or once A checked that no other export finished and just
+    before A marks its parent FINISHED (B then passes every check A made)."""
+    import os
+    import subprocess
+
+    from mlflow import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    db, (run_id, _) = fixture_store()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    real_set_terminated = MlflowClient.set_terminated
+    second: list[subprocess.CompletedProcess[str]] = []
+
+    def export_b() -> None:
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "NO_COLOR": "1", "COLUMNS": "300"}
+        second.append(subprocess.run([sys.executable, "-m", "clinsum", "export", run_id, "--db", str(db),
+                                      "--mlflow", uri], env=env, capture_output=True, text=True, timeout=300))
+
+    def b_starts_meanwhile(self: MlflowClient, run: str, status: str | None = None,
+                           end_time: int | None = None) -> None:
+        is_parent = "mlflow.parentRunId" not in self.get_run(run).data.tags
+        if not second and status == "FINISHED" and is_parent and moment == "as-it-marks-its-parent-finished":
+            export_b()
+        real_set_terminated(self, run, status, end_time)
+        if not second and status == "FINISHED" and not is_parent and moment == "after-its-first-system":
+            export_b()
+
+    monkeypatch.setattr(MlflowClient, "set_terminated", b_starts_meanwhile)
+    first = invoke("export", run_id, "--db", str(db), "--mlflow", uri)
+    (b,) = second
+    assert b.returncode == 0, b.stderr
+    assert first.exit_code == EXIT_STORE, first.output
+    assert "another export of clinsum run" in first.output and "marked FAILED" in first.output
+
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("clinsum").experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags and r.info.status == "FINISHED"]
+    assert parent.info.run_id in b.stdout + b.stderr  # B's, whose children are all there and FINISHED
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert {r.data.tags["clinsum.system"] for r in children} == _stored_systems(db, run_id)
+    assert all(r.info.status == "FINISHED" for r in children)
+    others = [r for r in runs if r.info.run_id != parent.info.run_id and r not in children]
+    assert others and all(r.info.status == "FAILED" for r in others), [
+        (r.data.tags.get("clinsum.system"), r.info.status) for r in others]  # A's: none looks finished
+    again = invoke("export", run_id, "--db", str(db), "--mlflow", uri)
+    assert again.exit_code == EXIT_ERROR and parent.info.run_id in again.output
