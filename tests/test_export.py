@@ -460,3 +460,32 @@ def test_two_exports_of_one_run_at_once_leave_one_whole_export_and_the_loser_fai
         (r.data.tags.get("clinsum.system"), r.info.status) for r in others]  # A's: none looks finished
     again = invoke("export", run_id, "--db", str(db), "--mlflow", uri)
     assert again.exit_code == EXIT_ERROR and parent.info.run_id in again.output
+
+
+def test_an_abandoned_status_thread_cannot_write_to_stderr_at_shutdown(caplog: pytest.LogCaptureFixture) -> None:
+    """After an interruption the export waits 5 s for MLflow to mark its runs FAILED, then abandons the
+    thread; MLflow or urllib3 logging from it while the interpreter shuts down can abort CPython
+    (``_enter_buffered_busy``: exit 134 instead of 130). Once abandoned, their logs go nowhere."""
+    import logging
+    import threading
+
+    release, answered = threading.Event(), threading.Event()
+
+    class HungServer:
+        def set_terminated(self, run_id: str, status: str | None = None) -> None:
+            release.wait()  # the tracking server answers only after the export gave up on it
+            logging.getLogger("urllib3.connectionpool").warning("Retrying after connection broken")
+            logging.getLogger("mlflow.utils.rest_utils").error("API request failed")
+            answered.set()
+
+    saved = {name: logging.getLogger(name).level for name in tracking.CHATTY_LOGGERS}
+    try:
+        with caplog.at_level(logging.DEBUG):
+            problem = tracking._mark_failed(HungServer(), ["run1"], wait_s=0.01)
+            assert problem is not None and "did not answer" in problem
+            release.set()
+            assert answered.wait(30)
+        assert not [r for r in caplog.records if r.name.startswith(tracking.CHATTY_LOGGERS)], caplog.records
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)

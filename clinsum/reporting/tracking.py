@@ -36,6 +36,7 @@ it was interrupted or killed), so its systems are the only finished ones.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import tempfile
@@ -59,6 +60,8 @@ INTERRUPTED_STATUS_WAIT_S = 5.0
 A signal often lands while MLflow hangs; the same server would hold the status call for
 ``MLFLOW_HTTP_REQUEST_TIMEOUT`` x retries (minutes) after the user asked the command to stop.
 A run left RUNNING is not taken for an export either: only a FINISHED parent is."""
+CHATTY_LOGGERS = ("mlflow", "urllib3")
+"""The loggers silenced once an interrupted export abandons its status thread (see ``_mark_failed``)."""
 
 
 def metric_name(name: str) -> str:
@@ -261,8 +264,21 @@ def _mark_failed(client: Any, run_ids: Sequence[str], *, wait_s: float | None) -
     worker.start()
     worker.join(wait_s)
     if worker.is_alive():
+        _silence_abandoned()
         return f"MLflow did not answer within {wait_s:g} s"
     return problems[0] if problems else None
+
+
+def _silence_abandoned() -> None:
+    """Keep the abandoned status thread off stderr for the rest of the process.
+
+    Only an interruption abandons it, and the process is ending: the thread may still be inside
+    MLflow or urllib3 at interpreter shutdown, and a log line it writes to stderr then (a retry, the
+    server's error) can abort CPython (``_enter_buffered_busy``, exit 134 in place of 130). Raising
+    the level of the top loggers drops the records of their children, whose level is unset.
+    """
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 def _log_runs(client: Any, ids: dict[str, Any], run: dict[str, Any], summaries: Sequence[Summary],
