@@ -166,7 +166,7 @@ def _export(client: Any, run: dict[str, Any], summaries: Sequence[Summary], scor
         _log_runs(client, ids, run, summaries, scores, rows, shared, html_report)
         _check_alone(client, ids, clinsum_run, experiment, finished=False)
         client.set_terminated(ids["parent"], status="FINISHED")  # last: a FINISHED parent is a whole export
-        _check_alone(client, ids, clinsum_run, experiment, finished=True)
+        runs = _check_alone(client, ids, clinsum_run, experiment, finished=True)
     except Exception as exc:
         problem = _mark_failed(client, [ids["parent"], *ids["systems"].values()], wait_s=None)
         if problem is not None:
@@ -176,7 +176,7 @@ def _export(client: Any, run: dict[str, Any], summaries: Sequence[Summary], scor
         _mark_failed(client, [ids["parent"], *ids["systems"].values()], wait_s=INTERRUPTED_STATUS_WAIT_S)
         raise
     try:
-        _fail_leftovers(client, experiment_id, clinsum_run, ids["parent"])
+        _fail_leftovers(client, runs, ids["parent"])
     except Exception as exc:
         exc.add_note(f"this export is complete (MLflow run {ids['parent']} is FINISHED); system runs other "
                      "exports of the run left FINISHED could not be marked FAILED")
@@ -215,13 +215,16 @@ def _exported(client: Any, experiment_id: str, clinsum_run: str) -> str | None:
     return None
 
 
-def _check_alone(client: Any, ids: dict[str, Any], clinsum_run: str, experiment: str, *, finished: bool) -> None:
-    """Raise ``ExportWriteError`` if another export of ``clinsum_run`` finished (before ours, or, with
-    ``finished``, while ours was being marked FINISHED), or if our runs are no longer as we left them."""
+def _check_alone(client: Any, ids: dict[str, Any], clinsum_run: str, experiment: str, *,
+                 finished: bool) -> list[Any]:
+    """The MLflow runs of ``clinsum_run``; raises ``ExportWriteError`` if another export of it finished
+    (before ours, or, with ``finished``, while ours was being marked FINISHED), or if our runs are no
+    longer as we left them."""
     parent = ids["parent"]
     ours = {parent, *ids["systems"].values()}
     expected = "FINISHED" if finished else "RUNNING"
-    for found in _runs_of(client, ids["experiment_id"], clinsum_run):
+    runs = _runs_of(client, ids["experiment_id"], clinsum_run)
+    for found in runs:
         run_id = found.info.run_id
         if run_id not in ours and _is_parent(found) and found.info.status == "FINISHED":
             raise ExportWriteError(
@@ -231,13 +234,15 @@ def _check_alone(client: Any, ids: dict[str, Any], clinsum_run: str, experiment:
             raise ExportWriteError(
                 f"MLflow run {run_id} of this export of clinsum run {clinsum_run} is {found.info.status}, "
                 "changed by another export of the same run; this export's runs are marked FAILED")
+    return runs
 
 
-def _fail_leftovers(client: Any, experiment_id: str, clinsum_run: str, parent: str) -> None:
-    """Mark FAILED the system runs of ``clinsum_run`` other exports left FINISHED, now that ``parent``
+def _fail_leftovers(client: Any, runs: Sequence[Any], parent: str) -> None:
+    """Mark FAILED the system runs (of one clinsum run) other exports left FINISHED, now that ``parent``
     is its only finished export: a failed export could not mark them (the server was down, it was
-    interrupted or killed), or a concurrent export lost; none may look finished beside ours."""
-    for found in _runs_of(client, experiment_id, clinsum_run):
+    interrupted or killed), or a concurrent export lost; none may look finished beside ours. A
+    concurrent export's runs made after ``runs`` were read are its own to mark: it finds ours and fails."""
+    for found in runs:
         if (not _is_parent(found) and found.info.status == "FINISHED"
                 and found.data.tags.get("mlflow.parentRunId") != parent):
             client.set_terminated(found.info.run_id, status="FAILED")
