@@ -43,6 +43,26 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
+
+def export_stopped_by_sigterm(run_id: str, db: Path, uri: str, reached: Any, env: dict[str, str],
+                              cwd: Path) -> tuple[int, str]:
+    """``clinsum export RUN --mlflow URI`` in a child process, sent SIGTERM once ``reached`` (an event the
+    fake server sets) is set; its exit code and standard error."""
+    import signal
+
+    child = subprocess.Popen([sys.executable, "-m", "clinsum", "export", run_id, "--db", str(db), "--mlflow", uri],
+                             cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while not reached.wait(0.2):
+            assert child.poll() is None, f"the export ended before the server was reached: {child.communicate()}"
+        child.send_signal(signal.SIGTERM)
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return child.returncode, stderr
+
 def notes_file(tmp_path: Path) -> Path:
     return write_jsonl(tmp_path / "notes.jsonl", [
         {"id": f"n{i}", "text": f"Patient {i} has hypertension. Denies chest pain.",
@@ -237,7 +257,6 @@ def test_sigterm_during_an_mlflow_export_exits_130_not_as_an_export_failure(tmp_
     """SIGTERM outside the event loop raises ``Interrupted`` where the command is; MLflow's
     ``except Exception`` (and clinsum's around it) turned it into 'MLflow export failed', exit 3,
     instead of the interruption it is (exit 130)."""
-    import signal
     import socket
     import threading
 
@@ -263,20 +282,13 @@ def test_sigterm_during_an_mlflow_export_exits_130_not_as_an_export_failure(tmp_
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA", "ANTHROPIC", "GOOGLE"))}
         env.update(PYTHONPATH=str(REPO), NO_COLOR="1", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
                    MLFLOW_HTTP_REQUEST_TIMEOUT="120")
-        child = subprocess.Popen([sys.executable, "-m", "clinsum", "export", run_id, "--db", str(db),
-                                  "--mlflow", f"http://127.0.0.1:{port}"], cwd=tmp_path, env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            while not asked.wait(0.2):
-                assert child.poll() is None, f"the export ended before reaching the server: {child.communicate()}"
-            child.send_signal(signal.SIGTERM)
-            _, stderr = child.communicate(timeout=60)
+            returncode, stderr = export_stopped_by_sigterm(run_id, db, f"http://127.0.0.1:{port}", asked, env,
+                                                           tmp_path)
         finally:
-            if child.poll() is None:
-                child.kill()
             for connection in held:
                 connection.close()
-    assert child.returncode == EXIT_INTERRUPTED, stderr
+    assert returncode == EXIT_INTERRUPTED, stderr
     assert "interrupted by SIGTERM" in stderr and "Traceback" not in stderr
     assert "--resume" not in stderr and "run the command again" in stderr  # an export is not a run to resume
 
@@ -351,7 +363,6 @@ def test_sigterm_after_the_mlflow_run_was_created_exits_130_promptly(tmp_path, r
     """After SIGTERM the export marks its MLflow run FAILED; that call went to the same hung server and
     blocked for MLFLOW_HTTP_REQUEST_TIMEOUT x retries (here 120 s: the process outlived the test's
     60 s), or, refused, raised an MLflow error in place of the interruption: 'export failed', exit 3."""
-    import signal
 
     from report_fixture import fixture_store
 
@@ -362,22 +373,13 @@ def test_sigterm_after_the_mlflow_run_was_created_exits_130_promptly(tmp_path, r
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA", "ANTHROPIC", "GOOGLE", "MLFLOW"))}
     env.update(PYTHONPATH=str(REPO), NO_COLOR="1", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
                MLFLOW_HTTP_REQUEST_TIMEOUT="120")
-    child = subprocess.Popen([sys.executable, "-m", "clinsum", "export", run_id, "--db", str(db),
-                              "--mlflow", tracking.url], cwd=tmp_path, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        while not tracking.hanging.wait(0.2):
-            assert child.poll() is None, f"the export ended before the server hung: {child.communicate()}"
-        child.send_signal(signal.SIGTERM)
-        _, stderr = child.communicate(timeout=60)
+        returncode, stderr = export_stopped_by_sigterm(run_id, db, tracking.url, tracking.hanging, env, tmp_path)
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
         tracking.close()
     paths = [path for path, _ in tracking.requests]
     assert "runs/create" in paths and paths.index("runs/create") < paths.index("runs/log-batch")
-    assert child.returncode == EXIT_INTERRUPTED, stderr
+    assert returncode == EXIT_INTERRUPTED, stderr
     assert "interrupted by SIGTERM" in stderr and "Traceback" not in stderr
     assert ("runs/update", {"run_id": "run1", "run_uuid": "run1", "status": "FAILED"}) in [
         (p, {k: v for k, v in body.items() if k in ("run_id", "run_uuid", "status")})
