@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
 
 import pytest
+from store_schemas import store_at_schema
 
 from clinsum.errors import InputError
 from clinsum.inputs import load_summaries
 from clinsum.monitoring.windows import load_window, parse_selector
 from clinsum.records import Note, Summary
-from clinsum.store import MIGRATIONS, Store
+from clinsum.store import Store
 
 
 def test_a_store_written_before_names_and_tags_migrates_and_keeps_its_runs(tmp_path):
     path = tmp_path / "old.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    for number, migration in enumerate(MIGRATIONS[:2], start=1):
-        migration(db)
-        db.execute(f"PRAGMA user_version = {number}")
+    db = store_at_schema(path, 2)
     db.execute("INSERT INTO runs (id, created_at, status, kind, config, clinsum_version) "
                "VALUES ('r0', '2025-01-01T00:00:00+00:00', 'finished', 'score', '{}', '0')")
     db.close()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
+from store_schemas import store_at_schema
 
 from clinsum.records import Note, Score, Summary
 from clinsum.store import MIGRATIONS, NotesNotStored, Store
@@ -18,12 +18,7 @@ def note(i: int) -> Note:
 
 def old_store(path: str) -> None:
     """A store as schema 4 wrote it: notes per run as JSON, scores with a JSON record."""
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("BEGIN")
-    for number, migration in enumerate(MIGRATIONS[:4], start=1):
-        migration(db)
-        db.execute(f"PRAGMA user_version = {number}")
-    db.execute("COMMIT")
+    db = store_at_schema(path, 4)
     for run_id in ("r1", "r2"):  # two runs of the same notes: stored twice before, once after
         db.execute("INSERT INTO runs (id, created_at, status, kind, config, clinsum_version) "
                    "VALUES (?, '2026-01-01', 'finished', 'score', '{}', '0')", (run_id,))

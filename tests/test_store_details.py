@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from store_schemas import store_at_schema
 
 from clinsum.evaluators.coverage import CoverageEvaluator
 from clinsum.evaluators.facts import FactsEvaluator
@@ -113,12 +113,7 @@ def test_failures_and_judge_details_are_always_stored(tmp_path):
 
 def test_a_schema_7_store_migrates_with_its_scores_and_details(tmp_path):
     path = tmp_path / "old.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("BEGIN")
-    for number, migration in enumerate(MIGRATIONS[:7], start=1):
-        migration(db)
-        db.execute(f"PRAGMA user_version = {number}")
-    db.execute("COMMIT")
+    db = store_at_schema(path, 7)
     db.execute("INSERT INTO runs (id, created_at, status, kind, config, clinsum_version) "
                "VALUES ('r', '2026-01-01', 'finished', 'score', '{}', '0')")
     scores = [Score(note_id=f"n{i}", system="x", metric=metric, value=0.25 * i, evaluator="coverage", version="3",
